@@ -1,0 +1,102 @@
+"""Adapters: a network predicting epsilon, v, x0, a score or EDM's F becomes a Denoiser.
+
+Every adapter has the shape of EDM's preconditioners (Karras et al. 2022, Eq. 7):
+``D(x, sigma) = c_skip * x + c_out * net(c_in * x, c_noise)``. The noise schedule supplies ``c_in``
+and ``c_noise`` (how the network was conditioned); the parameterization supplies ``c_skip`` and
+``c_out`` (what the network predicts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import UnknownNameError
+from .noise_schedules import NoiseSchedule
+
+Network = Callable[..., Tensor]
+"""``net(x_in, c_noise, **cond) -> prediction``, with ``c_noise`` of shape ``(batch,)``."""
+
+Coefficients = Callable[[Tensor, Tensor, NoiseSchedule], tuple[Tensor, Tensor]]
+
+
+def epsilon_coefficients(sigma: Tensor, c_in: Tensor, schedule: NoiseSchedule) -> tuple[Tensor, Tensor]:
+    """D = x - sigma * eps (Ho et al. 2020; k-diffusion's DiscreteEpsDDPMDenoiser)."""
+    return torch.ones_like(sigma), -sigma
+
+
+def v_coefficients(sigma: Tensor, c_in: Tensor, schedule: NoiseSchedule) -> tuple[Tensor, Tensor]:
+    """v = alpha * eps - sigma_vp * x0 (Salimans & Ho 2022): c_skip = sd^2/(s^2+sd^2), c_out = -s*sd/sqrt(s^2+sd^2)."""
+    sd = schedule.sigma_data
+    return sd**2 / (sigma**2 + sd**2), -sigma * sd / (sigma**2 + sd**2).sqrt()
+
+
+def x0_coefficients(sigma: Tensor, c_in: Tensor, schedule: NoiseSchedule) -> tuple[Tensor, Tensor]:
+    """The network predicts the clean sample (diffusers' ``prediction_type="sample"``)."""
+    return torch.zeros_like(sigma), torch.ones_like(sigma)
+
+
+def score_coefficients(sigma: Tensor, c_in: Tensor, schedule: NoiseSchedule) -> tuple[Tensor, Tensor]:
+    """Tweedie: D = x + sigma^2 * grad log p(x; sigma); a score of the scaled input c_in*x carries c_in."""
+    return torch.ones_like(sigma), sigma**2 * c_in
+
+
+def edm_coefficients(sigma: Tensor, c_in: Tensor, schedule: NoiseSchedule) -> tuple[Tensor, Tensor]:
+    """EDM's raw network F (Karras et al. 2022, Eq. 7 and Table 1); note F = -v for the same sigma_data."""
+    sd = schedule.sigma_data
+    return sd**2 / (sigma**2 + sd**2), sigma * sd / (sigma**2 + sd**2).sqrt()
+
+
+PARAMETERIZATIONS: dict[str, Coefficients] = {
+    "epsilon": epsilon_coefficients,
+    "v": v_coefficients,
+    "x0": x0_coefficients,
+    "score": score_coefficients,
+    "edm": edm_coefficients,
+}
+PARAMETERIZATION_ALIASES = {"eps": "epsilon", "v_prediction": "v", "sample": "x0", "F": "edm"}
+
+
+def parameterization(name: str) -> str:
+    """Canonical parameterization name; accepts diffusers' ``prediction_type`` values."""
+    canonical = PARAMETERIZATION_ALIASES.get(name, name)
+    if canonical not in PARAMETERIZATIONS:
+        raise UnknownNameError("parameterization", name, [*PARAMETERIZATIONS, *PARAMETERIZATION_ALIASES])
+    return canonical
+
+
+class NetworkDenoiser(nn.Module):
+    """A network wrapped into the Denoiser frame: ``c_skip * x + c_out * net(c_in * x, c_noise, **cond)``."""
+
+    def __init__(self, net: Network, prediction: str, schedule: NoiseSchedule) -> None:
+        super().__init__()
+        self.net = net
+        self.prediction = parameterization(prediction)
+        self.schedule = schedule
+        self._coefficients = PARAMETERIZATIONS[self.prediction]
+
+    @property
+    def sigma_min(self) -> float:
+        return self.schedule.sigma_min
+
+    @property
+    def sigma_max(self) -> float:
+        return self.schedule.sigma_max
+
+    @property
+    def sigma_data(self) -> float:
+        return self.schedule.sigma_data
+
+    @property
+    def sigma_table(self) -> Tensor | None:
+        return self.schedule.sigma_table
+
+    def forward(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        s = sigma.reshape(-1, *([1] * (x.ndim - 1)))
+        c_in = self.schedule.c_in(s)
+        c_skip, c_out = self._coefficients(s, c_in, self.schedule)
+        F = self.net(c_in * x, self.schedule.c_noise(sigma), **cond)
+        return c_skip * x + c_out * F

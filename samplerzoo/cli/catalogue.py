@@ -1,0 +1,77 @@
+"""``zoo list``, ``zoo schedules``, ``zoo plugins``, ``zoo info``: what the registry holds."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..plugins import get_sampler, get_samplers, get_schedules, registry
+
+stdout = Console()
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def list_samplers(as_json: JsonOption = False) -> None:
+    """List the registered samplers: order, evaluations per step, stochasticity, providing plugin."""
+    specs = sorted(get_samplers().values(), key=lambda s: s.name)
+    if as_json:
+        rows = [{"name": s.name, "aliases": list(s.aliases), "order": s.order, "nfe": s.cost,
+                 "evals_per_step": s.evals_per_step, "stochastic": s.stochastic, "plugin": s.plugin}
+                for s in specs]
+        stdout.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"{len(specs)} samplers")
+    for column in ("name", "aliases", "order", "NFE per step", "NFE of N steps", "kind", "plugin"):
+        table.add_column(column)
+    for s in specs:
+        table.add_row(s.name, ", ".join(s.aliases), str(s.order), str(s.evals_per_step), s.cost.replace("steps", "N"),
+                      "stochastic" if s.stochastic else "deterministic", s.plugin)
+    stdout.print(table)
+
+
+def list_schedules(as_json: JsonOption = False) -> None:
+    """List the registered sampling schedules."""
+    specs = sorted(get_schedules().values(), key=lambda s: s.name)
+    if as_json:
+        rows = [{"name": s.name, "aliases": list(s.aliases), "description": s.description,
+                 "needs_table": s.needs_table, "plugin": s.plugin} for s in specs]
+        stdout.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"{len(specs)} schedules")
+    for column in ("name", "aliases", "description", "needs trained table", "plugin"):
+        table.add_column(column)
+    for s in specs:
+        table.add_row(s.name, ", ".join(s.aliases), s.description, "yes" if s.needs_table else "", s.plugin)
+    stdout.print(table)
+
+
+def list_plugins() -> None:
+    """List the loaded plugins, what each registered, and any errors."""
+    table = Table(title="plugins")
+    for column in ("plugin", "distribution", "samplers", "schedules", "errors"):
+        table.add_column(column)
+    for info in registry().plugins.values():
+        dist = f"{info.distribution} {info.version}".strip()
+        table.add_row(info.name, dist, ", ".join(info.samplers), ", ".join(info.schedules),
+                      "\n".join(info.errors) or "-")
+    stdout.print(table)
+
+
+def info(name: Annotated[str, typer.Argument(help="Sampler name or alias.")]) -> None:
+    """Describe one sampler."""
+    s = get_sampler(name)
+    stdout.print(f"[bold]{s.name}[/bold] ({', '.join(s.aliases) or 'no aliases'})", highlight=False)
+    stdout.print(f"order {s.order}, {'stochastic' if s.stochastic else 'deterministic'}, "
+                 f"NFE of N steps to sigma=0: {s.cost.replace('steps', 'N')}", highlight=False)
+    stdout.print(f"paper: {s.paper}\nreference: {s.reference}\nplugin: {s.plugin}", highlight=False)
+
+
+def add_commands(app: typer.Typer) -> None:
+    app.command("list")(list_samplers)
+    app.command("schedules")(list_schedules)
+    app.command("plugins")(list_plugins)
+    app.command("info")(info)

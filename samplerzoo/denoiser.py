@@ -1,0 +1,40 @@
+"""The one frame every sampler works in: x = x0 + sigma * n and D(x, sigma) -> x0_hat (Karras et al. 2022)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from torch import Tensor
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    """``D(x, sigma, **cond) -> x0_hat``, with ``sigma`` a tensor of shape ``(batch,)``.
+
+    ``sigma_table`` holds the ascending sigmas a discrete-time model was trained on (``None`` for
+    continuous models); schedules such as DDIM's ``leading`` spacing are built from it.
+    """
+
+    sigma_min: float
+    sigma_max: float
+    sigma_data: float
+    sigma_table: Tensor | None
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor: ...
+
+
+class CountingDenoiser:
+    """Counts network evaluations (NFE): every call of the wrapped denoiser is one evaluation."""
+
+    def __init__(self, denoiser: Denoiser) -> None:
+        self.inner = denoiser
+        self.calls = 0
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        self.calls += 1
+        return self.inner(x, sigma, **cond)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not yet set (copy, unpickling): avoid recursing
+            raise AttributeError(name)
+        return getattr(self.inner, name)

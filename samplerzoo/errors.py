@@ -1,0 +1,29 @@
+"""User-facing errors: each one is a single line that names what was wrong and what is accepted."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SamplerzooError(Exception):
+    """Base class for errors the CLI reports as one line (never a traceback)."""
+
+
+class UnknownNameError(SamplerzooError, LookupError):
+    """A sampler, schedule or option value that is not registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        known = sorted(set(known))
+        close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        super().__init__(f"unknown {kind} {name!r}; {hint}known: {', '.join(known)}")
+        self.kind, self.name, self.close_matches = kind, name, close
+
+
+class UnreachableNFEError(SamplerzooError, ValueError):
+    """The requested number of network evaluations cannot be spent exactly by this sampler."""
+
+
+class RegistrationError(SamplerzooError, ValueError):
+    """A plugin registered a malformed or clashing sampler or schedule."""

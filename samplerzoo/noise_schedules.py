@@ -1,0 +1,197 @@
+"""Training noise schedules, seen from the sigma frame.
+
+Each schedule says how a network was conditioned: ``c_in(sigma)`` scales the network input and
+``c_noise(sigma)`` is the time input it was trained with (Karras et al. 2022, Table 1). VP schedules
+relate the two frames by ``alpha_bar = 1 / (1 + sigma^2)`` and scale inputs by ``1 / sqrt(1 + sigma^2)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+from torch import Tensor
+
+from .errors import UnknownNameError
+
+SigmaToT = Literal["log", "linear", "nearest"]
+SIGMA_TO_T_MODES: tuple[str, ...] = ("log", "linear", "nearest")
+
+
+class NoiseSchedule(Protocol):
+    sigma_min: float
+    sigma_max: float
+    sigma_data: float
+
+    def c_in(self, sigma: Tensor) -> Tensor: ...
+
+    def c_noise(self, sigma: Tensor) -> Tensor: ...
+
+    @property
+    def sigma_table(self) -> Tensor | None: ...
+
+
+def sigma_from_alpha_bar(alpha_bar: Tensor) -> Tensor:
+    """sigma = sqrt((1 - alpha_bar) / alpha_bar)."""
+    return ((1 - alpha_bar) / alpha_bar).sqrt()
+
+
+def vp_input_scale(sigma: Tensor) -> Tensor:
+    """s = sqrt(alpha_bar) = 1 / sqrt(1 + sigma^2): the VP model sees s * x."""
+    return (sigma**2 + 1).rsqrt()
+
+
+def interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
+    """Piecewise-linear interpolation of ``fp`` over increasing ``xp``, clamped at the ends (numpy.interp)."""
+    i = torch.searchsorted(xp, x).clamp(1, len(xp) - 1)
+    x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
+    w = ((x - x0) / (x1 - x0)).clamp(0, 1)
+    return f0 + w * (f1 - f0)
+
+
+class DiscreteVP:
+    """A discrete-time VP model trained on ``alphas_cumprod`` (DDPM, iDDPM, LDM).
+
+    ``sigma_to_t`` chooses how a sigma between trained levels becomes a timestep: ``log`` interpolates
+    linearly in log sigma (k-diffusion, diffusers' ``_sigma_to_t``), ``linear`` interpolates linearly in
+    sigma (diffusers' Euler-family ``interpolation_type="linear"``), ``nearest`` rounds to the closest
+    trained level (ComfyUI, iDDPM).
+    """
+
+    sigma_data = 1.0
+
+    def __init__(self, alphas_cumprod: Tensor, sigma_to_t: SigmaToT = "log") -> None:
+        if sigma_to_t not in SIGMA_TO_T_MODES:
+            raise UnknownNameError("sigma_to_t mode", sigma_to_t, SIGMA_TO_T_MODES)
+        self.alphas_cumprod = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
+        self.sigma_to_t = sigma_to_t
+        self._table = sigma_from_alpha_bar(self.alphas_cumprod)
+        self.sigma_min = float(self._table[0])
+        self.sigma_max = float(self._table[-1])
+
+    @classmethod
+    def linear_betas(cls, beta_start: float = 1e-4, beta_end: float = 0.02, steps: int = 1000,
+                     sigma_to_t: SigmaToT = "log") -> DiscreteVP:
+        """DDPM's linear beta schedule (Ho et al. 2020, Sec. 4)."""
+        betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
+        return cls(torch.cumprod(1 - betas, 0), sigma_to_t)
+
+    @property
+    def sigma_table(self) -> Tensor:
+        return self._table
+
+    def c_in(self, sigma: Tensor) -> Tensor:
+        return vp_input_scale(sigma)
+
+    def c_noise(self, sigma: Tensor) -> Tensor:
+        """The (possibly fractional) training timestep for ``sigma``."""
+        return self.t(sigma)
+
+    def t(self, sigma: Tensor) -> Tensor:
+        table = self._table.to(sigma.device, torch.float64)
+        steps = torch.arange(len(table), device=sigma.device, dtype=torch.float64)
+        s = sigma.to(torch.float64)
+        if self.sigma_to_t == "nearest":
+            t = (s.log()[..., None] - table.log()).abs().argmin(-1).to(torch.float64)
+        elif self.sigma_to_t == "log":
+            t = interp(s.log(), table.log(), steps)
+        else:
+            t = interp(s, table, steps)
+        return t.to(sigma.dtype)
+
+    def sigma(self, t: Tensor) -> Tensor:
+        """Inverse of :meth:`t` for the chosen interpolation."""
+        table = self._table.to(t.device, torch.float64)
+        steps = torch.arange(len(table), device=t.device, dtype=torch.float64)
+        u = t.to(torch.float64)
+        if self.sigma_to_t == "nearest":
+            s = table[u.round().long().clamp(0, len(table) - 1)]
+        elif self.sigma_to_t == "log":
+            s = interp(u, steps, table.log()).exp()
+        else:
+            s = interp(u, steps, table)
+        return s.to(t.dtype)
+
+
+@dataclass(frozen=True)
+class ContinuousVP:
+    """Continuous VP SDE, beta(t) = beta_min + beta_d * t (Song et al. 2021; Karras et al. 2022, Table 1).
+
+    The network's time input is ``(M - 1) * t`` (EDM's VPPrecond, score_sde's DDPM++ cont.).
+    """
+
+    beta_min: float = 0.1
+    beta_d: float = 19.9
+    eps_t: float = 1e-5
+    M: int = 1000
+    sigma_data: float = 1.0
+
+    def sigma(self, t: Tensor | float) -> Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64)
+        return (torch.exp(0.5 * self.beta_d * t**2 + self.beta_min * t) - 1).sqrt()
+
+    def t(self, sigma: Tensor) -> Tensor:
+        """Solve beta_d/2 t^2 + beta_min t = log(1 + sigma^2) for t >= 0."""
+        b = self.beta_min
+        return ((b**2 + 2 * self.beta_d * torch.log1p(sigma**2)).sqrt() - b) / self.beta_d
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigma(self.eps_t))
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.sigma(1.0))
+
+    @property
+    def sigma_table(self) -> None:
+        return None
+
+    def c_in(self, sigma: Tensor) -> Tensor:
+        return vp_input_scale(sigma)
+
+    def c_noise(self, sigma: Tensor) -> Tensor:
+        return (self.M - 1) * self.t(sigma)
+
+
+@dataclass(frozen=True)
+class VE:
+    """Variance-exploding SDE, sigma(t) = sqrt(t) (Song et al. 2021; Karras et al. 2022, Table 1).
+
+    The model sees x unscaled and the time input ``ln(sigma / 2)``.
+    """
+
+    sigma_min: float = 0.02
+    sigma_max: float = 100.0
+    sigma_data: float = 1.0
+
+    @property
+    def sigma_table(self) -> None:
+        return None
+
+    def c_in(self, sigma: Tensor) -> Tensor:
+        return torch.ones_like(sigma)
+
+    def c_noise(self, sigma: Tensor) -> Tensor:
+        return (0.5 * sigma).log()
+
+
+@dataclass(frozen=True)
+class EDM:
+    """EDM preconditioning's noise conditioning (Karras et al. 2022, Table 1, Eq. 7)."""
+
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    sigma_data: float = 0.5
+
+    @property
+    def sigma_table(self) -> None:
+        return None
+
+    def c_in(self, sigma: Tensor) -> Tensor:
+        return (sigma**2 + self.sigma_data**2).rsqrt()
+
+    def c_noise(self, sigma: Tensor) -> Tensor:
+        return sigma.log() / 4
+

@@ -1,0 +1,125 @@
+"""The plugin manager: built-in and third-party plugins load through the entry-point group ``samplerzoo``.
+
+Entry points are loaded lazily, once. A plugin that fails to import, raises in a hook or registers a
+bad or clashing name is skipped and reported (:func:`plugin_errors`); everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cache
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import RegistrationError, SamplerzooError
+from .registry import Catalogue, SamplerSpec, ScheduleSpec
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT
+ONLY_PLUGINS_ENV = "SAMPLERZOO_PLUGINS"
+"""Comma-separated entry-point names: when set, only these plugins load (``builtin`` is always loaded)."""
+
+
+@dataclass
+class PluginInfo:
+    """One loaded (or failed) plugin: its entry-point name, distribution, and what went wrong."""
+
+    name: str
+    distribution: str = ""
+    version: str = ""
+    samplers: list[str] = field(default_factory=list)
+    schedules: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Registry:
+    plugin_manager: pluggy.PluginManager
+    samplers: Catalogue[SamplerSpec]
+    schedules: Catalogue[ScheduleSpec]
+    plugins: dict[str, PluginInfo]
+
+
+def _wanted(name: str) -> bool:
+    only = os.environ.get(ONLY_PLUGINS_ENV)
+    return name == "builtin" or only is None or name in {p.strip() for p in only.split(",")}
+
+
+def new_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
+    """A PluginManager with every ``samplerzoo`` entry point that imports; failures are recorded, not raised."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    infos: dict[str, PluginInfo] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if not _wanted(ep.name) or ep.name in infos:
+            continue
+        dist = ep.dist
+        info = infos[ep.name] = PluginInfo(ep.name, dist.name if dist else "", dist.version if dist else "")
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:  # a broken plugin must not break the registry
+            info.errors.append(f"failed to load {ep.value!r}: {type(exc).__name__}: {exc}")
+    return pm, infos
+
+
+def _collect(pm: pluggy.PluginManager, hook_name: str, catalogue: Catalogue[Any],
+             infos: dict[str, PluginInfo], listing: Callable[[PluginInfo], list[str]]) -> None:
+    """Call one registration hook plugin by plugin, so each spec is attributed and each failure isolated."""
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        info = infos.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
+
+        def register(spec: Any, _info: PluginInfo = info) -> None:
+            if not isinstance(spec, SamplerSpec | ScheduleSpec):
+                raise SamplerzooError(f"register() takes a SamplerSpec or ScheduleSpec, got {type(spec).__name__}")
+            try:  # one bad spec is skipped; the plugin's other specs still register
+                catalogue.add(replace(spec, plugin=_info.distribution or _info.name))
+            except RegistrationError as exc:
+                _info.errors.append(str(exc))
+                return
+            listing(_info).append(spec.name)
+
+        try:
+            impl.function(register=register)
+        except Exception as exc:
+            info.errors.append(f"{hook_name}: {type(exc).__name__}: {exc}")
+
+
+@cache
+def registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    pm, infos = new_plugin_manager()
+    samplers: Catalogue[SamplerSpec] = Catalogue("sampler")
+    schedules: Catalogue[ScheduleSpec] = Catalogue("schedule")
+    _collect(pm, "register_samplers", samplers, infos, lambda info: info.samplers)
+    _collect(pm, "register_schedules", schedules, infos, lambda info: info.schedules)
+    return Registry(pm, samplers, schedules, infos)
+
+
+def reload() -> Registry:
+    """Rebuild the registry (after installing a plugin, or in tests)."""
+    registry.cache_clear()
+    return registry()
+
+
+def get_samplers() -> Mapping[str, SamplerSpec]:
+    return registry().samplers.as_dict()
+
+
+def get_sampler(name: str) -> SamplerSpec:
+    return registry().samplers.get(name)
+
+
+def get_schedules() -> Mapping[str, ScheduleSpec]:
+    return registry().schedules.as_dict()
+
+
+def get_schedule(name: str) -> ScheduleSpec:
+    return registry().schedules.get(name)
+
+
+def plugin_errors() -> dict[str, list[str]]:
+    return {name: info.errors for name, info in registry().plugins.items() if info.errors}

@@ -1,0 +1,145 @@
+"""What a plugin registers: samplers and schedules, with the metadata the harness relies on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from torch import Tensor
+
+from .denoiser import Denoiser
+from .errors import RegistrationError, UnknownNameError, UnreachableNFEError
+from .noise import NoiseSampler
+from .schedules import HasSigmaRange
+from .steps import Callback
+
+
+class SamplerFn(Protocol):
+    def __call__(self, model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                 callback: Callback | None = None, **options: Any) -> Tensor: ...
+
+
+ScheduleFn = Callable[..., Tensor]
+"""``schedule(n, model, **options) -> sigmas``: n decreasing levels followed by 0, float64 on the CPU."""
+
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _check_name(kind: str, name: str, aliases: Iterable[str]) -> None:
+    if not NAME.match(name):
+        raise RegistrationError(f"{kind} name {name!r} must be lower-case letters, digits and '_'")
+    for alias in aliases:
+        if not alias or any(c.isspace() for c in alias):
+            raise RegistrationError(f"{kind} {name!r} has a blank or spaced alias {alias!r}")
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampler and what it costs.
+
+    A step costs ``evals_per_step`` denoiser calls, except a step that lands on sigma = 0, which costs
+    ``final_step_evals`` (Heun and DPM-Solver-2 take a plain Euler step there: N steps cost 2N - 1).
+    """
+
+    name: str
+    fn: SamplerFn
+    order: int
+    stochastic: bool
+    evals_per_step: int = 1
+    final_step_evals: int | None = None
+    aliases: tuple[str, ...] = ()
+    paper: str = ""
+    reference: str = ""
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("sampler", self.name, self.aliases)
+        if not callable(self.fn):
+            raise RegistrationError(f"sampler {self.name!r}: fn is not callable")
+        final = self.final_evals
+        if self.order < 1 or self.evals_per_step < 1 or not 0 < final <= self.evals_per_step:
+            raise RegistrationError(
+                f"sampler {self.name!r}: need order >= 1 and 1 <= final_step_evals <= evals_per_step, got "
+                f"order={self.order}, evals_per_step={self.evals_per_step}, final_step_evals={final}")
+
+    @property
+    def final_evals(self) -> int:
+        return self.evals_per_step if self.final_step_evals is None else self.final_step_evals
+
+    @property
+    def cost(self) -> str:
+        """The NFE of N steps ending at sigma = 0, as a formula."""
+        e, saved = self.evals_per_step, self.evals_per_step - self.final_evals
+        steps = "steps" if e == 1 else f"{e}*steps"
+        return steps if saved == 0 else f"{steps}-{saved}"
+
+    def nfe(self, sigmas: Tensor) -> int:
+        """Denoiser calls this sampler makes on ``sigmas`` (declared; the harness also counts them)."""
+        steps = len(sigmas) - 1
+        saved = self.evals_per_step - self.final_evals if float(sigmas[-1]) == 0 else 0
+        return self.evals_per_step * steps - saved
+
+    def steps_for_nfe(self, nfe: int, to_zero: bool = True) -> int:
+        """Number of steps whose schedule (ending at 0 when ``to_zero``) costs exactly ``nfe`` calls."""
+        first = self.final_evals if to_zero else self.evals_per_step
+        steps, rest = divmod(nfe - first, self.evals_per_step)
+        if nfe >= first and rest == 0:
+            return steps + 1
+        reachable = [n for n in (nfe - rest, nfe - rest + self.evals_per_step) if n >= first]
+        raise UnreachableNFEError(
+            f"sampler {self.name!r} spends {self.cost} evaluations, so NFE {nfe} is unreachable; "
+            f"nearest reachable: {', '.join(map(str, reachable))}")
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A sampling schedule; ``needs_table`` marks DDIM-style spacings over a discrete model's trained levels."""
+
+    name: str
+    fn: ScheduleFn
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    needs_table: bool = False
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("schedule", self.name, self.aliases)
+        if not callable(self.fn):
+            raise RegistrationError(f"schedule {self.name!r}: fn is not callable")
+
+    def __call__(self, n: int, model: HasSigmaRange, **options: Any) -> Tensor:
+        return self.fn(n, model, **options)
+
+
+Spec = TypeVar("Spec", SamplerSpec, ScheduleSpec)
+
+
+@dataclass
+class Catalogue(Generic[Spec]):
+    """Registered specs of one kind, looked up by name or alias (case-insensitive)."""
+
+    kind: str
+    specs: dict[str, Spec] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+    def add(self, spec: Spec) -> None:
+        keys = [spec.name, *spec.aliases]
+        for key in keys:
+            owner = self.names.get(key.lower())
+            if owner is not None:
+                raise RegistrationError(
+                    f"{self.kind} {spec.name!r} from {spec.plugin!r}: name {key!r} is already taken by "
+                    f"{owner!r} from {self.specs[owner].plugin!r}")
+        self.specs[spec.name] = spec
+        self.names.update({key.lower(): spec.name for key in keys})
+
+    def get(self, name: str) -> Spec:
+        canonical = self.names.get(name.lower())
+        if canonical is None:
+            raise UnknownNameError(self.kind, name, self.specs)
+        return self.specs[canonical]
+
+    def as_dict(self) -> Mapping[str, Spec]:
+        return dict(self.specs)

@@ -1,0 +1,66 @@
+"""Ancestral samplers: a deterministic step to sigma_down plus fresh noise of std sigma_up.
+
+In the sigma frame DDPM's posterior step and DDIM's eta-step are both this split (Song et al. 2021,
+Eq. 12 and 16, divided through by sqrt(alpha_bar_prev)), so they share one loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from torch import Tensor
+
+from ..denoiser import Denoiser
+from ..errors import UnknownNameError
+from ..noise import NoiseSampler, gaussian_noise_like
+from ..steps import Callback, ancestral_split, ancestral_step, denoise, notify
+
+Split = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+DDPM_VARIANCES = ("fixed_small", "fixed_large")
+
+
+def ancestral_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, split: Split, noise: NoiseSampler | None,
+                       callback: Callback | None, s_noise: float = 1.0) -> Tensor:
+    """One evaluation per step: denoise, step to sigma_down, add sigma_up noise (``split`` gives both)."""
+    noise = noise or gaussian_noise_like(x)
+    for i in range(len(sigmas) - 1):
+        denoised = denoise(model, x, sigmas[i])
+        notify(callback, x, i, sigmas[i], sigmas[i], denoised)
+        sigma_down, sigma_up = split(sigmas[i], sigmas[i + 1])
+        x = ancestral_step(x, denoised, sigmas[i], sigma_down, sigma_up, noise, sigmas[i + 1], s_noise)
+    return x
+
+
+def sample_euler_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                           callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """Ancestral Euler: eta scales the fresh noise, eta = 1 is DDPM's posterior (k-diffusion's euler_ancestral)."""
+    return ancestral_sampling(model, x, sigmas, lambda s, s_next: ancestral_split(s, s_next, eta), noise, callback,
+                              s_noise)
+
+
+def sample_ddim(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                callback: Callback | None = None, eta: float = 0.0) -> Tensor:
+    """DDIM, x_prev = sqrt(ab_prev) x0 + sqrt(1 - ab_prev - s_t^2) eps + s_t z (Song et al. 2021, Eq. 12).
+
+    Divided by sqrt(ab_prev), s_t(eta) becomes the ancestral sigma_up; eta = 0 is Euler on the PF-ODE.
+    """
+    return sample_euler_ancestral(model, x, sigmas, noise=noise, callback=callback, eta=eta)
+
+
+def ddpm_split(sigma: Tensor, sigma_next: Tensor, variance: str) -> tuple[Tensor, Tensor]:
+    """DDPM's posterior mean D + (sigma_next/sigma)^2 (x - D), with variance beta-tilde (``fixed_small``)
+    or beta (``fixed_large``) mapped to the sigma frame (Ho et al. 2020, Eq. 6-7 and Sec. 3.2)."""
+    sigma_down = sigma_next**2 / sigma
+    if variance == "fixed_small":
+        return sigma_down, sigma_next * (sigma**2 - sigma_next**2).sqrt() / sigma
+    return sigma_down, ((sigma**2 - sigma_next**2) * (1 + sigma_next**2) / (1 + sigma**2)).sqrt()
+
+
+def sample_ddpm(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                callback: Callback | None = None,
+                variance: Literal["fixed_small", "fixed_large"] = "fixed_small") -> Tensor:
+    """DDPM ancestral sampling, x_{t-1} ~ N(mu_t(x_t, x0_hat), Sigma_t) (Ho et al. 2020, Alg. 2)."""
+    if variance not in DDPM_VARIANCES:
+        raise UnknownNameError("ddpm variance", variance, DDPM_VARIANCES)
+    return ancestral_sampling(model, x, sigmas, lambda s, s_next: ddpm_split(s, s_next, variance), noise, callback)

@@ -1,0 +1,65 @@
+"""Step math shared by samplers (k-diffusion's helpers, typed and in one place)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .denoiser import Denoiser
+from .noise import NoiseSampler
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+def to_d(x: Tensor, sigma: Tensor, denoised: Tensor) -> Tensor:
+    """Slope of the probability-flow ODE, dx/dsigma = (x - D(x, sigma)) / sigma (Karras et al. 2022, Eq. 3)."""
+    return (x - denoised) / sigma
+
+
+def denoise(model: Denoiser, x: Tensor, sigma: Tensor) -> Tensor:
+    """Call the denoiser with ``sigma`` broadcast to the batch, as k-diffusion does (``sigma * s_in``)."""
+    return model(x, sigma.to(x.dtype) * x.new_ones(x.shape[0]))
+
+
+def ancestral_split(sigma: Tensor, sigma_next: Tensor, eta: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Split a step sigma -> sigma_next into a deterministic step to sigma_down and fresh noise sigma_up.
+
+    sigma_up = eta * sqrt(sigma_next^2 (sigma^2 - sigma_next^2) / sigma^2), capped at sigma_next, and
+    sigma_down = sqrt(sigma_next^2 - sigma_up^2). With eta = 1 this is the DDPM posterior; with eta = 0
+    it is the deterministic DDIM / Euler step (Song et al. 2021, Eq. 16, in the sigma frame).
+    """
+    sigma_up = torch.minimum(sigma_next, eta * (sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2).sqrt())
+    return (sigma_next**2 - sigma_up**2).sqrt(), sigma_up
+
+
+def ancestral_step(x: Tensor, denoised: Tensor, sigma: Tensor, sigma_down: Tensor, sigma_up: Tensor,
+                   noise: NoiseSampler, sigma_next: Tensor, s_noise: float = 1.0) -> Tensor:
+    """Euler step to sigma_down, then add noise of std sigma_up (none when landing on sigma = 0)."""
+    x = x + to_d(x, sigma, denoised) * (sigma_down - sigma)
+    if sigma_next > 0 and sigma_up > 0:
+        x = x + noise(sigma, sigma_next) * (s_noise * sigma_up)
+    return x
+
+
+def churn(x: Tensor, sigmas: Tensor, i: int, noise: NoiseSampler, s_churn: float = 0.0, s_tmin: float = 0.0,
+          s_tmax: float = math.inf, s_noise: float = 1.0) -> tuple[Tensor, Tensor]:
+    """EDM's stochastic churn before step i: raise sigma_i to sigma_hat = (1 + gamma_i) sigma_i by adding noise.
+
+    gamma_i = min(S_churn / N, sqrt(2) - 1) when S_tmin <= sigma_i <= S_tmax, else 0, and
+    x_hat = x + sqrt(sigma_hat^2 - sigma_i^2) * S_noise * eps (Karras et al. 2022, Alg. 2 lines 4-6).
+    """
+    sigma = sigmas[i]
+    if s_churn <= 0 or not s_tmin <= float(sigma) <= s_tmax:
+        return x, sigma
+    sigma_hat = sigma * (1 + min(s_churn / (len(sigmas) - 1), math.sqrt(2) - 1))
+    return x + noise(sigma, sigma_hat) * (s_noise * (sigma_hat**2 - sigma**2).sqrt()), sigma_hat
+
+
+def notify(callback: Callback | None, x: Tensor, i: int, sigma: Tensor, sigma_hat: Tensor, denoised: Tensor) -> None:
+    """Report a step to the callback with k-diffusion's keys."""
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma_hat, "denoised": denoised})
