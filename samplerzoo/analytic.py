@@ -21,7 +21,7 @@ class GaussianMixture:
     ``means`` has shape ``(K, *sample_shape)``; ``stds`` and ``weights`` have shape ``(K,)``.
     """
 
-    sigma_table = None
+    sigma_table: Tensor | None = None
 
     def __init__(self, means: Tensor, stds: Tensor | float, weights: Tensor | None = None, *,
                  sigma_min: float = 0.002, sigma_max: float = 80.0) -> None:
@@ -36,15 +36,21 @@ class GaussianMixture:
         mean = (self.weights[:, None] * self.means.flatten(1)).sum(0).mean()
         self.sigma_data = float((second_moment - mean**2).clamp_min(0).sqrt())
 
-    def responsibilities(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Posterior weights r_k(x) of each component given the noisy x, shape ``(batch, K)``."""
+    def _component_log_probs(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """log w_k + log N(x; mu_k, (s_k^2 + sigma^2) I) for each component, shape ``(batch, K)``."""
         mu = self.means.flatten(1).to(x)
         xf = x.flatten(1)
-        var = self.stds.to(x) ** 2 + sigma.reshape(-1, 1).to(x) ** 2  # (batch, K)
+        var = self.stds.to(x) ** 2 + sigma.reshape(-1, 1).to(x) ** 2
         sq_dist = (xf.pow(2).sum(1, keepdim=True) - 2 * xf @ mu.T + mu.pow(2).sum(1)).clamp_min(0)
-        dim = xf.shape[1]
-        logits = self.weights.to(x).log() - 0.5 * sq_dist / var - 0.5 * dim * var.log()
-        return logits.softmax(-1)
+        return self.weights.to(x).log() - 0.5 * sq_dist / var - 0.5 * xf.shape[1] * (2 * math.pi * var).log()
+
+    def log_prob(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """log p(x; sigma) of the data convolved with N(0, sigma^2 I), shape ``(batch,)``."""
+        return self._component_log_probs(x, sigma).logsumexp(-1)
+
+    def responsibilities(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """Posterior weights r_k(x) of each component given the noisy x, shape ``(batch, K)``."""
+        return self._component_log_probs(x, sigma).softmax(-1)
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         r = self.responsibilities(x, sigma)
@@ -66,8 +72,8 @@ class GaussianMixture:
 class Gaussian(GaussianMixture):
     """Isotropic Gaussian N(mean, std^2 I): its probability-flow ODE has a closed-form solution."""
 
-    def __init__(self, mean: Tensor, std: float, **sigma_range: float) -> None:
-        super().__init__(torch.as_tensor(mean)[None], std, **sigma_range)
+    def __init__(self, mean: Tensor, std: float, *, sigma_min: float = 0.002, sigma_max: float = 80.0) -> None:
+        super().__init__(torch.as_tensor(mean)[None], std, sigma_min=sigma_min, sigma_max=sigma_max)
         self.mean, self.std = self.means[0], std
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
@@ -85,6 +91,6 @@ class Gaussian(GaussianMixture):
         return mean + ratio * (x - mean)
 
 
-def finite_dataset(data: Tensor, **sigma_range: float) -> GaussianMixture:
+def finite_dataset(data: Tensor, *, sigma_min: float = 0.002, sigma_max: float = 80.0) -> GaussianMixture:
     """Exact denoiser of an empirical data set: a softmax-weighted mean of the data points."""
-    return GaussianMixture(data, 0.0, **sigma_range)
+    return GaussianMixture(data, 0.0, sigma_min=sigma_min, sigma_max=sigma_max)

@@ -15,10 +15,17 @@ class Denoiser(Protocol):
     continuous models); schedules such as DDIM's ``leading`` spacing are built from it.
     """
 
-    sigma_min: float
-    sigma_max: float
-    sigma_data: float
-    sigma_table: Tensor | None
+    @property
+    def sigma_min(self) -> float: ...
+
+    @property
+    def sigma_max(self) -> float: ...
+
+    @property
+    def sigma_data(self) -> float: ...
+
+    @property
+    def sigma_table(self) -> Tensor | None: ...
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor: ...
 

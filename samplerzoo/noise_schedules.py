@@ -20,9 +20,14 @@ SIGMA_TO_T_MODES: tuple[str, ...] = ("log", "linear", "nearest")
 
 
 class NoiseSchedule(Protocol):
-    sigma_min: float
-    sigma_max: float
-    sigma_data: float
+    @property
+    def sigma_min(self) -> float: ...
+
+    @property
+    def sigma_max(self) -> float: ...
+
+    @property
+    def sigma_data(self) -> float: ...
 
     def c_in(self, sigma: Tensor) -> Tensor: ...
 

@@ -49,21 +49,25 @@ def _wanted(name: str) -> bool:
     return name == "builtin" or only is None or name in {p.strip() for p in only.split(",")}
 
 
-def new_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
-    """A PluginManager with every ``samplerzoo`` entry point that imports; failures are recorded, not raised."""
+@cache
+def plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
+    """The PluginManager with every ``samplerzoo`` entry point that imports, loaded once.
+
+    Also returns what was found per entry point; import failures are recorded there, not raised.
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    infos: dict[str, PluginInfo] = {}
+    found: dict[str, PluginInfo] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if not _wanted(ep.name) or ep.name in infos:
+        if not _wanted(ep.name) or ep.name in found:
             continue
         dist = ep.dist
-        info = infos[ep.name] = PluginInfo(ep.name, dist.name if dist else "", dist.version if dist else "")
+        info = found[ep.name] = PluginInfo(ep.name, dist.name if dist else "", dist.version if dist else "")
         try:
             pm.register(ep.load(), name=ep.name)
         except Exception as exc:  # a broken plugin must not break the registry
             info.errors.append(f"failed to load {ep.value!r}: {type(exc).__name__}: {exc}")
-    return pm, infos
+    return pm, found
 
 
 def _collect(pm: pluggy.PluginManager, hook_name: str, catalogue: Catalogue[Any],
@@ -90,8 +94,9 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, catalogue: Catalogue[Any]
 
 @cache
 def registry() -> Registry:
-    """The process-wide registry, built on first use."""
-    pm, infos = new_plugin_manager()
+    """The process-wide registry, built on first use from the plugin manager's current plugins."""
+    pm, found = plugin_manager()
+    infos = {name: replace(info, errors=list(info.errors), samplers=[], schedules=[]) for name, info in found.items()}
     samplers: Catalogue[SamplerSpec] = Catalogue("sampler")
     schedules: Catalogue[ScheduleSpec] = Catalogue("schedule")
     _collect(pm, "register_samplers", samplers, infos, lambda info: info.samplers)
@@ -99,8 +104,20 @@ def registry() -> Registry:
     return Registry(pm, samplers, schedules, infos)
 
 
+def register_plugin(plugin: object, name: str) -> None:
+    """Add a plugin object at run time (tests, notebooks); the registry is rebuilt on next use."""
+    plugin_manager()[0].register(plugin, name=name)
+    registry.cache_clear()
+
+
+def unregister_plugin(name: str) -> None:
+    plugin_manager()[0].unregister(name=name)
+    registry.cache_clear()
+
+
 def reload() -> Registry:
-    """Rebuild the registry (after installing a plugin, or in tests)."""
+    """Reload entry points and rebuild the registry (after installing or removing a plugin package)."""
+    plugin_manager.cache_clear()
     registry.cache_clear()
     return registry()
 

@@ -5,20 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from torch import Tensor
 
-from .denoiser import Denoiser
 from .errors import RegistrationError, UnknownNameError, UnreachableNFEError
-from .noise import NoiseSampler
 from .schedules import HasSigmaRange
-from .steps import Callback
 
-
-class SamplerFn(Protocol):
-    def __call__(self, model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
-                 callback: Callback | None = None, **options: Any) -> Tensor: ...
+SamplerFn = Callable[..., Tensor]
+"""``fn(denoiser, x, sigmas, *, noise=None, callback=None, **options) -> Tensor`` (k-diffusion's convention)."""
 
 
 ScheduleFn = Callable[..., Tensor]

@@ -19,8 +19,11 @@ from .noise_schedules import ContinuousVP, interp
 
 
 class HasSigmaRange(Protocol):
-    sigma_min: float
-    sigma_max: float
+    @property
+    def sigma_min(self) -> float: ...
+
+    @property
+    def sigma_max(self) -> float: ...
 
 
 @dataclass(frozen=True)

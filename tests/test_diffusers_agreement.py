@@ -1,0 +1,211 @@
+"""Our samplers reproduce diffusers' schedulers: same epsilon network, same beta table, same noise.
+
+Each test runs one of our samplers (sigma frame, ``NetworkDenoiser`` around the network) and diffusers'
+standard loop (``scale_model_input`` -> network -> ``step``) from the same initial noise, and checks that
+the schedules agree (our schedule functions rebuild diffusers' sigmas), that the network is called as often and
+at the same timesteps on both sides, and that the final samples agree to 1e-4 in float32.
+
+diffusers' conventions met on the way:
+
+* Euler-family and KDPM2 schedulers start from ``init_noise_sigma * noise``, which is sigma_max for
+  ``linspace``/``trailing`` but sqrt(sigma_max^2 + 1) for ``leading``; both sides start from that same x.
+* DDIM/DDPM work in the VP frame, x_vp = x / sqrt(1 + sigma^2) with init_noise_sigma = 1; they end at
+  alpha_bar = 1 (sigma = 0), where the frames coincide.
+* Heun and KDPM2 default to beta 0.00085..0.012 (Stable Diffusion's range), unlike the others: pass the betas.
+* DDIM and DDPM default to ``clip_sample=True``.
+* DDPMScheduler adds noise on every step whose timestep is > 0, the last one included (see ``final_ddpm_noise``).
+* diffusers builds its sigma table in float32, so its sigma at t = 0 is ~8e-5 off (relative) from the exact
+  float64 table (1 - alpha_bar ~ 1e-4 there), which puts a floor of a few 1e-4 steps under the timesteps it
+  derives from sigmas (KDPM2's midpoints): hence SIGMA_RTOL and TIMESTEP_ATOL.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    KDPM2DiscreteScheduler,
+)
+from torch import Tensor
+
+from samplerzoo import get_sampler, schedules
+from samplerzoo.adapters import NetworkDenoiser
+from samplerzoo.noise_schedules import DiscreteVP, sigma_from_alpha_bar
+
+# diffusers' set_timesteps hands torch tensors to numpy 2, which warns thousands of times (KDPM2's __init__).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array_wrap__ must accept context:DeprecationWarning",
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
+)
+
+T = 1000
+BETAS = {"num_train_timesteps": T, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
+SHAPE = (2, 3, 8, 8)
+SEED = 2024
+STEPS = (10, 25)
+ATOL = 1e-4  # final samples (float32, |x| ~ 4)
+SIGMA_RTOL = 1e-4  # our float64 table vs diffusers' float32 one
+TIMESTEP_ATOL = 1e-3  # in training steps; a wrong interpolation mode is off by 1e-3 .. 1e-2
+LEADING, LEADING_OFFSET, TRAILING, LINSPACE = ("leading", 0), ("leading", 1), ("trailing", 0), ("linspace", 0)
+
+
+class EpsNet:
+    """A fixed, smooth epsilon "network" of (x_in, t) that counts its calls and records their timesteps.
+
+    Its x-coefficient tends to 1 at t = T (the true epsilon of pure noise), so samples end O(1) and
+    the 1e-4 tolerance is hundreds of float32 ulps rather than one.
+    """
+
+    def __init__(self) -> None:
+        self.timesteps: list[float] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.timesteps)
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        t = torch.as_tensor(t).to(x.dtype).reshape(-1, *[1] * (x.ndim - 1))  # ours: (batch,); diffusers: scalar
+        self.timesteps.append(float(t.flatten()[0]))
+        return (0.6 + 0.4 * t / T) * x + 0.1 * torch.tanh(x) * torch.cos(t / 150) + 0.1 * torch.sin(t / 20)
+
+
+def our_model(sigma_to_t: str) -> tuple[EpsNet, NetworkDenoiser]:
+    net = EpsNet()
+    return net, NetworkDenoiser(net, "epsilon", DiscreteVP.linear_betas(sigma_to_t=sigma_to_t))
+
+
+def our_sigmas(model: NetworkDenoiser, n: int, spacing: str, steps_offset: int) -> Tensor:
+    """diffusers' timestep spacings rebuilt by our schedules from the model's trained sigma table."""
+    if spacing == "leading":
+        return schedules.leading(n, model, steps_offset=steps_offset)
+    if spacing == "trailing":
+        return schedules.trailing(n, model)
+    # Fractional timesteps: diffusers' Euler family interpolates sigma linearly in t (interpolation_type="linear").
+    return schedules.linspace(n, model, interpolation="linear")
+
+
+def seeded() -> tuple[Tensor, torch.Generator]:
+    """The initial noise and the generator it came from; stochastic steps keep drawing from it, as in diffusers."""
+    g = torch.Generator().manual_seed(SEED)
+    return torch.randn(SHAPE, generator=g), g
+
+
+def sample_ours(sampler: str, model: NetworkDenoiser, sigmas: Tensor, start_scale: float,
+                **options) -> tuple[Tensor, torch.Generator]:
+    init, g = seeded()
+
+    def noise(sigma: Tensor, sigma_next: Tensor) -> Tensor:
+        return torch.randn(SHAPE, generator=g)
+
+    with torch.no_grad():
+        return get_sampler(sampler).fn(model, init * start_scale, sigmas, noise=noise, **options), g
+
+
+def sample_diffusers(scheduler, net: EpsNet, stochastic: bool) -> Tensor:
+    """diffusers' standard denoising loop; noise draws come from the same seeded generator as ours."""
+    init, g = seeded()
+    x = init * scheduler.init_noise_sigma
+    step_kwargs = {"generator": g} if stochastic else {}  # Heun/KDPM2's step() takes no generator
+    for t in scheduler.timesteps:
+        x = scheduler.step(net(scheduler.scale_model_input(x, t), t), t, x, **step_kwargs).prev_sample
+    return x
+
+
+def assert_agreement(sampler: str, sigmas: Tensor, their_sigmas: Tensor, ours: Tensor, theirs: Tensor,
+                     our_net: EpsNet, their_net: EpsNet) -> None:
+    torch.testing.assert_close(sigmas, their_sigmas.to(torch.float64), rtol=SIGMA_RTOL, atol=0)
+    nfe = get_sampler(sampler).nfe(sigmas)  # N, or 2N - 1 for heun and dpm2 (Euler on the step to 0)
+    assert our_net.calls == their_net.calls == nfe, (our_net.calls, their_net.calls, nfe)
+    torch.testing.assert_close(torch.tensor(our_net.timesteps, dtype=torch.float64),
+                               torch.tensor(their_net.timesteps, dtype=torch.float64), rtol=0, atol=TIMESTEP_ATOL)
+    diff = (ours - theirs).abs().max().item()
+    print(f"{sampler}: max |ours - diffusers| = {diff:.2e}")
+    assert diff <= ATOL, f"{sampler}: max |ours - diffusers| = {diff:.3e} > {ATOL:.0e}"
+
+
+# sampler -> (diffusers scheduler, our sigma_to_t, spacings). Where our sigma_to_t matches diffusers:
+# * Euler, EulerAncestral, Heun evaluate the network at their own (fractional, for linspace) timesteps, at sigmas
+#   interpolated linearly in t: sigma_to_t="linear" inverts exactly that. At integer timesteps
+#   (leading/trailing) every mode gives the table's level.
+# * KDPM2 evaluates its midpoints sqrt(sigma_i sigma_i+1) at _sigma_to_t(), which interpolates t linearly in
+#   log sigma: sigma_to_t="log". But its main levels at fractional (linspace) timesteps are, like Euler's,
+#   linear in sigma, so no single sigma_to_t reproduces KDPM2 + linspace: with "log" the main timesteps are
+#   up to 2.5e-3 steps off at N = 25 (with "linear" the midpoints are up to 1.1e-2 off). linspace is left
+#   out for KDPM2; leading and trailing have integer main timesteps.
+K_SCHEDULERS = {
+    "euler": (EulerDiscreteScheduler, "linear", (LEADING, LEADING_OFFSET, TRAILING, LINSPACE)),
+    "euler_ancestral": (EulerAncestralDiscreteScheduler, "linear", (LEADING, LEADING_OFFSET, TRAILING, LINSPACE)),
+    "heun": (HeunDiscreteScheduler, "linear", (LEADING, LEADING_OFFSET, TRAILING, LINSPACE)),
+    "dpm2": (KDPM2DiscreteScheduler, "log", (LEADING, LEADING_OFFSET, TRAILING)),
+}
+
+
+@pytest.mark.parametrize(("sampler", "spacing", "steps_offset", "n"), [
+    (sampler, spacing, offset, n)
+    for sampler, (_, _, spacings) in K_SCHEDULERS.items() for spacing, offset in spacings for n in STEPS])
+def test_k_diffusion_schedulers(sampler: str, spacing: str, steps_offset: int, n: int) -> None:
+    scheduler_cls, sigma_to_t, _ = K_SCHEDULERS[sampler]
+    scheduler = scheduler_cls(**BETAS, timestep_spacing=spacing, steps_offset=steps_offset)
+    scheduler.set_timesteps(n)
+    our_net, model = our_model(sigma_to_t)
+    sigmas = our_sigmas(model, n, spacing, steps_offset)
+    # Heun and KDPM2 repeat each inner sigma (two evaluations per step): de-duplicate.
+    their_sigmas = torch.unique_consecutive(scheduler.sigmas)
+
+    their_net = EpsNet()
+    theirs = sample_diffusers(scheduler, their_net, get_sampler(sampler).stochastic)
+    ours, _ = sample_ours(sampler, model, sigmas, float(scheduler.init_noise_sigma))
+    assert_agreement(sampler, sigmas, their_sigmas, ours, theirs, our_net, their_net)
+
+
+def final_ddpm_noise_std(sigmas: Tensor, variance: str, last_timestep: int) -> float:
+    """The std of the noise DDPMScheduler adds on the last step (to alpha_bar = 1), which ours does not.
+
+    diffusers adds noise whenever t > 0, so when the last timestep is > 0 (trailing; leading with steps_offset)
+    the final x_{t_last} -> x_0 step is noised too: with beta = 1 - alpha_bar(t_last) for fixed_large, and
+    with beta-tilde = 0 (clamped to 1e-20) for fixed_small. Our samplers, like Ho et al. 2020, Alg. 2
+    (z = 0 on the last step), land on sigma = 0 without noise.
+    """
+    if variance != "fixed_large" or last_timestep == 0:
+        return 0.0
+    sigma = float(sigmas[-2])
+    return sigma / (1 + sigma**2) ** 0.5  # sqrt(1 - alpha_bar)
+
+
+# id -> (sampler, its options, diffusers scheduler, its config)
+VP_SCHEDULERS = {
+    "ddim": ("ddim", {"eta": 0.0}, DDIMScheduler, {"set_alpha_to_one": True}),  # step() defaults to eta = 0
+    "ddpm_fixed_small": ("ddpm", {"variance": "fixed_small"}, DDPMScheduler, {"variance_type": "fixed_small"}),
+    "ddpm_fixed_large": ("ddpm", {"variance": "fixed_large"}, DDPMScheduler, {"variance_type": "fixed_large"}),
+}
+
+
+# No linspace: DDIM/DDPM round its timesteps to integers (our linspace keeps them fractional), and DDIM steps
+# to t - T // N, which is not the next timestep unless N divides T and the spacing is even.
+@pytest.mark.parametrize("n", STEPS)
+@pytest.mark.parametrize(("spacing", "steps_offset"), [LEADING, LEADING_OFFSET, TRAILING])
+@pytest.mark.parametrize("case", VP_SCHEDULERS)
+def test_vp_schedulers(case: str, spacing: str, steps_offset: int, n: int) -> None:
+    sampler, options, scheduler_cls, config = VP_SCHEDULERS[case]
+    scheduler = scheduler_cls(**BETAS, **config, clip_sample=False, timestep_spacing=spacing,
+                              steps_offset=steps_offset)
+    scheduler.set_timesteps(n)
+    our_net, model = our_model("log")  # integer timesteps: any sigma_to_t recovers them
+    sigmas = our_sigmas(model, n, spacing, steps_offset)
+    their_levels = sigma_from_alpha_bar(scheduler.alphas_cumprod[scheduler.timesteps])
+    their_sigmas = torch.cat([their_levels, their_levels.new_zeros(1)])
+
+    their_net = EpsNet()
+    theirs = sample_diffusers(scheduler, their_net, get_sampler(sampler).stochastic)
+    assert scheduler.init_noise_sigma == 1.0
+    # The same start in the sigma frame: x = x_vp * sqrt(1 + sigma_0^2).
+    ours, g = sample_ours(sampler, model, sigmas, float((1 + sigmas[0] ** 2).sqrt()), **options)
+    extra = final_ddpm_noise_std(sigmas, options.get("variance", ""), int(scheduler.timesteps[-1]))
+    if extra:
+        ours = ours + extra * torch.randn(SHAPE, generator=g)  # diffusers' last draw, see final_ddpm_noise_std
+    assert_agreement(sampler, sigmas, their_sigmas, ours, theirs, our_net, their_net)
