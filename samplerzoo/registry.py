@@ -34,8 +34,11 @@ def _check_name(kind: str, name: str, aliases: Iterable[str]) -> None:
 class SamplerSpec:
     """A sampler and what it costs.
 
-    A step costs ``evals_per_step`` denoiser calls, except a step that lands on sigma = 0, which costs
-    ``final_step_evals`` (Heun and DPM-Solver-2 take a plain Euler step there: N steps cost 2N - 1).
+    By default a step costs ``evals_per_step`` denoiser calls, except a step that lands on sigma = 0,
+    which costs ``final_step_evals`` (Heun and DPM-Solver-2 take a plain Euler step there: N steps cost
+    2N - 1). A sampler whose cost depends on its options declares ``nfe_fn(sigmas, **options)`` and its
+    inverse ``steps_fn(nfe, to_zero, **options)`` instead; an ``adaptive`` one chooses its own steps, so
+    only its counted NFE is known.
     """
 
     name: str
@@ -48,6 +51,9 @@ class SamplerSpec:
     paper: str = ""
     reference: str = ""
     plugin: str = ""
+    nfe_fn: Callable[..., int] | None = None
+    steps_fn: Callable[..., int] | None = None
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         _check_name("sampler", self.name, self.aliases)
@@ -58,6 +64,8 @@ class SamplerSpec:
             raise RegistrationError(
                 f"sampler {self.name!r}: need order >= 1 and 1 <= final_step_evals <= evals_per_step, got "
                 f"order={self.order}, evals_per_step={self.evals_per_step}, final_step_evals={final}")
+        if (self.nfe_fn is None) != (self.steps_fn is None):
+            raise RegistrationError(f"sampler {self.name!r}: declare both nfe_fn and steps_fn, or neither")
 
     @property
     def final_evals(self) -> int:
@@ -66,18 +74,35 @@ class SamplerSpec:
     @property
     def cost(self) -> str:
         """The NFE of N steps ending at sigma = 0, as a formula."""
+        if self.adaptive:
+            return "adaptive"
+        if self.nfe_fn is not None:
+            return "see docs"
         e, saved = self.evals_per_step, self.evals_per_step - self.final_evals
         steps = "steps" if e == 1 else f"{e}*steps"
         return steps if saved == 0 else f"{steps}-{saved}"
 
-    def nfe(self, sigmas: Tensor) -> int:
-        """Denoiser calls this sampler makes on ``sigmas`` (declared; the harness also counts them)."""
+    def nfe(self, sigmas: Tensor, **options: Any) -> int | None:
+        """Denoiser calls this sampler makes on ``sigmas`` (declared; the harness also counts them).
+
+        ``None`` for an adaptive sampler, whose calls are only known once it has run.
+        """
+        if self.adaptive:
+            return None
+        if self.nfe_fn is not None:
+            return self.nfe_fn(sigmas, **options)
         steps = len(sigmas) - 1
         saved = self.evals_per_step - self.final_evals if float(sigmas[-1]) == 0 else 0
         return self.evals_per_step * steps - saved
 
-    def steps_for_nfe(self, nfe: int, to_zero: bool = True) -> int:
+    def steps_for_nfe(self, nfe: int, to_zero: bool = True, **options: Any) -> int:
         """Number of steps whose schedule (ending at 0 when ``to_zero``) costs exactly ``nfe`` calls."""
+        if self.adaptive:
+            raise UnreachableNFEError(
+                f"sampler {self.name!r} is adaptive: it chooses its own steps from its error tolerances, "
+                "so it cannot be held to an NFE budget; its counted NFE is reported instead")
+        if self.steps_fn is not None:
+            return self.steps_fn(nfe, to_zero, **options)
         first = self.final_evals if to_zero else self.evals_per_step
         steps, rest = divmod(nfe - first, self.evals_per_step)
         if nfe >= first and rest == 0:

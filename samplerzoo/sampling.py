@@ -20,7 +20,7 @@ class Generation:
     samples: Tensor
     sigmas: Tensor
     steps: int
-    declared_nfe: int
+    declared_nfe: int | None
     counted_nfe: int
 
 
@@ -30,14 +30,14 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
              **options: Any) -> Generation:
     """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked)."""
     spec = get_sampler(sampler)
-    steps = spec.steps_for_nfe(nfe)
+    steps = spec.steps_for_nfe(nfe, **options)
     sigmas = get_schedule(schedule)(steps, model, **(schedule_options or {}))
     noise = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
     x = noise.randn() * float(sigmas[0])
     counter = CountingDenoiser(model)
     with torch.no_grad():
         samples = spec.fn(counter, x, sigmas, noise=noise, **options)
-    declared = spec.nfe(sigmas)
+    declared = spec.nfe(sigmas, **options)
     if counter.calls != declared:
         raise SamplerzooError(f"sampler {spec.name!r} declared {declared} evaluations but made {counter.calls}")
     return Generation(samples, sigmas, steps, declared, counter.calls)

@@ -14,6 +14,7 @@ from torch import Tensor
 from ..denoiser import Denoiser
 from ..errors import UnknownNameError
 from ..noise import NoiseSampler, gaussian_noise_like
+from ..registry import SamplerSpec
 from ..steps import Callback, ancestral_split, ancestral_step, denoise, notify
 
 Split = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -64,3 +65,17 @@ def sample_ddpm(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampl
     if variance not in DDPM_VARIANCES:
         raise UnknownNameError("ddpm variance", variance, DDPM_VARIANCES)
     return ancestral_sampling(model, x, sigmas, lambda s, s_next: ddpm_split(s, s_next, variance), noise, callback)
+
+
+SPECS = [
+    SamplerSpec("euler_ancestral", sample_euler_ancestral, order=1, stochastic=True,
+                aliases=("euler_a", "EulerAncestralDiscreteScheduler"),
+                paper="Ho et al. 2020 (posterior step); Song et al. 2021, DDIM Eq. 16 (eta)",
+                reference="k_diffusion.sampling.sample_euler_ancestral; diffusers.EulerAncestralDiscreteScheduler"),
+    SamplerSpec("ddim", sample_ddim, order=1, stochastic=False, aliases=("DDIMScheduler",),
+                paper="Song et al. 2021, Denoising Diffusion Implicit Models, Eq. 12",
+                reference="diffusers.DDIMScheduler"),
+    SamplerSpec("ddpm", sample_ddpm, order=1, stochastic=True, aliases=("DDPMScheduler",),
+                paper="Ho et al. 2020, Denoising Diffusion Probabilistic Models, Alg. 2",
+                reference="diffusers.DDPMScheduler"),
+]

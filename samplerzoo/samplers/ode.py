@@ -8,6 +8,7 @@ from torch import Tensor
 
 from ..denoiser import Denoiser
 from ..noise import NoiseSampler, gaussian_noise_like
+from ..registry import SamplerSpec
 from ..steps import Callback, churn, denoise, notify, to_d
 
 
@@ -58,3 +59,18 @@ def sample_dpm2(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampl
         x_mid = x_hat + d * (sigma_mid - sigma_hat)
         x = x_hat + to_d(x_mid, sigma_mid, denoise(model, x_mid, sigma_mid)) * dt
     return x
+
+
+KARRAS = "Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models"
+SPECS = [
+    SamplerSpec("euler", sample_euler, order=1, stochastic=False, aliases=("EulerDiscreteScheduler",),
+                paper=f"{KARRAS}, Alg. 1 (churn: Alg. 2)",
+                reference="k_diffusion.sampling.sample_euler; diffusers.EulerDiscreteScheduler"),
+    SamplerSpec("heun", sample_heun, order=2, stochastic=False, evals_per_step=2, final_step_evals=1,
+                aliases=("HeunDiscreteScheduler", "edm_heun"), paper=f"{KARRAS}, Alg. 2",
+                reference="k_diffusion.sampling.sample_heun; diffusers.HeunDiscreteScheduler"),
+    SamplerSpec("dpm2", sample_dpm2, order=2, stochastic=False, evals_per_step=2, final_step_evals=1,
+                aliases=("dpm_2", "KDPM2DiscreteScheduler", "DPM2"),
+                paper="Lu et al. 2022, DPM-Solver, Alg. 1 (DPM-Solver-2, r=1/2) in the sigma frame",
+                reference="k_diffusion.sampling.sample_dpm_2; diffusers.KDPM2DiscreteScheduler"),
+]
