@@ -110,10 +110,16 @@ def leading(n: int, model: HasSigmaRange, steps_offset: int = 0) -> Tensor:
 
 
 def trailing(n: int, model: HasSigmaRange) -> Tensor:
-    """Timesteps round(T - k T/n) - 1, k = 0..n-1: starts at the last trained level (Lin et al. 2024)."""
+    """Timesteps round(T - k T/n) - 1, k = 0..n-1: starts at the last trained level (Lin et al. 2024, Table 2).
+
+    The step is formed as numpy's ``arange(T, 0, -T/n)`` forms it, ((T - T/n) - T), so ties round exactly
+    as in diffusers' ``timestep_spacing="trailing"`` (48 steps: level 936, not 937).
+    """
     _check_steps(n)
     table = _table(model, "trailing")
     if n > len(table):
         raise SamplerzooError(f"'trailing' spacing allows at most {len(table)} steps, got {n}")
-    timesteps = torch.round(len(table) - torch.arange(n, dtype=torch.float64) * len(table) / n).long() - 1
+    size = float(len(table))
+    step = (size - size / n) - size
+    timesteps = torch.round(size + torch.arange(n, dtype=torch.float64) * step).long() - 1
     return append_zero(table[timesteps])

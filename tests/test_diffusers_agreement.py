@@ -121,9 +121,9 @@ def sample_diffusers(scheduler: SchedulerMixin, net: EpsNet, **step_kwargs) -> T
 
 
 def assert_agreement(sampler: str, sigmas: Tensor, their_sigmas: Tensor, ours: Tensor, theirs: Tensor,
-                     our_net: EpsNet, their_net: EpsNet) -> None:
+                     our_net: EpsNet, their_net: EpsNet, **options) -> None:
     torch.testing.assert_close(sigmas, their_sigmas.to(torch.float64), rtol=SIGMA_RTOL, atol=SIGMA_ATOL)
-    nfe = get_sampler(sampler).nfe(sigmas)  # N, or 2N - 1 for heun and dpm2 (Euler on the step to 0)
+    nfe = get_sampler(sampler).nfe(sigmas, **options)  # N, or 2N - 1 for heun and dpm2 (Euler on the step to 0)
     assert our_net.calls == their_net.calls == nfe, (our_net.calls, their_net.calls, nfe)
     torch.testing.assert_close(torch.tensor(our_net.timesteps, dtype=torch.float64),
                                torch.tensor(their_net.timesteps, dtype=torch.float64), rtol=0, atol=TIMESTEP_ATOL)
@@ -213,4 +213,4 @@ def test_vp_schedulers(case: str, spacing: str, steps_offset: int, n: int) -> No
     extra = final_ddpm_noise_std(sigmas, options.get("variance", ""), int(scheduler.timesteps[-1]))
     if extra:
         ours = ours + extra * torch.randn(SHAPE, generator=g)  # diffusers' last draw, see final_ddpm_noise_std
-    assert_agreement(sampler, sigmas, their_sigmas, ours, theirs, our_net, their_net)
+    assert_agreement(sampler, sigmas, their_sigmas, ours, theirs, our_net, their_net, **options)

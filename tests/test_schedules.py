@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -54,6 +55,12 @@ def test_leading_and_trailing_timesteps_match_ddim_spacing() -> None:
     torch.testing.assert_close(leading(10, DISCRETE, steps_offset=1)[:-1], TABLE[torch.arange(901, 0, -100)])
     torch.testing.assert_close(trailing(10, DISCRETE)[:-1], TABLE[torch.arange(999, 0, -100)])
     torch.testing.assert_close(trailing(3, DISCRETE)[:-1], TABLE[torch.tensor([999, 666, 332])])
+
+
+@pytest.mark.parametrize("n", [7, 48, 61, 96, 112, 333])
+def test_trailing_rounds_ties_like_diffusers(n: int) -> None:
+    timesteps = (np.round(np.arange(1000, 0, -1000 / n)) - 1)[:n].astype(np.int64)  # diffusers' formula
+    torch.testing.assert_close(trailing(n, DISCRETE)[:-1], TABLE[torch.from_numpy(timesteps)])
 
 
 def test_linspace_interpolates_fractional_timesteps() -> None:
