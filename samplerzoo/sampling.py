@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from .denoiser import CountingDenoiser, Denoiser
-from .errors import SamplerzooError
+from .errors import SamplerzooError, UnknownNameError
 from .noise import SeededNoise
 from .plugins import get_sampler, get_schedule
+from .steps import denoise
+
+FinalStep = Literal["zero", "sigma_min", "denoise"]
+FINAL_STEPS: tuple[str, ...] = ("zero", "sigma_min", "denoise")
+"""How a run ends, which published tables differ on: the last step lands on sigma = 0 (k-diffusion, EDM);
+the run stops at sigma_min and returns x there (diffusers' ``final_sigmas_type="sigma_min"``); or it stops
+at sigma_min and returns D(x, sigma_min), one more evaluation (diff-sampler's ``denoise_to_zero``)."""
 
 
 @dataclass(frozen=True)
@@ -20,24 +27,40 @@ class Generation:
     samples: Tensor
     sigmas: Tensor
     steps: int
+    final_step: str
     declared_nfe: int | None
     counted_nfe: int
 
 
+def sampling_sigmas(model: Denoiser, sampler: str, nfe: int, schedule: str = "karras",
+                    final_step: FinalStep = "zero", schedule_options: dict[str, Any] | None = None,
+                    **options: Any) -> Tensor:
+    """The sigmas on which ``sampler`` (with ``options``) spends exactly ``nfe`` evaluations in total."""
+    if final_step not in FINAL_STEPS:
+        raise UnknownNameError("final step", final_step, FINAL_STEPS)
+    spec = get_sampler(sampler)
+    to_zero = final_step == "zero"
+    steps = spec.steps_for_nfe(nfe - (final_step == "denoise"), to_zero=to_zero, **options)
+    sigmas = get_schedule(schedule)(steps if to_zero else steps + 1, model, **(schedule_options or {}))
+    return sigmas if to_zero else sigmas[:-1]
+
+
 def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], sample_shape: Sequence[int], *,
              schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
-             device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-             **options: Any) -> Generation:
+             final_step: FinalStep = "zero", device: torch.device | str = "cpu",
+             dtype: torch.dtype = torch.float32, **options: Any) -> Generation:
     """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked)."""
     spec = get_sampler(sampler)
-    steps = spec.steps_for_nfe(nfe, **options)
-    sigmas = get_schedule(schedule)(steps, model, **(schedule_options or {}))
+    sigmas = sampling_sigmas(model, sampler, nfe, schedule, final_step, schedule_options, **options)
     noise = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
-    x = noise.randn() * float(sigmas[0])
     counter = CountingDenoiser(model)
     with torch.no_grad():
-        samples = spec.fn(counter, x, sigmas, noise=noise, **options)
+        samples = spec.fn(counter, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+        if final_step == "denoise":
+            samples = denoise(counter, samples, sigmas[-1])
     declared = spec.nfe(sigmas, **options)
-    if counter.calls != declared:
+    if declared is not None and final_step == "denoise":
+        declared += 1
+    if declared is not None and counter.calls != declared:
         raise SamplerzooError(f"sampler {spec.name!r} declared {declared} evaluations but made {counter.calls}")
-    return Generation(samples, sigmas, steps, declared, counter.calls)
+    return Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls)

@@ -112,3 +112,26 @@ def test_ddpm_rejects_unknown_variance() -> None:
     with pytest.raises(sz.UnknownNameError, match=message):
         sz.get_sampler("ddpm").fn(model, torch.zeros(1, 4, dtype=torch.float64), karras(2, model),
                                   variance="learned")
+
+
+@pytest.mark.parametrize("name", ["euler", "heun", "dpm2", "euler_ancestral"])
+@pytest.mark.parametrize("final_step", ["zero", "sigma_min", "denoise"])
+def test_final_step_semantics_spend_the_budget(name: str, final_step: str) -> None:
+    model = testing.gaussian_problem()
+    nfe = 9 if sz.get_sampler(name).evals_per_step == 1 or final_step == "zero" else 8 + (final_step == "denoise")
+    run = sz.generate(model, name, nfe, seeds=[0, 1], sample_shape=model.sample_shape, dtype=torch.float64,
+                      final_step=final_step)  # type: ignore[arg-type]
+    assert run.counted_nfe == run.declared_nfe == nfe
+    assert (run.sigmas[-1] == 0) == (final_step == "zero")
+    assert run.sigmas[-1] == pytest.approx(0 if final_step == "zero" else model.sigma_min)
+
+
+def test_denoise_final_step_is_the_denoised_sigma_min_sample() -> None:
+    model = testing.gaussian_problem()
+    kwargs = {"seeds": [0, 1], "sample_shape": model.sample_shape, "dtype": torch.float64}
+    stopped = sz.generate(model, "euler", 5, final_step="sigma_min", **kwargs)
+    denoised = sz.generate(model, "euler", 6, final_step="denoise", **kwargs)
+    sigma_min = torch.full((2,), model.sigma_min, dtype=torch.float64)
+    torch.testing.assert_close(denoised.samples, model(stopped.samples, sigma_min))
+    with pytest.raises(sz.UnknownNameError, match="unknown final step 'none'"):
+        sz.generate(model, "euler", 5, final_step="none", **kwargs)  # type: ignore[arg-type]
