@@ -2,8 +2,9 @@
 
 from .adapters import NetworkDenoiser
 from .analytic import Gaussian, GaussianMixture, finite_dataset
-from .denoiser import CountingDenoiser, Denoiser
-from .errors import SamplerzooError, UnknownNameError, UnreachableNFEError
+from .checkpoints import CheckpointSpec, get_checkpoint, get_checkpoints, load
+from .denoiser import Checkpoint, CountingDenoiser, Denoiser
+from .errors import CheckpointError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from .hookspecs import hookimpl
 from .noise import SeededNoise
 from .plugins import get_sampler, get_samplers, get_schedule, get_schedules
@@ -11,6 +12,9 @@ from .registry import SamplerSpec, ScheduleSpec
 from .sampling import Generation, generate
 
 __all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointSpec",
     "CountingDenoiser",
     "Denoiser",
     "Gaussian",
@@ -25,10 +29,13 @@ __all__ = [
     "UnreachableNFEError",
     "finite_dataset",
     "generate",
+    "get_checkpoint",
+    "get_checkpoints",
     "get_sampler",
     "get_samplers",
     "get_schedule",
     "get_schedules",
     "hookimpl",
+    "load",
 ]
 __version__ = "0.1.0"

@@ -71,11 +71,14 @@ def parameterization(name: str) -> str:
 class NetworkDenoiser(nn.Module):
     """A network wrapped into the Denoiser frame: ``c_skip * x + c_out * net(c_in * x, c_noise, **cond)``."""
 
-    def __init__(self, net: Network, prediction: str, schedule: NoiseSchedule) -> None:
+    def __init__(self, net: Network, prediction: str, schedule: NoiseSchedule, *,
+                 sample_shape: tuple[int, ...] = (), num_classes: int = 0) -> None:
         super().__init__()
         self.net = net
         self.prediction = parameterization(prediction)
         self.schedule = schedule
+        self.sample_shape = tuple(sample_shape)
+        self.num_classes = num_classes
         self._coefficients = PARAMETERIZATIONS[self.prediction]
 
     @property
@@ -94,9 +97,13 @@ class NetworkDenoiser(nn.Module):
     def sigma_table(self) -> Tensor | None:
         return self.schedule.sigma_table
 
-    def forward(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
-        s = sigma.reshape(-1, *([1] * (x.ndim - 1)))
+    def coefficients(self, sigma: Tensor, ndim: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(c_skip, c_out, c_in) for a (batch,) sigma, shaped to broadcast over ``ndim``-dimensional x."""
+        s = sigma.reshape(-1, *([1] * (ndim - 1)))
         c_in = self.schedule.c_in(s)
-        c_skip, c_out = self._coefficients(s, c_in, self.schedule)
+        return (*self._coefficients(s, c_in, self.schedule), c_in)
+
+    def forward(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        c_skip, c_out, c_in = self.coefficients(sigma, x.ndim)
         F = self.net(c_in * x, self.schedule.c_noise(sigma), **cond)
         return c_skip * x + c_out * F

@@ -22,6 +22,7 @@ class GaussianMixture:
     """
 
     sigma_table: Tensor | None = None
+    num_classes = 0
 
     def __init__(self, means: Tensor, stds: Tensor | float, weights: Tensor | None = None, *,
                  sigma_min: float = 0.002, sigma_max: float = 80.0) -> None:

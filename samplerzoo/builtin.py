@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 
 from . import schedules
+from .analytic import GaussianMixture, finite_dataset
+from .checkpoints import CheckpointSpec
+from .checkpoints.diffusers_format import load_diffusers
+from .data import digits
 from .hookspecs import hookimpl
 from .registry import SamplerSpec, ScheduleSpec
 from .samplers import ancestral, ode
@@ -34,3 +41,33 @@ def register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
                           needs_table=True))
     register(ScheduleSpec("trailing", schedules.trailing, "trailing spacing over the trained table",
                           needs_table=True))
+
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+SHIPPED = {
+    "digits": "the default: epsilon-prediction UNet on scikit-learn digits, linear betas, 1000 steps",
+    "digits-v": "v-prediction UNet on digits, linear betas",
+    "digits-x0": "sample (x0) prediction UNet on digits, linear betas",
+    "digits-edm": "EDM-preconditioned UNet on digits, continuous sigma",
+    "digits-cond": "class-conditional epsilon UNet on digits, label dropout 0.1 for classifier-free guidance",
+}
+
+
+def ideal_digits() -> GaussianMixture:
+    """The exact denoiser of the digits training split: its exact ODE solution reproduces training images."""
+    return finite_dataset(digits("train")[0])
+
+
+@hookimpl
+def register_checkpoints(register: Callable[[CheckpointSpec], None]) -> None:
+    for name, description in SHIPPED.items():
+        directory = WEIGHTS / name
+        if not (directory / "scheduler_config.json").is_file():
+            continue  # not trained yet in this checkout: `zoo train NAME` makes it
+        config = json.loads((directory / "scheduler_config.json").read_text())
+        size = sum(f.stat().st_size for f in directory.glob("*.safetensors")) / 2**20
+        register(CheckpointSpec(name, partial(load_diffusers, directory), description,
+                                config.get("prediction_type", "epsilon"), config.get("_class_name", ""),
+                                f"{size:.1f} MiB"))
+    register(CheckpointSpec("digits-ideal", ideal_digits, "exact denoiser of the 1500 digits training images",
+                            "x0 (exact)", "any sigma", "no weights"))

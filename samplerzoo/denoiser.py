@@ -30,6 +30,18 @@ class Denoiser(Protocol):
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor: ...
 
 
+@runtime_checkable
+class Checkpoint(Denoiser, Protocol):
+    """A loaded model: a Denoiser that also knows its sample shape ``(C, H, W)`` and number of classes
+    (0 when unconditional), so sampling from noise needs nothing else."""
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+
 class CountingDenoiser:
     """Counts network evaluations (NFE): every call of the wrapped denoiser is one evaluation."""
 

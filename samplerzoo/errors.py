@@ -27,3 +27,7 @@ class UnreachableNFEError(SamplerzooError, ValueError):
 
 class RegistrationError(SamplerzooError, ValueError):
     """A plugin registered a malformed or clashing sampler or schedule."""
+
+
+class CheckpointError(SamplerzooError, ValueError):
+    """A checkpoint that is missing, malformed or inconsistent; the message names the file."""

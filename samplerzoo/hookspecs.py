@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from .checkpoints import CheckpointSpec
     from .registry import SamplerSpec, ScheduleSpec
 
 PROJECT = "samplerzoo"
@@ -28,3 +29,8 @@ def register_samplers(register: Callable[[SamplerSpec], None]) -> None:
 @hookspec
 def register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
     """Register sampling schedules: call ``register(ScheduleSpec(...))`` once per schedule."""
+
+
+@hookspec
+def register_checkpoints(register: Callable[[CheckpointSpec], None]) -> None:
+    """Register named checkpoints: call ``register(CheckpointSpec(name, load, ...))`` once per checkpoint."""

@@ -7,6 +7,7 @@ relate the two frames by ``alpha_bar = 1 / (1 + sigma^2)`` and scale inputs by `
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -35,6 +36,8 @@ class NoiseSchedule(Protocol):
 
     @property
     def sigma_table(self) -> Tensor | None: ...
+
+    def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor: ...
 
 
 def sigma_from_alpha_bar(alpha_bar: Tensor) -> Tensor:
@@ -92,6 +95,10 @@ class DiscreteVP:
     def c_noise(self, sigma: Tensor) -> Tensor:
         """The (possibly fractional) training timestep for ``sigma``."""
         return self.t(sigma)
+
+    def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor:
+        """t ~ U{0, ..., T-1} (Ho et al. 2020, Alg. 1)."""
+        return self._table[torch.randint(len(self._table), (n,), generator=generator)].float()
 
     def t(self, sigma: Tensor) -> Tensor:
         table = self._table.to(sigma.device, torch.float64)
@@ -159,6 +166,11 @@ class ContinuousVP:
     def c_noise(self, sigma: Tensor) -> Tensor:
         return (self.M - 1) * self.t(sigma)
 
+    def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor:
+        """t ~ U(eps_t, 1) (Karras et al. 2022, Table 1)."""
+        t = self.eps_t + (1 - self.eps_t) * torch.rand(n, generator=generator, dtype=torch.float64)
+        return self.sigma(t).float()
+
 
 @dataclass(frozen=True)
 class VE:
@@ -181,6 +193,11 @@ class VE:
     def c_noise(self, sigma: Tensor) -> Tensor:
         return (0.5 * sigma).log()
 
+    def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor:
+        """ln sigma ~ U(ln sigma_min, ln sigma_max) (Karras et al. 2022, Table 1)."""
+        u = torch.rand(n, generator=generator)
+        return (math.log(self.sigma_min) + u * math.log(self.sigma_max / self.sigma_min)).exp()
+
 
 @dataclass(frozen=True)
 class EDM:
@@ -189,6 +206,8 @@ class EDM:
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     sigma_data: float = 0.5
+    P_mean: float = -1.2
+    P_std: float = 1.2
 
     @property
     def sigma_table(self) -> None:
@@ -199,4 +218,8 @@ class EDM:
 
     def c_noise(self, sigma: Tensor) -> Tensor:
         return sigma.log() / 4
+
+    def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor:
+        """ln sigma ~ N(P_mean, P_std^2) (Karras et al. 2022, Table 1)."""
+        return (self.P_mean + self.P_std * torch.randn(n, generator=generator)).exp()
 

@@ -16,6 +16,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .checkpoints.loading import CheckpointSpec
 from .errors import RegistrationError, SamplerzooError
 from .registry import Catalogue, SamplerSpec, ScheduleSpec
 
@@ -33,6 +34,7 @@ class PluginInfo:
     version: str = ""
     samplers: list[str] = field(default_factory=list)
     schedules: list[str] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -41,6 +43,7 @@ class Registry:
     plugin_manager: pluggy.PluginManager
     samplers: Catalogue[SamplerSpec]
     schedules: Catalogue[ScheduleSpec]
+    checkpoints: Catalogue[CheckpointSpec]
     plugins: dict[str, PluginInfo]
 
 
@@ -70,15 +73,16 @@ def plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
     return pm, found
 
 
-def _collect(pm: pluggy.PluginManager, hook_name: str, catalogue: Catalogue[Any],
+def _collect(pm: pluggy.PluginManager, hook_name: str, spec_type: type[Any], catalogue: Catalogue[Any],
              infos: dict[str, PluginInfo], listing: Callable[[PluginInfo], list[str]]) -> None:
     """Call one registration hook plugin by plugin, so each spec is attributed and each failure isolated."""
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         info = infos.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
 
         def register(spec: Any, _info: PluginInfo = info) -> None:
-            if not isinstance(spec, SamplerSpec | ScheduleSpec):
-                raise SamplerzooError(f"register() takes a SamplerSpec or ScheduleSpec, got {type(spec).__name__}")
+            if not isinstance(spec, spec_type):
+                raise SamplerzooError(f"{hook_name}: register() takes a {spec_type.__name__}, "
+                                      f"got {type(spec).__name__}")
             try:  # one bad spec is skipped; the plugin's other specs still register
                 catalogue.add(replace(spec, plugin=_info.distribution or _info.name))
             except RegistrationError as exc:
@@ -96,12 +100,15 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, catalogue: Catalogue[Any]
 def registry() -> Registry:
     """The process-wide registry, built on first use from the plugin manager's current plugins."""
     pm, found = plugin_manager()
-    infos = {name: replace(info, errors=list(info.errors), samplers=[], schedules=[]) for name, info in found.items()}
+    infos = {name: replace(info, errors=list(info.errors), samplers=[], schedules=[], checkpoints=[])
+             for name, info in found.items()}
     samplers: Catalogue[SamplerSpec] = Catalogue("sampler")
     schedules: Catalogue[ScheduleSpec] = Catalogue("schedule")
-    _collect(pm, "register_samplers", samplers, infos, lambda info: info.samplers)
-    _collect(pm, "register_schedules", schedules, infos, lambda info: info.schedules)
-    return Registry(pm, samplers, schedules, infos)
+    checkpoints: Catalogue[CheckpointSpec] = Catalogue("checkpoint")
+    _collect(pm, "register_samplers", SamplerSpec, samplers, infos, lambda info: info.samplers)
+    _collect(pm, "register_schedules", ScheduleSpec, schedules, infos, lambda info: info.schedules)
+    _collect(pm, "register_checkpoints", CheckpointSpec, checkpoints, infos, lambda info: info.checkpoints)
+    return Registry(pm, samplers, schedules, checkpoints, infos)
 
 
 def register_plugin(plugin: object, name: str) -> None:

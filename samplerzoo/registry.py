@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from torch import Tensor
 
@@ -19,12 +19,12 @@ SamplerFn = Callable[..., Tensor]
 ScheduleFn = Callable[..., Tensor]
 """``schedule(n, model, **options) -> sigmas``: n decreasing levels followed by 0, float64 on the CPU."""
 
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 def _check_name(kind: str, name: str, aliases: Iterable[str]) -> None:
     if not NAME.match(name):
-        raise RegistrationError(f"{kind} name {name!r} must be lower-case letters, digits and '_'")
+        raise RegistrationError(f"{kind} name {name!r} must be lower-case letters, digits, '_' and '-'")
     for alias in aliases:
         if not alias or any(c.isspace() for c in alias):
             raise RegistrationError(f"{kind} {name!r} has a blank or spaced alias {alias!r}")
@@ -133,7 +133,18 @@ class ScheduleSpec:
         return self.fn(n, model, **options)
 
 
-Spec = TypeVar("Spec", SamplerSpec, ScheduleSpec)
+class NamedSpec(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+
+    @property
+    def plugin(self) -> str: ...
+
+
+Spec = TypeVar("Spec", bound=NamedSpec)
 
 
 @dataclass

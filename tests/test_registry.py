@@ -100,7 +100,7 @@ def test_malformed_spec_is_reported_and_the_rest_keeps_working(throwaway: Callab
     throwaway(Raising())
     assert plugins.plugin_errors() == {
         "throwaway0": ["register_samplers: RegistrationError: sampler name 'Bad Name' must be lower-case letters, "
-                       "digits and '_'"]}
+                       "digits, '_' and '-'"]}
     assert "euler" in sz.get_samplers()
 
 

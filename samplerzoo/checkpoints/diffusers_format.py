@@ -1,0 +1,107 @@
+"""Local diffusers model directories: pipeline layout, a bare UNet2DModel with its scheduler config, and
+the legacy root layout of google/ddpm-cifar10-32 (``GaussianDDPMScheduler``, ``timesteps``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..adapters import NetworkDenoiser, parameterization
+from ..errors import CheckpointError, UnknownNameError
+from ..noise_schedules import EDM, DiscreteVP, NoiseSchedule, SigmaToT
+from .betas import alphas_cumprod
+from .weights import load_state_dict
+
+WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+EDM_SCHEDULERS = ("EDMEulerScheduler", "EDMDPMSolverMultistepScheduler")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return data
+
+
+class UNetNetwork(nn.Module):
+    """A diffusers UNet2DModel as ``net(x_in, c_noise, class_labels=None)``; a learned-variance half
+    (2C output channels for C input channels, Nichol & Dhariwal 2021) is dropped."""
+
+    def __init__(self, unet: Any) -> None:
+        super().__init__()
+        self.unet: Any = unet
+        self.channels = int(unet.config.in_channels)
+
+    def forward(self, x: Tensor, c_noise: Tensor, class_labels: Tensor | None = None) -> Tensor:
+        return self.unet(x, c_noise, class_labels=class_labels).sample[:, : self.channels]
+
+
+def build_unet(directory: Path) -> UNetNetwork:
+    from diffusers import UNet2DModel
+
+    config_path = directory / "config.json"
+    config = read_json(config_path)
+    if config.get("_class_name", "UNet2DModel") != "UNet2DModel":
+        raise CheckpointError(f"{config_path}: model class {config['_class_name']!r} is not supported; "
+                              "supported: UNet2DModel")
+    try:
+        unet = UNet2DModel.from_config(config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{config_path}: invalid UNet2DModel config ({exc})") from None
+    weights = next((directory / f for f in WEIGHT_FILES if (directory / f).is_file()), None)
+    if weights is None:
+        raise CheckpointError(f"{directory}: no weights file; expected one of {', '.join(WEIGHT_FILES)}")
+    load_state_dict(unet, weights)
+    return UNetNetwork(unet.eval())
+
+
+def noise_schedule(config: dict[str, Any], source: str, sigma_to_t: SigmaToT) -> tuple[NoiseSchedule, str]:
+    """The noise schedule and parameterization a scheduler config describes."""
+    if config.get("_class_name") in EDM_SCHEDULERS:
+        # diffusers' EDM schedulers call EDM's raw F "epsilon" (c_out = +sigma*sd/sqrt(sigma^2+sd^2)).
+        prediction = {"epsilon": "edm", "v_prediction": "v"}.get(config.get("prediction_type", "epsilon"), "?")
+        if prediction == "?":
+            raise CheckpointError(f"{source}: unknown prediction_type {config['prediction_type']!r} for an EDM "
+                                  "scheduler; known: epsilon, v_prediction")
+        return EDM(float(config.get("sigma_min", 0.002)), float(config.get("sigma_max", 80.0)),
+                   float(config.get("sigma_data", 0.5))), prediction
+    try:
+        prediction = parameterization(config.get("prediction_type", "epsilon"))
+    except UnknownNameError:
+        raise CheckpointError(f"{source}: unknown prediction_type {config['prediction_type']!r}; known: epsilon, "
+                              "v_prediction, sample") from None
+    return DiscreteVP(alphas_cumprod(config, source), sigma_to_t), prediction
+
+
+def load_diffusers(directory: Path, sigma_to_t: SigmaToT = "log") -> NetworkDenoiser:
+    """A Denoiser from a local diffusers directory (pipeline, bare UNet, or legacy root layout)."""
+    directory = Path(directory)
+    if (directory / "model_index.json").is_file():
+        unet_dir, scheduler_path = directory / "unet", directory / "scheduler" / "scheduler_config.json"
+    else:
+        unet_dir, scheduler_path = directory, directory / "scheduler_config.json"
+    scheduler = read_json(scheduler_path)
+    network = build_unet(unet_dir)
+    schedule, prediction = noise_schedule(scheduler, str(scheduler_path), sigma_to_t)
+    unet_config = network.unet.config
+    num_classes = int(unet_config.num_class_embeds or 0)
+    shape = (int(unet_config.in_channels), int(unet_config.sample_size), int(unet_config.sample_size))
+    return NetworkDenoiser(network, prediction, schedule, sample_shape=shape, num_classes=num_classes)
+
+
+def save_diffusers(denoiser: NetworkDenoiser, directory: Path, scheduler_config: dict[str, Any]) -> None:
+    """Write a bare UNet2DModel directory (config.json, safetensors weights, scheduler_config.json)."""
+    network = denoiser.net
+    if not isinstance(network, UNetNetwork):
+        raise CheckpointError(f"{directory}: only UNet2DModel denoisers can be saved in diffusers format")
+    directory.mkdir(parents=True, exist_ok=True)
+    network.unet.save_pretrained(directory, safe_serialization=True)
+    (directory / "scheduler_config.json").write_text(json.dumps(scheduler_config, indent=2) + "\n")

@@ -1,0 +1,87 @@
+"""``zoo checkpoints``, ``zoo train``, ``zoo sample``: the shipped models and what they produce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor
+
+from ..checkpoints import get_checkpoints
+from ..errors import SamplerzooError
+
+stdout = Console()
+stderr = Console(stderr=True)
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+RESULTS = Path("results")
+
+
+def list_checkpoints() -> None:
+    """List the named checkpoints: parameterization, noise schedule, size, plugin."""
+    table = Table(title="checkpoints")
+    for column in ("name", "prediction", "noise schedule", "size", "description", "plugin"):
+        table.add_column(column)
+    for spec in sorted(get_checkpoints().values(), key=lambda s: s.name):
+        table.add_row(spec.name, spec.prediction, spec.schedule, spec.size, spec.description, spec.plugin)
+    stdout.print(table)
+
+
+def train(name: Annotated[str, typer.Argument(help="Recipe name, e.g. digits, digits-v, digits-edm.")],
+          steps: Annotated[int | None, typer.Option(help="Training steps (default: the recipe's).")] = None,
+          seed: Annotated[int | None, typer.Option(help="Seed (default: the recipe's).")] = None,
+          out: Annotated[Path | None, typer.Option(help="Output directory (default: the shipped weights).")] = None,
+          ) -> None:
+    """Train a shipped digits checkpoint from scratch, deterministically given the seed."""
+    from ..training import RECIPES, train_and_save
+
+    if name not in RECIPES:
+        raise SamplerzooError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+    record = train_and_save(name, out or WEIGHTS / name, RESULTS / "training" / f"{name}.json", steps, seed,
+                            log=lambda step, loss: stderr.print(f"{name} step {step}: loss {loss:.4f}"))
+    stdout.print(f"{name}: final loss {record['final_loss']:.4f} after {record['recipe']['steps']} steps, "
+                 f"{record['seconds']:.0f} s")
+
+
+def add_commands(app: typer.Typer) -> None:
+    app.command("checkpoints")(list_checkpoints)
+    app.command("train")(train)
+    app.command("sample")(sample)
+
+
+def image_grid(images: Tensor, columns: int, scale: int) -> Tensor:
+    """uint8 images (N, C, H, W) tiled into one (rows*H*scale, columns*W*scale, C) picture, 1-pixel gaps."""
+    n, c, h, w = images.shape
+    rows = -(-n // columns)
+    padded = torch.full((rows * columns, c, h + 1, w + 1), 255, dtype=torch.uint8)
+    padded[:n, :, :h, :w] = images
+    grid = padded.reshape(rows, columns, c, h + 1, w + 1).permute(0, 3, 1, 4, 2).reshape(rows * (h + 1),
+                                                                                           columns * (w + 1), c)
+    return grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+
+
+def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path.")] = "digits",
+           sampler: Annotated[str, typer.Option(help="Sampler name or alias.")] = "dpm2",
+           nfe: Annotated[int, typer.Option(help="Exact number of network evaluations per sample.")] = 20,
+           schedule: Annotated[str, typer.Option(help="Sampling schedule.")] = "karras",
+           seed: Annotated[int, typer.Option(help="First seed; sample i uses seed + i.")] = 0,
+           n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
+           out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("grid.png"),
+           scale: Annotated[int, typer.Option(help="Pixel magnification in the PNG.")] = 4) -> None:
+    """Sample a grid of images with exactly --nfe network evaluations each and write it as a PNG."""
+    from PIL import Image
+
+    from ..checkpoints import load
+    from ..data import to_uint8
+    from ..sampling import generate
+
+    model = load(checkpoint)
+    run = generate(model, sampler, nfe, range(seed, seed + n), model.sample_shape, schedule=schedule)
+    grid = image_grid(to_uint8(run.samples), columns=int(n**0.5 + 0.999), scale=scale)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid.squeeze(-1).numpy() if grid.shape[-1] == 1 else grid.numpy()).save(out)
+    stdout.print(f"wrote {out}: {n} samples, {checkpoint}, {sampler}, {run.counted_nfe} NFE (counted), "
+                 f"{schedule} schedule, seeds {seed}..{seed + n - 1}")

@@ -1,0 +1,127 @@
+"""Training the shipped digits checkpoints (and any NetworkDenoiser) with one loss for every parameterization.
+
+With D = c_skip x + c_out F, the usual objective of each parameterization is ||F_hat - F_target||^2 =
+||D(x0 + sigma n, sigma) - x0||^2 / c_out^2: epsilon-matching (lambda = 1/sigma^2, Ho et al. 2020),
+v-matching (lambda = (sigma^2 + 1)/sigma^2, Salimans & Ho 2022), x0-matching (lambda = 1) and EDM's
+weighting (Karras et al. 2022, Eq. 8) all come out of that one line.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .adapters import NetworkDenoiser
+from .checkpoints.diffusers_format import UNetNetwork, noise_schedule, save_diffusers
+from .data import digits
+
+DIGITS_UNET: dict[str, Any] = {
+    "sample_size": 8, "in_channels": 1, "out_channels": 1, "block_out_channels": [32, 64], "layers_per_block": 1,
+    "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+    "norm_num_groups": 16, "attention_head_dim": 16,
+}
+LINEAR_BETAS: dict[str, Any] = {"_class_name": "DDPMScheduler", "beta_schedule": "linear", "beta_start": 1e-4,
+                                "beta_end": 0.02, "num_train_timesteps": 1000, "clip_sample": False}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one shipped checkpoint is trained; stored with its results so the run can be replayed."""
+
+    name: str
+    scheduler: dict[str, Any]
+    unet: dict[str, Any] = field(default_factory=lambda: dict(DIGITS_UNET))
+    steps: int = 4000
+    batch: int = 128
+    lr: float = 2e-3
+    ema: float = 0.999
+    label_dropout: float = 0.0
+    seed: int = 0
+    threads: int = 1
+
+
+RECIPES = {r.name: r for r in [
+    Recipe("digits", {**LINEAR_BETAS, "prediction_type": "epsilon"}),
+    Recipe("digits-v", {**LINEAR_BETAS, "prediction_type": "v_prediction"}),
+    Recipe("digits-x0", {**LINEAR_BETAS, "prediction_type": "sample"}),
+    # sigma_data = 0.75: the pixel standard deviation of the digits training split, not CIFAR's 0.5.
+    Recipe("digits-edm", {"_class_name": "EDMEulerScheduler", "sigma_min": 0.002, "sigma_max": 80.0,
+                          "sigma_data": 0.75, "prediction_type": "epsilon"}),
+    # classes 0-9 and a null class 10, used for a label dropped out (classifier-free guidance).
+    Recipe("digits-cond", {**LINEAR_BETAS, "prediction_type": "epsilon"},
+           unet={**DIGITS_UNET, "num_class_embeds": 11}, label_dropout=0.1),
+]}
+
+
+def denoising_loss(model: NetworkDenoiser, x0: Tensor, sigma: Tensor, noise: Tensor, **cond: Any) -> Tensor:
+    """Mean of ||D(x0 + sigma n, sigma) - x0||^2 / c_out^2: the parameterization's own target loss."""
+    _, c_out, _ = model.coefficients(sigma, x0.ndim)
+    return ((model(x0 + sigma.reshape(c_out.shape) * noise, sigma, **cond) - x0) / c_out).pow(2).mean()
+
+
+def train(recipe: Recipe, log: Callable[[int, float], None] | None = None) -> tuple[NetworkDenoiser, dict[str, Any]]:
+    """Train ``recipe`` on the digits training split; returns the EMA denoiser and a record of the run."""
+    from diffusers import UNet2DModel
+
+    torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    images, labels = digits("train")
+    schedule, prediction = noise_schedule(recipe.scheduler, recipe.name, "log")
+    num_classes = int(recipe.unet.get("num_class_embeds") or 0)
+    model = NetworkDenoiser(UNetNetwork(UNet2DModel(**recipe.unet)), prediction, schedule,
+                            sample_shape=tuple(images.shape[1:]), num_classes=max(num_classes - 1, 0))
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    losses, start = [], time.time()
+    for step in range(recipe.steps):
+        lr_scale = min(1.0, (step + 1) / 200) * (1 - step / recipe.steps) ** 0.5  # warm-up, then decay
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr * lr_scale
+        index = torch.randint(len(images), (recipe.batch,), generator=generator)
+        cond = {}
+        if num_classes:
+            drop = torch.rand(recipe.batch, generator=generator) < recipe.label_dropout
+            cond["class_labels"] = torch.where(drop, num_classes - 1, labels[index])
+        sigma = schedule.training_sigmas(recipe.batch, generator)
+        noise = torch.randn(images[index].shape, generator=generator)
+        loss = denoising_loss(model, images[index], sigma, noise, **cond)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
+                p_ema.lerp_(p, 1 - recipe.ema)
+        losses.append(loss.item())
+        if log is not None and (step + 1) % 100 == 0:
+            log(step + 1, sum(losses[-100:]) / 100)
+    record = {"recipe": asdict(recipe), "seconds": round(time.time() - start, 1),
+              "final_loss": sum(losses[-200:]) / 200, "loss_every_100": [sum(losses[i:i + 100]) / 100
+                                                                        for i in range(0, len(losses), 100)],
+              "parameters": sum(p.numel() for p in model.parameters()), "torch": torch.__version__,
+              "machine": platform.machine(), "processor": platform.processor() or platform.machine()}
+    return ema.eval(), record
+
+
+def train_and_save(name: str, out: Path, results: Path | None = None, steps: int | None = None,
+                   seed: int | None = None, log: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """Train the named recipe, write it as a diffusers directory, and its training record as JSON."""
+    recipe = RECIPES[name]
+    if steps is not None or seed is not None:
+        recipe = Recipe(**{**asdict(recipe), "steps": steps or recipe.steps,
+                           "seed": recipe.seed if seed is None else seed})
+    model, record = train(recipe, log)
+    save_diffusers(model, out, recipe.scheduler)
+    if results is not None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(record, indent=1) + "\n")
+    return record
