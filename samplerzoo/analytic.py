@@ -53,8 +53,11 @@ class GaussianMixture:
         """Posterior weights r_k(x) of each component given the noisy x, shape ``(batch, K)``."""
         return self._component_log_probs(x, sigma).softmax(-1)
 
-    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+    def __call__(self, x: Tensor, sigma: Tensor, class_labels: Tensor | None = None, **cond: Any) -> Tensor:
+        """The exact denoiser; with ``class_labels`` (component indices) the exact class-conditional one."""
         r = self.responsibilities(x, sigma)
+        if class_labels is not None:
+            r = torch.nn.functional.one_hot(class_labels.to(x.device), len(self.weights)).to(x)
         mu = self.means.flatten(1).to(x)
         s2 = self.stds.to(x) ** 2
         shrink = s2 / (s2 + sigma.reshape(-1, 1).to(x) ** 2)  # (batch, K)
@@ -62,6 +65,10 @@ class GaussianMixture:
         # sum_k r_k [mu_k + shrink_k (x - mu_k)] = (r*shrink).sum x + (r*(1-shrink)) @ mu
         denoised = (r * shrink).sum(1, keepdim=True) * xf + (r * (1 - shrink)) @ mu
         return denoised.reshape(x.shape)
+
+    def classifier(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """The Bayes classifier's logits log p(k | x; sigma), reading each component as a class."""
+        return self._component_log_probs(x, sigma).log_softmax(-1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw n samples of the clean data."""
@@ -77,7 +84,7 @@ class Gaussian(GaussianMixture):
         super().__init__(torch.as_tensor(mean)[None], std, sigma_min=sigma_min, sigma_max=sigma_max)
         self.mean, self.std = self.means[0], std
 
-    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+    def __call__(self, x: Tensor, sigma: Tensor, class_labels: Tensor | None = None, **cond: Any) -> Tensor:
         s = sigma.reshape(-1, *[1] * (x.ndim - 1)).to(x)
         mean = self.mean.to(x)
         return mean + self.std**2 / (self.std**2 + s**2) * (x - mean)

@@ -42,15 +42,21 @@ class Checkpoint(Denoiser, Protocol):
     def num_classes(self) -> int: ...
 
 
+def network_calls(denoiser: Denoiser) -> int:
+    """Network calls one call of ``denoiser`` makes: 1, or what a wrapper declares (unbatched CFG: 2)."""
+    return int(getattr(denoiser, "network_calls", 1))
+
+
 class CountingDenoiser:
-    """Counts network evaluations (NFE): every call of the wrapped denoiser is one evaluation."""
+    """Counts network evaluations (NFE): the network calls each call of the wrapped denoiser makes."""
 
     def __init__(self, denoiser: Denoiser) -> None:
         self.inner = denoiser
         self.calls = 0
+        self._per_call = network_calls(denoiser)
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
-        self.calls += 1
+        self.calls += self._per_call
         return self.inner(x, sigma, **cond)
 
     def __getattr__(self, name: str) -> Any:

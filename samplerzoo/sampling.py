@@ -9,8 +9,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from .denoiser import CountingDenoiser, Denoiser
-from .errors import SamplerzooError, UnknownNameError
+from .denoiser import CountingDenoiser, Denoiser, network_calls
+from .errors import SamplerzooError, UnknownNameError, UnreachableNFEError
 from .noise import SeededNoise
 from .plugins import get_sampler, get_schedule
 from .steps import denoise
@@ -35,12 +35,16 @@ class Generation:
 def sampling_sigmas(model: Denoiser, sampler: str, nfe: int, schedule: str = "karras",
                     final_step: FinalStep = "zero", schedule_options: dict[str, Any] | None = None,
                     **options: Any) -> Tensor:
-    """The sigmas on which ``sampler`` (with ``options``) spends exactly ``nfe`` evaluations in total."""
+    """The sigmas on which ``sampler`` (with ``options``) spends exactly ``nfe`` network evaluations in total."""
     if final_step not in FINAL_STEPS:
         raise UnknownNameError("final step", final_step, FINAL_STEPS)
     spec = get_sampler(sampler)
     to_zero = final_step == "zero"
-    steps = spec.steps_for_nfe(nfe - (final_step == "denoise"), to_zero=to_zero, **options)
+    per_call = network_calls(model)
+    if nfe % per_call:
+        raise UnreachableNFEError(f"each denoiser call makes {per_call} network calls (unbatched guidance), so NFE "
+                                  f"{nfe} is unreachable; use a multiple of {per_call}")
+    steps = spec.steps_for_nfe(nfe // per_call - (final_step == "denoise"), to_zero=to_zero, **options)
     sigmas = get_schedule(schedule)(steps if to_zero else steps + 1, model, **(schedule_options or {}))
     return sigmas if to_zero else sigmas[:-1]
 
@@ -59,8 +63,8 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
         if final_step == "denoise":
             samples = denoise(counter, samples, sigmas[-1])
     declared = spec.nfe(sigmas, **options)
-    if declared is not None and final_step == "denoise":
-        declared += 1
+    if declared is not None:
+        declared = (declared + (final_step == "denoise")) * network_calls(model)
     if declared is not None and counter.calls != declared:
         raise SamplerzooError(f"sampler {spec.name!r} declared {declared} evaluations but made {counter.calls}")
     return Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls)
