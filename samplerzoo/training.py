@@ -9,7 +9,6 @@ weighting (Karras et al. 2022, Eq. 8) all come out of that one line.
 from __future__ import annotations
 
 import copy
-import json
 import platform
 import time
 from collections.abc import Callable
@@ -112,16 +111,13 @@ def train(recipe: Recipe, log: Callable[[int, float], None] | None = None) -> tu
     return ema.eval(), record
 
 
-def train_and_save(name: str, out: Path, results: Path | None = None, steps: int | None = None,
-                   seed: int | None = None, log: Callable[[int, float], None] | None = None) -> dict[str, Any]:
-    """Train the named recipe, write it as a diffusers directory, and its training record as JSON."""
+def train_and_save(name: str, out: Path, steps: int | None = None, seed: int | None = None,
+                   log: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """Train the named recipe and write it as a diffusers directory; returns the training record."""
     recipe = RECIPES[name]
     if steps is not None or seed is not None:
         recipe = Recipe(**{**asdict(recipe), "steps": steps or recipe.steps,
                            "seed": recipe.seed if seed is None else seed})
     model, record = train(recipe, log)
     save_diffusers(model, out, recipe.scheduler)
-    if results is not None:
-        results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text(json.dumps(record, indent=1) + "\n")
     return record

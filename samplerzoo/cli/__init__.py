@@ -8,12 +8,13 @@ import typer
 from rich.console import Console
 
 from ..errors import SamplerzooError
-from . import catalogue, checkpoints
+from . import bench, catalogue, checkpoints
 
 app = typer.Typer(help="samplerzoo: every diffusion sampler, measured.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 catalogue.add_commands(app)
 checkpoints.add_commands(app)
+bench.add_commands(app)
 
 stderr = Console(stderr=True)
 

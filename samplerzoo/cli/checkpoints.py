@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -35,21 +36,29 @@ def train(name: Annotated[str, typer.Argument(help="Recipe name, e.g. digits, di
           seed: Annotated[int | None, typer.Option(help="Seed (default: the recipe's).")] = None,
           out: Annotated[Path | None, typer.Option(help="Output directory (default: the shipped weights).")] = None,
           ) -> None:
-    """Train a shipped digits checkpoint from scratch, deterministically given the seed."""
+    """Train a shipped digits checkpoint (or the digits classifier) from scratch, deterministically given the seed."""
+    from ..classifier import save_classifier, train_classifier
     from ..training import RECIPES, train_and_save
 
-    if name not in RECIPES:
-        raise SamplerzooError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
-    record = train_and_save(name, out or WEIGHTS / name, RESULTS / "training" / f"{name}.json", steps, seed,
-                            log=lambda step, loss: stderr.print(f"{name} step {step}: loss {loss:.4f}"))
-    stdout.print(f"{name}: final loss {record['final_loss']:.4f} after {record['recipe']['steps']} steps, "
-                 f"{record['seconds']:.0f} s")
+    def log(step: int, loss: float) -> None:
+        stderr.print(f"{name} step {step}: loss {loss:.4f}")
 
-
-def add_commands(app: typer.Typer) -> None:
-    app.command("checkpoints")(list_checkpoints)
-    app.command("train")(train)
-    app.command("sample")(sample)
+    command = " ".join(["zoo train", name, *([f"--steps {steps}"] if steps else []),
+                        *([f"--seed {seed}"] if seed is not None else [])])
+    if name == "digits-classifier":
+        options = {k: v for k, v in {"steps": steps, "seed": seed}.items() if v is not None}
+        model, record = train_classifier(log=log, **options)  # type: ignore[arg-type]
+        save_classifier(model, out or WEIGHTS / name)
+        summary = f"held-out accuracy {record['held_out_accuracy']:.4f}"
+    elif name in RECIPES:
+        record = train_and_save(name, out or WEIGHTS / name, steps, seed, log=log)
+        summary = f"final loss {record['final_loss']:.4f} after {record['recipe']['steps']} steps"
+    else:
+        raise SamplerzooError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}, digits-classifier")
+    record_path = RESULTS / "training" / f"{name}.json"
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps({"command": command, **record}, indent=1) + "\n")
+    stdout.print(f"{name}: {summary}, {record['seconds']:.0f} s; record in {record_path}")
 
 
 def image_grid(images: Tensor, columns: int, scale: int) -> Tensor:
@@ -85,3 +94,9 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
     Image.fromarray(grid.squeeze(-1).numpy() if grid.shape[-1] == 1 else grid.numpy()).save(out)
     stdout.print(f"wrote {out}: {n} samples, {checkpoint}, {sampler}, {run.counted_nfe} NFE (counted), "
                  f"{schedule} schedule, seeds {seed}..{seed + n - 1}")
+
+
+def add_commands(app: typer.Typer) -> None:
+    app.command("checkpoints")(list_checkpoints)
+    app.command("train")(train)
+    app.command("sample")(sample)

@@ -1,0 +1,102 @@
+"""The benchmark harness: exact NFE per point, per-sample seeds, crash-safe resumable results, clear errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import samplerzoo as sz
+from samplerzoo.bench import harness
+from samplerzoo.bench.metrics import ImageStream
+from samplerzoo.bench.results import ResultsFile
+from samplerzoo.cli import main
+
+SMALL = {"samples": 40, "seed": 0, "metric_names": ("fid",)}
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMPLERZOO_CACHE", str(tmp_path / "cache"))
+
+
+def test_points_spend_exactly_their_nfe_and_unreachable_ones_say_why(tmp_path: Path) -> None:
+    rows = harness.sweep("digits-ideal", ["heun"], ["karras"], [5, 6], results=tmp_path / "r.jsonl", batch=20,
+                         **SMALL)
+    ok, unreachable = rows
+    assert ok["status"] == "ok" and ok["counted_nfe"] == ok["requested_nfe"] == 5 and ok["metrics"]["fid"] > 0
+    assert unreachable["status"] == "unreachable" and "NFE 6 is unreachable; nearest reachable: 5, 7" in unreachable[
+        "reason"]
+    assert [json.loads(line)["requested_nfe"] for line in (tmp_path / "r.jsonl").read_text().splitlines()] == [5, 6]
+    assert {"versions", "device", "wall_seconds", "seed", "samples", "schedule", "options"} <= set(ok)
+
+
+def test_images_and_metrics_do_not_depend_on_batch_size(tmp_path: Path) -> None:
+    fid = [harness.sweep("digits-ideal", ["euler_ancestral"], ["karras"], [4], results=tmp_path / f"{b}.jsonl",
+                         batch=b, **SMALL)[0]["metrics"]["fid"] for b in (8, 40)]
+    assert fid[0] == pytest.approx(fid[1], rel=1e-9, abs=1e-9)
+
+
+def test_rerun_skips_finished_points_and_a_crash_loses_none(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    started: list[int] = []
+
+    def crash_on_second(point: harness.Point, total: int) -> None:
+        started.append(point.nfe)
+        if len(started) == 2:
+            raise KeyboardInterrupt  # killed while the second point runs
+
+    with pytest.raises(KeyboardInterrupt):
+        harness.sweep("digits-ideal", ["euler"], ["karras"], [3, 4, 5], results=path, batch=20,
+                      progress=harness.Progress(start_point=crash_on_second), **SMALL)
+    assert [row["requested_nfe"] for row in ResultsFile(path).rows()] == [3]
+    with path.open("a") as f:
+        f.write('{"key": "torn')  # and the process died mid-write of a line
+    started.clear()
+    rows = harness.sweep("digits-ideal", ["euler"], ["karras"], [3, 4, 5], results=path, batch=20,
+                         progress=harness.Progress(start_point=lambda p, t: started.append(p.nfe)), **SMALL)
+    assert started == [4, 5] and [row["requested_nfe"] for row in rows] == [3, 4, 5]
+    assert [json.loads(line)["requested_nfe"] for line in path.read_text().splitlines()] == [3, 4, 5]
+
+
+def test_image_stream_holds_one_batch_at_a_time() -> None:
+    made: list[tuple[int, int]] = []
+
+    def make(start: int, stop: int) -> torch.Tensor:
+        made.append((start, stop))
+        return torch.arange(start, stop)
+
+    stream = ImageStream(10, 4, make)
+    assert [int(stream[i]) for i in range(10)] == list(range(10))
+    assert made == [(0, 4), (4, 8), (8, 10)]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--sampler", "dpm3"], "error: unknown sampler 'dpm3'; did you mean dpm2"),
+    (["--nfe", "10,x"], "error: --nfe must be comma-separated integers, got '10,x'"),
+    (["--checkpoint", "nowhere"], "error: nowhere: not a registered checkpoint"),
+    (["--device", "cuda"] if not torch.cuda.is_available() else ["--dtype", "int8"], "error: "),
+])
+def test_bench_errors_are_one_line(args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["zoo", "bench", "--samples", "8", "--results", str(tmp_path / "r.jsonl"), *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.startswith(message) and err.count("\n") == 1, err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_bench_command_prints_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(sys, "argv", ["zoo", "bench", "--checkpoint", "digits-ideal", "--sampler", "dpm_2", "--nfe",
+                                      "3", "--samples", "30", "--metrics", "fid,kid", "--results",
+                                      str(tmp_path / "r.jsonl")])
+    main()
+    out = capsys.readouterr().out
+    assert "dpm2" in out and "fid" in out and "kid" in out and " ok " in out
+    assert sz.get_sampler("dpm2").name == "dpm2"
