@@ -14,9 +14,9 @@ from .checkpoints.diffusers_format import load_diffusers
 from .data import digits
 from .hookspecs import hookimpl
 from .registry import SamplerSpec, ScheduleSpec
-from .samplers import ancestral, ode
+from .samplers import ancestral, langevin, ode, sde
 
-SAMPLER_MODULES = (ode, ancestral)
+SAMPLER_MODULES = (ode, ancestral, sde, langevin)
 
 
 @hookimpl

@@ -25,6 +25,8 @@ from .metrics import DIGITS_EXTRACTOR, ImageStream, TensorImages, measure
 from .results import ResultsFile
 
 REFERENCES: dict[str, Split] = {"digits-train": "train", "digits-test": "test"}
+HELD_OUT = {"digits-train": "digits-test"}
+"""The real images that measure a reference's floor: what a perfect sampler of the data would score."""
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -58,6 +60,15 @@ def reference_images(name: str) -> TensorImages:
     if name not in REFERENCES:
         raise SamplerzooError(f"unknown reference {name!r}; known: {', '.join(REFERENCES)}")
     return TensorImages(to_uint8(digits(REFERENCES[name])[0]))
+
+
+def floor(point: Point) -> dict[str, float]:
+    """The metrics of real held-out images against the reference: the best a sampler can hope for."""
+    held_out = HELD_OUT.get(point.reference)
+    if held_out is None:
+        return {}
+    return measure(reference_images(held_out), reference_images(point.reference), point.reference,
+                   list(point.metric_names), point.extractor)
 
 
 @dataclass
@@ -115,14 +126,19 @@ def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list
     model = load(checkpoint) if any(p.key() not in done for p in grid) else None
     if isinstance(model, torch.nn.Module):
         model.to(device)
-    rows = []
+    rows, floors = [], {}
     for point in grid:
         if point.key() in done:
             rows.append(done[point.key()])
             continue
         assert model is not None
+        floor_key = (point.reference, point.extractor, point.metric_names)
+        if floor_key not in floors:
+            floors[floor_key] = floor(point)
         base = {"key": point.key(), **asdict(point), "requested_nfe": point.nfe, "batch": batch, "device": device,
-                "versions": versions(), "reference_samples": len(reference_images(point.reference))}
+                "versions": versions(), "reference_samples": len(reference_images(point.reference)),
+                "floor": floors[floor_key], "floor_samples": len(reference_images(HELD_OUT[point.reference]))
+                if point.reference in HELD_OUT else 0}
         try:
             row = {**base, **run_point(model, point, batch, device, progress)}
         except UnreachableNFEError as exc:

@@ -86,7 +86,11 @@ def bench(
     finally:
         if bars.live.is_started:
             bars.stop()
+    floors: dict[str, float] = next((row["floor"] for row in rows if row.get("floor")), {})
+    floor_text = ", ".join(f"{k} {v:.4g}" for k, v in floors.items() if not k.endswith("_std"))
     stdout.print(render(rows, f"{checkpoint}: {samples} samples a point, seeds {seed}.., results in {path}"))
+    if floor_text:
+        stdout.print(f"floor (held-out real images vs the reference): {floor_text}")
 
 
 def add_commands(app: typer.Typer) -> None:

@@ -1,0 +1,421 @@
+"""Stochastic samplers: exact agreement with the references given the same noise, and their law on a Gaussian.
+
+On a Gaussian target N(mu, s^2) the denoiser is affine, so each of these samplers (except ``pc``, whose step size
+depends on norms) is an affine map of its start and of its noise draws: its output is exactly Gaussian, and
+``exact_law`` reads the mean and variance off that map. That gives the sampler's bias at every step count with no
+Monte-Carlo error, so convergence (and its rate) is checked exactly; ``sample_moments`` then checks, within
+standard errors, that the sampler really draws from that law.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor
+
+from samplerzoo import get_sampler, testing
+from samplerzoo.analytic import Gaussian, GaussianMixture
+from samplerzoo.noise import SeededNoise
+from samplerzoo.schedules import SigmaRange, karras
+
+
+def _load_diffusers_driver() -> types.ModuleType:
+    path = Path(__file__).with_name("test_diffusers_agreement.py")
+    spec = importlib.util.spec_from_file_location("_diffusers_driver_sde", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+driver = _load_diffusers_driver()
+pytestmark = driver.pytestmark
+
+MEAN, STD = 0.3, 0.5  # testing.gaussian_problem(), per coordinate
+RANGE = SigmaRange(0.01, 20.0)  # testing.sample_moments' schedule
+
+
+def mixture() -> GaussianMixture:
+    """Two components in 2-D: a non-linear denoiser, so agreement tests exercise every term (float64)."""
+    means = torch.tensor([[1.0, -0.5], [-1.0, 0.8]], dtype=torch.float64)
+    return GaussianMixture(means, torch.tensor([0.3, 0.5], dtype=torch.float64), torch.tensor([0.3, 0.7]))
+
+
+def schedule(steps: int, to_zero: bool) -> Tensor:
+    sigmas = karras(steps, SigmaRange(0.05, 10.0))
+    return sigmas if to_zero else karras(steps + 1, SigmaRange(0.05, 10.0))[:-1]
+
+
+def exact_law(name: str, steps: int, **options: Any) -> tuple[float, float]:
+    """Exact mean and std of the sampler's output on N(MEAN, STD^2), started from N(0, sigma_0^2) as usual.
+
+    The output is y = b + a_0 x + sum_k a_k z_k with x ~ N(0, sigma_0^2) and z_k ~ N(0, 1) the noise draws. One
+    batch reads off every coefficient: row 0 has all inputs 0 (y = b), row 1 has x = 1, row k + 2 has z_k = 1.
+    """
+    spec, sigmas = get_sampler(name), karras(steps, RANGE)
+    problem = Gaussian(torch.tensor([MEAN], dtype=torch.float64), STD)
+    draws: list[int] = []
+
+    def count(sigma: Tensor, sigma_next: Tensor) -> Tensor:
+        draws.append(len(draws))
+        return torch.zeros(1, 1, dtype=torch.float64)
+
+    spec.fn(problem, torch.zeros(1, 1, dtype=torch.float64), sigmas, noise=count, **options)
+    rows = len(draws) + 2
+
+    def unit(row: int) -> Tensor:
+        """The batch with only ``row`` set to 1."""
+        z = torch.zeros(rows, 1, dtype=torch.float64)
+        z[row] = 1
+        return z
+
+    k = iter(range(2, rows))
+    y = spec.fn(problem, unit(1), sigmas, noise=lambda sigma, sigma_next: unit(next(k)), **options)[:, 0]
+    a = y[1:] - y[0]
+    return float(y[0]), float((a[0] ** 2 * sigmas[0] ** 2 + (a[1:] ** 2).sum()).sqrt())
+
+
+# ------------------------------------------------------------------------------------------ k-diffusion
+@pytest.mark.parametrize("to_zero", [True, False])
+@pytest.mark.parametrize("options", [{}, {"eta": 0.5, "s_noise": 0.9}, {"eta": 0.0}])
+def test_dpm2_ancestral_matches_k_diffusion(k_sampling: types.ModuleType, options: dict[str, float],
+                                           to_zero: bool) -> None:
+    # The same noise source is handed to both (as noise_sampler= to k-diffusion); measured gap ~4e-16.
+    sigmas, model = schedule(10, to_zero), mixture()
+    noises = [SeededNoise(range(5), model.sample_shape, dtype=torch.float64) for _ in range(2)]
+    x = noises[0].randn() * float(sigmas[0])
+    noises[1].randn()  # both sources past the start, drawing the same noise from here on
+    ours = get_sampler("dpm2_ancestral").fn(model, x, sigmas, noise=noises[0], **options)
+    theirs = k_sampling.sample_dpm_2_ancestral(model, x, sigmas, noise_sampler=noises[1], disable=True, **options)
+    gap = float((ours - theirs).abs().max())
+    assert gap <= 1e-10, gap
+
+
+# --------------------------------------------------------------------------------------------- diffusers
+DIFFUSERS_CASES = {  # sampler -> (diffusers scheduler, our sigma_to_t, spacings); see test_diffusers_agreement
+    "dpm2_ancestral": ("KDPM2AncestralDiscreteScheduler", "log", (driver.LEADING, driver.LEADING_OFFSET,
+                                                                  driver.TRAILING)),
+}
+
+
+@pytest.mark.parametrize(("sampler", "spacing", "steps_offset", "n"), [
+    (sampler, spacing, offset, n)
+    for sampler, (_, _, spacings) in DIFFUSERS_CASES.items() for spacing, offset in spacings for n in driver.STEPS])
+def test_diffusers_agreement(sampler: str, spacing: str, steps_offset: int, n: int) -> None:
+    import diffusers
+
+    scheduler_name, sigma_to_t, _ = DIFFUSERS_CASES[sampler]
+    scheduler = getattr(diffusers, scheduler_name)(**driver.BETAS, timestep_spacing=spacing,
+                                                   steps_offset=steps_offset)
+    scheduler.set_timesteps(n)
+    our_net, model = driver.our_model(sigma_to_t)
+    sigmas = driver.our_sigmas(model, n, spacing, steps_offset)
+    their_net = driver.EpsNet()
+    theirs = driver.sample_diffusers(scheduler, their_net)  # draws its noise from the same generator as ours
+    ours, _ = driver.sample_ours(sampler, model, sigmas, float(scheduler.init_noise_sigma))
+    driver.assert_agreement(sampler, sigmas, torch.unique_consecutive(scheduler.sigmas), ours, theirs, our_net,
+                            their_net)
+
+
+@pytest.mark.parametrize("n", driver.STEPS)
+@pytest.mark.parametrize("correct_steps", [1, 2])
+def test_pc_matches_diffusers_score_sde_ve(n: int, correct_steps: int) -> None:
+    # ScoreSdeVeScheduler's step_correct (Langevin, snr rule) then step_pred (reverse diffusion) per level, driven
+    # directly: its pipeline evaluates the score at sigma(t) but steps with the discrete sigmas (they differ by
+    # sampling_eps), and takes batch-mean norms, equal to our per-sample ones for a batch of one. Float32, 1e-4.
+    from diffusers import ScoreSdeVeScheduler
+
+    shape, snr, sigma_max = (1, 3, 8, 8), 0.15, 50.0
+    scheduler = ScoreSdeVeScheduler(snr=snr, sigma_min=0.01, sigma_max=sigma_max, correct_steps=correct_steps)
+    scheduler.set_timesteps(n)
+    scheduler.set_sigmas(n)
+    problem = Gaussian(torch.linspace(-1, 1, 192, dtype=torch.float64).reshape(3, 8, 8), STD)
+
+    def score(x: Tensor, sigma: Tensor) -> Tensor:
+        return (problem(x, sigma.expand(1)) - x) / sigma**2
+
+    init, g = driver.seeded()
+    x = init[:1] * sigma_max
+    for index in range(n - 1, -1, -1):  # step_pred finds the level as floor(t (n - 1))
+        sigma = scheduler.discrete_sigmas[index]
+        for _ in range(correct_steps):
+            x = scheduler.step_correct(score(x, sigma), x, generator=g).prev_sample
+        out = scheduler.step_pred(score(x, sigma), (index + 0.5) / (n - 1), x, generator=g)
+        x = out.prev_sample if index > 0 else out.prev_sample_mean  # the pipeline returns the last mean
+
+    init, g = driver.seeded()
+    levels = scheduler.discrete_sigmas.flip(0).to(torch.float64)
+    ours = get_sampler("pc").fn(problem, init[:1] * sigma_max, torch.cat([levels, levels.new_zeros(1)]),
+                                noise=lambda sigma, sigma_next: torch.randn(shape, generator=g), snr=snr,
+                                n_corrector=correct_steps)
+    gap = float((ours - x).abs().max())
+    assert gap <= driver.ATOL, f"pc: max |ours - diffusers| = {gap:.2e}"
+
+
+# ---------------------------------------------------------------------------------- options and wrappers
+OURS = ("dpm2_ancestral", "edm", "euler_maruyama", "pc", "langevin", "restart", "ddpm_analytic")
+
+
+@pytest.mark.parametrize("to_zero", [True, False])
+@pytest.mark.parametrize("name", OURS)
+def test_callback_sees_every_step_once(name: str, to_zero: bool) -> None:
+    seen: list[int] = []
+    sigmas, model = schedule(6, to_zero), testing.gaussian_problem()
+    options = {"n_steps_each": 3} if name == "langevin" else {}
+    get_sampler(name).fn(model, torch.randn(2, 4, dtype=torch.float64) * 10, sigmas,
+                         callback=lambda info: seen.append(info["i"]), **options)
+    assert seen == list(range(len(sigmas) - 1))
+
+
+def test_edm_is_heun_with_edm_settings() -> None:
+    edm, heun = get_sampler("edm"), get_sampler("heun")
+    settings = {"s_churn": 40.0, "s_tmin": 0.05, "s_tmax": 50.0, "s_noise": 1.003}
+    assert torch.equal(testing.run_seeded(edm, [0, 1], steps=20), testing.run_seeded(heun, [0, 1], steps=20,
+                                                                                       **settings))
+    assert not torch.equal(testing.run_seeded(edm, [0, 1], steps=20), testing.run_seeded(heun, [0, 1], steps=20))
+
+
+def test_dpm2_ancestral_without_noise_is_dpm2() -> None:
+    ours = testing.run_seeded(get_sampler("dpm2_ancestral"), [0, 1], eta=0.0)
+    torch.testing.assert_close(ours, testing.run_seeded(get_sampler("dpm2"), [0, 1]), rtol=0, atol=1e-12)
+
+
+def test_dpm2_ancestral_rejects_eta_above_one() -> None:
+    with pytest.raises(ValueError, match="0 <= eta <= 1"):
+        testing.run_seeded(get_sampler("dpm2_ancestral"), [0], eta=1.5)
+
+
+# ------------------------------------------------------------------------------------- law on a Gaussian
+# id -> (sampler, options, bias ratio per doubling of the steps at least, bound on the std's bias at 200 steps).
+# The mean keeps a bias from the prior mismatch: the start N(0, sigma_0^2) lacks the target's mean, which the
+# probability-flow ODE shrinks by sqrt((STD^2 + sigma_min^2) / (STD^2 + sigma_0^2)); no noisier sampler keeps more.
+PRIOR_MEAN_BIAS = MEAN * math.sqrt((STD**2 + RANGE.sigma_min**2) / (STD**2 + RANGE.sigma_max**2))
+LAW_CASES: dict[str, tuple[str, dict[str, Any], float, float]] = {
+    # For a Gaussian, "ODE to sigma_down + sigma_up noise" has the exact marginal, so the bias is the ODE solver's:
+    # second order here (ratios 4.4-6.4 measured at 25..200 steps).
+    "dpm2_ancestral": ("dpm2_ancestral", {}, 3.5, 5e-4),
+    "dpm2_ancestral_eta": ("dpm2_ancestral", {"eta": 0.5}, 3.5, 5e-4),
+    # EDM's churn on a first-order SDE discretisation: ratios 2.2-4 measured with S_noise = 1.
+    "edm_s_noise_1": ("edm", {"s_noise": 1.0}, 1.8, 2e-3),
+    # First-order Euler-Maruyama: ratios 2.0-2.2 measured (VE 9.3e-3, VP 7.7e-3 at 200 steps).
+    "euler_maruyama_ve": ("euler_maruyama", {}, 1.8, 0.012),
+    "euler_maruyama_vp": ("euler_maruyama", {"form": "vp"}, 1.8, 0.012),
+}
+
+
+@pytest.mark.parametrize("case", LAW_CASES)
+def test_law_converges_to_the_target(case: str) -> None:
+    name, options, ratio, std_bound = LAW_CASES[case]
+    laws = [exact_law(name, steps, **options) for steps in (25, 50, 100, 200)]
+    std_bias = [abs(std - STD) for _, std in laws]
+    assert all(coarse >= ratio * fine for coarse, fine in itertools.pairwise(std_bias)), std_bias
+    mean, std = laws[-1]
+    assert abs(std - STD) < std_bound and abs(mean - MEAN) <= PRIOR_MEAN_BIAS, laws[-1]
+
+
+def test_edm_s_noise_inflates_the_variance_by_its_excess_noise() -> None:
+    # S_noise = 1.003 adds (S_noise^2 - 1) ~ 0.6% more churn variance than the SDE: a small, positive excess
+    # over the S_noise = 1 law that does not vanish as steps grow (S_churn fixes the total churn): 1.5e-3 measured.
+    for steps in (50, 200):
+        (_, std), (_, std_1) = exact_law("edm", steps), exact_law("edm", steps, s_noise=1.0)
+        assert 0 < std - std_1 < 0.003, (steps, std, std_1)
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("dpm2_ancestral", {}), ("edm", {}), ("euler_maruyama", {"form": "vp"}), ("langevin", {"n_steps_each": 2}),
+    ("restart", {"restarts": ((3, 2, 0.06, 1.0),)})])
+def test_samples_follow_the_exact_law(name: str, options: dict[str, Any]) -> None:
+    # 4000 samples x 4 independent coordinates: standard errors 0.5 / sqrt(16000) = 0.004 (mean) and
+    # 0.5 / sqrt(32000) = 0.003 (std); 4 standard errors allowed.
+    mean, std = testing.sample_moments(get_sampler(name), steps=25, **options)
+    law_mean, law_std = exact_law(name, 25, **options)
+    assert abs(mean - law_mean) < 0.016 and abs(std - law_std) < 0.012, (mean, law_mean, std, law_std)
+
+
+def gaussian_samples(name: str, steps: int, dim: int = 4, seeds: int = 64, **options: Any) -> Tensor:
+    """Samples of N(MEAN, STD^2 I_dim) from the usual start, one noise seed per sample."""
+    problem = Gaussian(torch.full((dim,), MEAN, dtype=torch.float64), STD)
+    sigmas, noise = karras(steps, RANGE), SeededNoise(range(seeds), (dim,), dtype=torch.float64)
+    return get_sampler(name).fn(problem, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+
+
+def test_euler_maruyama_forms_differ_by_order_of_the_step() -> None:
+    # Same noise, VE vs VP discretisation: sample paths differ by O(h) (measured 0.036, 0.015, 0.0065, 0.0029).
+    gaps = [float((gaussian_samples("euler_maruyama", n) - gaussian_samples("euler_maruyama", n, form="vp"))
+                  .abs().mean()) for n in (25, 50, 100, 200)]
+    assert all(coarse >= 1.8 * fine for coarse, fine in itertools.pairwise(gaps)) and gaps[-1] < 0.005, gaps
+
+
+@pytest.mark.parametrize("form", ["ve", "vp"])
+def test_pc_without_corrector_is_euler_maruyama(form: str) -> None:
+    pc, em = (gaussian_samples(name, 20, form=form) for name in ("pc", "euler_maruyama"))
+    assert torch.equal(gaussian_samples("pc", 20, form=form, n_corrector=0), em)
+    assert not torch.equal(pc, em)
+
+
+def test_langevin_corrector_keeps_its_stationary_law() -> None:
+    # At level sigma the corrector targets N(mu, v), v = STD^2 + sigma^2, with step eps = 2 snr^2 ||z||^2 / ||s||^2.
+    # In high dimension ||z||^2 ~ d and ||s||^2 ~ d w / v^2 for samples of variance w, so eps ~ 2 snr^2 v^2 / w and
+    # the Langevin recursion w = (1 - eps / v)^2 w + 2 eps has the fixed point w = v (1 + snr^2), up to O(1/d).
+    # 64 x 512 values: standard error of the std ~ sqrt(w / 65536) = 0.4%, the inflation tested is 4.4%.
+    from samplerzoo.samplers.langevin import langevin_corrector
+
+    sigma, snr, dim = torch.tensor(1.0, dtype=torch.float64), 0.3, 512
+    problem = Gaussian(torch.full((dim,), MEAN, dtype=torch.float64), STD)
+    noise = SeededNoise(range(64), (dim,), dtype=torch.float64)
+    v = STD**2 + float(sigma) ** 2
+    x = MEAN + noise.randn() * math.sqrt(v)
+    for _ in range(40):  # contracts by (1 - eps / v)^2 ~ 0.7 per step
+        x = langevin_corrector(problem, x, sigma, snr, sigma.new_ones(()), noise)
+    std = float(x.std())
+    assert abs(std - math.sqrt(v * (1 + snr**2))) < 4 * math.sqrt(v / (2 * x.numel())), std
+
+
+def test_pc_reaches_the_target_in_high_dimension() -> None:
+    # Per-sample norms make the step size eps = 2 snr^2 ||z||^2 / ||s||^2 noisy in low dimension (on the 4-D
+    # problem the std drifts to ~0.78); in 256-D it concentrates. The correctors pull each level towards
+    # N(mu, v (1 + snr^2)) and the predictor carries Euler-Maruyama's bias, so the std lies between 0.5 (less
+    # 4 standard errors) and 0.5 sqrt(1 + snr^2) plus that bias (exact, from exact_law) and 4 standard errors.
+    steps, snr = 100, 0.16
+    x = gaussian_samples("pc", steps, dim=256, snr=snr)
+    se_mean, se_std = STD / math.sqrt(x.numel()), STD / math.sqrt(2 * x.numel())
+    _, em_std = exact_law("euler_maruyama", steps)
+    mean, std = float(x.mean()), float(x.std())
+    assert abs(mean - MEAN) < 4 * se_mean + PRIOR_MEAN_BIAS, mean
+    assert STD - 4 * se_std < std < STD * math.sqrt(1 + snr**2) + (em_std - STD) + 4 * se_std, (std, em_std)
+
+
+def langevin_recursion(steps: int, n_steps_each: int = 100, step_lr: float | None = None,
+                       denoise_to_zero: bool = True) -> tuple[float, float]:
+    """Song & Ermon 2019, Alg. 1 on N(MEAN, STD^2), written out as a recursion on (mean, variance): at each level
+    sigma after the start, v = STD^2 + sigma^2 and T steps x <- x + a (MEAN - x) / v + sqrt(2 a) z; then the
+    denoising step x <- MEAN + STD^2 / v_L (x - MEAN)."""
+    levels = [float(s) for s in karras(steps, RANGE)[1:-1]]
+    ratio = 0.2 if step_lr is None else step_lr / levels[-1] ** 2
+    mean, var = 0.0, RANGE.sigma_max**2
+    for sigma in levels:
+        v, a = STD**2 + sigma**2, ratio * sigma**2
+        for _ in range(n_steps_each):
+            mean, var = mean + a * (MEAN - mean) / v, (1 - a / v) ** 2 * var + 2 * a
+    if denoise_to_zero:
+        shrink = STD**2 / (STD**2 + levels[-1] ** 2)
+        mean, var = MEAN + shrink * (mean - MEAN), shrink**2 * var
+    return mean, math.sqrt(var)
+
+
+@pytest.mark.parametrize("options", [{}, {"n_steps_each": 7, "step_lr": 3e-5}, {"denoise_to_zero": False}])
+def test_langevin_law_is_its_recursion(options: dict[str, Any]) -> None:
+    (law_mean, law_std), (mean, std) = exact_law("langevin", 12, **options), langevin_recursion(12, **options)
+    assert abs(law_mean - mean) < 1e-12 and abs(law_std - std) < 1e-12, (law_mean, mean, law_std, std)
+
+
+def test_langevin_converges_as_levels_are_added() -> None:
+    # Its bias comes from the spacing of the levels (the chain barely mixes at sigma << STD) and halves per
+    # doubling of the levels: std bias 0.0064, 0.0031, 0.0015, 0.0007 measured at 25..200 steps (T = 100).
+    std_bias = [langevin_recursion(steps)[1] - STD for steps in (25, 50, 100, 200)]
+    assert all(coarse >= 1.8 * fine > 0 for coarse, fine in itertools.pairwise(std_bias)), std_bias
+    assert std_bias[-1] < 2e-3, std_bias
+
+
+@pytest.mark.parametrize(("name", "options", "reachable"), [
+    ("pc", {"n_corrector": 2}, [3, 6, 9, 12]),
+    ("langevin", {"n_steps_each": 4}, [1, 5, 9]),  # 4 (steps - 1) + 1
+    ("langevin", {"n_steps_each": 4, "denoise_to_zero": False}, [4, 8, 12]),
+    ("restart", {"restarts": ((2, 1, 0.5, 1.0),)}, [1, 5, 7, 9, 11]),  # 2 steps - 1 + 1 * 2 * (2 - 1), or 1 step
+])
+def test_budgets_with_options_are_spent_exactly(name: str, options: dict[str, Any], reachable: list[int]) -> None:
+    import samplerzoo as sz
+
+    model, reached = testing.gaussian_problem(), []
+    for nfe in range(1, 13):
+        try:
+            run = sz.generate(model, name, nfe, seeds=[0], sample_shape=model.sample_shape, dtype=torch.float64,
+                              **options)
+        except sz.UnreachableNFEError as exc:
+            assert f"NFE {nfe} is unreachable" in str(exc)
+            continue
+        assert run.counted_nfe == run.declared_nfe == nfe
+        reached.append(nfe)
+    assert reached == reachable
+
+
+def test_restart_without_intervals_is_heun() -> None:
+    restart, heun = get_sampler("restart"), get_sampler("heun")
+    assert torch.equal(testing.run_seeded(restart, [0, 1], restarts=()), testing.run_seeded(heun, [0, 1]))
+
+
+def test_restart_plan_snaps_t_min_to_the_schedule() -> None:
+    from samplerzoo.samplers.sde import restart_plan
+
+    sigmas = karras(18, SigmaRange(0.002, 80.0))
+    (i, k, levels), = restart_plan(sigmas, [(3, 2, 0.06, 0.30), (3, 1, 0.06, 0.01)])  # t_max below t_min: skipped
+    nearest = int((sigmas[1:-1] - 0.06).abs().argmin()) + 1
+    assert (i, k, len(levels)) == (nearest, 2, 3) and levels[0] == 0.30 and levels[-1] == sigmas[i]
+    assert bool((levels[:-1] > levels[1:]).all())
+    with pytest.raises(ValueError, match="N_restart >= 2"):
+        restart_plan(sigmas, [(1, 2, 0.06, 0.30)])
+
+
+def test_restart_contracts_the_main_solver_error() -> None:
+    # Xu et al. 2023, Sec. 3: the forward jump + backward ODE contracts the error accumulated before t_min. With
+    # an accurate backward pass (17 levels), the std bias of coarse Heun (8 steps: 0.085) shrinks with each
+    # restart (measured 0.019, 0.0050, 0.0014 for K = 1, 2, 4), down to the backward pass's own error.
+    _, heun_std = exact_law("heun", 8)
+    bias = [exact_law("restart", 8, restarts=((17, k, 0.06, 1.0),))[1] - STD for k in (1, 2, 4)]
+    assert heun_std - STD > bias[0] > bias[1] > bias[2] > 0 and bias[2] < (heun_std - STD) / 20, (heun_std, bias)
+
+
+def test_ddpm_analytic_is_exact_on_a_gaussian() -> None:
+    # With the exact Gamma, each step is the true reverse conditional q(x_next | x) (Gaussian data: the posterior
+    # of x0 has constant variance), so down to sigma_L the chain samples q(x_L | x_start) exactly, at any step
+    # count. x_start = x_L + sqrt(sigma_0^2 - sigma_L^2) n, so with v_L = STD^2 + sigma_L^2 and k = v_L / (STD^2 +
+    # sigma_0^2): x_L = MEAN + k (x - MEAN) + N(0, v_L (1 - k)). The last step returns D(x_L) = MEAN + k_L (x_L -
+    # MEAN), k_L = STD^2 / v_L (no noise, as DDPM). Started from x ~ N(0, sigma_0^2) (the prior mismatch).
+    # (DDPM's fixed_small std is off by 0.32, 0.16, 0.075 at 3, 10, 25 steps.)
+    s0, v_L = RANGE.sigma_max, STD**2 + RANGE.sigma_min**2
+    k, k_L = v_L / (STD**2 + s0**2), STD**2 / v_L
+    mean, std = MEAN - k_L * k * MEAN, k_L * math.sqrt(k**2 * s0**2 + v_L * (1 - k))
+    for steps in (2, 5, 25):
+        law_mean, law_std = exact_law("ddpm_analytic", steps)
+        assert abs(law_mean - mean) < 1e-12 and abs(law_std - std) < 1e-12, (steps, law_mean, law_std)
+
+
+def test_mean_square_eps_matches_its_closed_form() -> None:
+    # eps_hat ~ N(0, Gamma) per coordinate, so the mean of 20000 x 4 squares has relative standard error
+    # sqrt(2 / 80000) = 0.5%; 4 standard errors allowed.
+    from samplerzoo.samplers.sde import gaussian_mean_square_eps, mean_square_eps
+
+    problem, sigmas = testing.gaussian_problem(), karras(8, RANGE)
+    g = torch.Generator().manual_seed(0)
+    data = problem.sample(20000, generator=g)
+    estimate = mean_square_eps(problem, data, sigmas, lambda sigma, sigma_next: torch.randn(
+        data.shape, generator=g, dtype=data.dtype))
+    exact = gaussian_mean_square_eps(sigmas, STD)
+    assert estimate[-1] == 0 and bool(((estimate[:-1] / exact[:-1] - 1).abs() < 4 * math.sqrt(2 / 80000)).all())
+    # The estimated table is as good as the exact one, up to its Monte-Carlo error.
+    std_estimated, std_exact = (exact_law("ddpm_analytic", 8, gamma=gamma)[1] for gamma in (estimate, exact))
+    assert abs(std_estimated - std_exact) < 0.005, (std_estimated, std_exact)
+
+
+@pytest.mark.parametrize(("gamma", "bound", "options"), [
+    (1.5, "ddpm", {"variance": "fixed_small"}),  # 1 - Gamma clipped to 0: variance sigma~^2, DDPM's
+    (-0.5, "euler_maruyama", {"form": "ve"}),  # clipped to 1: sigma^2 - sigma_next^2, the reverse-diffusion step
+])
+def test_ddpm_analytic_variance_is_clipped_to_its_bounds(gamma: float, bound: str, options: dict[str, Any]) -> None:
+    spec = get_sampler("ddpm_analytic")
+    table = torch.full((13,), gamma, dtype=torch.float64)  # run_seeded: 12 steps -> 13 sigmas
+    ours = testing.run_seeded(spec, [0, 1, 2], steps=12, gamma=table)
+    torch.testing.assert_close(ours, testing.run_seeded(get_sampler(bound), [0, 1, 2], steps=12, **options),
+                               rtol=0, atol=1e-12)
+
+
+def test_ddpm_analytic_needs_a_gamma_per_sigma() -> None:
+    with pytest.raises(ValueError, match="one gamma per sigma"):
+        testing.run_seeded(get_sampler("ddpm_analytic"), [0], steps=12, gamma=torch.zeros(12, dtype=torch.float64))
