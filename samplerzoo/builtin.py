@@ -14,9 +14,9 @@ from .checkpoints.diffusers_format import load_diffusers
 from .data import digits
 from .hookspecs import hookimpl
 from .registry import SamplerSpec, ScheduleSpec
-from .samplers import ancestral, langevin, ode, sde
+from .samplers import ancestral, dpm_solver, langevin, multistep, ode, reference, sde, unipc
 
-SAMPLER_MODULES = (ode, ancestral, sde, langevin)
+SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc)
 
 
 @hookimpl

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,9 @@ import torch
 # The tests' tensors are tiny: intra-op threads only add contention (on a loaded 2-core machine a small
 # softmax took ~10 ms with threads and ~2 us without).
 torch.set_num_threads(1)
+
+# Shared test helpers (diffusers_driver.py) live beside the tests, which are not a package.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")

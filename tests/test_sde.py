@@ -9,13 +9,12 @@ standard errors, that the sampler really draws from that law.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 import types
-from pathlib import Path
 from typing import Any
 
+import diffusers_driver as driver
 import pytest
 import torch
 from torch import Tensor
@@ -25,18 +24,7 @@ from samplerzoo.analytic import Gaussian, GaussianMixture
 from samplerzoo.noise import SeededNoise
 from samplerzoo.schedules import SigmaRange, karras
 
-
-def _load_diffusers_driver() -> types.ModuleType:
-    path = Path(__file__).with_name("test_diffusers_agreement.py")
-    spec = importlib.util.spec_from_file_location("_diffusers_driver_sde", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-driver = _load_diffusers_driver()
-pytestmark = driver.pytestmark
+pytestmark = driver.PYTESTMARK
 
 MEAN, STD = 0.3, 0.5  # testing.gaussian_problem(), per coordinate
 RANGE = SigmaRange(0.01, 20.0)  # testing.sample_moments' schedule

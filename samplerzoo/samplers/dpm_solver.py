@@ -1,0 +1,537 @@
+"""Exponential integrators in log-SNR: DPM-Solver, DPM-Solver++ and their stochastic variants.
+
+In the sigma frame (alpha = 1) the half log-SNR is lambda = -log sigma, and a step sigma -> sigma_next has
+h = lambda_next - lambda = log(sigma / sigma_next). The probability-flow ODE is solved exactly in its linear
+part (Lu et al. 2022a, Eq. 3.4); only the network's output is approximated, by a Taylor polynomial in lambda
+(Lu et al. 2022a, App. B, Eq. B.4):
+
+* data prediction (DPM-Solver++, Lu et al. 2022b), with derivatives taken along lambda:
+  x_next = e^{-h} x + sum_k h phi_{k+1}(-h) (h^k D^(k));
+* noise prediction (DPM-Solver, Lu et al. 2022a), eps = (x - D) / sigma:
+  x_next = x - sigma_next sum_k h phi_{k+1}(h) (h^k eps^(k)).
+
+The SDE variants (SDE-DPM-Solver++ of the DPM-Solver authors' code: diffusers' "sde-dpmsolver++", k-diffusion's
+dpmpp_2m_sde / dpmpp_3m_sde with eta) damp x by an extra e^{-eta h}
+and add fresh noise: their deterministic part is the data-prediction formula with h_hat = (1 + eta) h in
+place of h (the h^k D^(k) scaling stays in h). The first-order ++ step x_next = (sigma_next/sigma) x +
+(1 - e^{-h}) D is DDIM; the first-order noise step x_next = x + (sigma_next - sigma) eps is Euler.
+A step landing on sigma = 0 (h = inf) is x_next = D in every variant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from ..denoiser import Denoiser
+from ..errors import UnknownNameError
+from ..noise import NoiseSampler, gaussian_noise_like
+from ..registry import SamplerSpec
+from ..steps import Callback, ancestral_split, denoise, notify
+from .sde import steps_for_budget
+
+SOLVER_TYPES = ("midpoint", "heun")
+SECOND_DIFFERENCES = ("reference", "taylor")
+
+
+# --- exponential-integrator coefficients -------------------------------------------------------------------
+
+def half_log_snr(sigma: Tensor) -> Tensor:
+    """lambda = -log sigma: half the log signal-to-noise ratio log(alpha / sigma) in the sigma frame."""
+    return -sigma.log()
+
+
+def phi(k: int, z: Tensor) -> Tensor:
+    """phi_k(z) = int_0^1 e^{(1-t) z} t^{k-1} / (k-1)! dt, by phi_0 = e^z, phi_{k+1} = (phi_k - 1/k!) / z.
+
+    These are the weights of the exponential integrators (Lu et al. 2022a, App. B, Eq. B.2; Hochbruck &
+    Ostermann 2010): int_0^h e^{z(h-u)/h} u^k / k! du = h^{k+1} phi_{k+1}(z).
+    """
+    if k == 0:
+        return z.exp()
+    value = z.expm1() / z
+    for j in range(1, k):
+        value = (value - 1 / math.factorial(j)) / z
+    return value
+
+
+def data_weight(k: int, h_hat: Tensor) -> Tensor:
+    """Weight of h^k D^(k) in the data-prediction step: h_hat phi_{k+1}(-h_hat) (1 - e^{-h_hat} for k = 0)."""
+    return -(-h_hat).expm1() if k == 0 else h_hat * phi(k + 1, -h_hat)
+
+
+def noise_weight(k: int, h: Tensor) -> Tensor:
+    """Weight of sigma_next h^k eps^(k) in the noise-prediction step: h phi_{k+1}(h) (e^h - 1 for k = 0)."""
+    return h.expm1() if k == 0 else h * phi(k + 1, h)
+
+
+def data_step(x: Tensor, sigma: Tensor, sigma_next: Tensor, terms: Sequence[Tensor], eta: float = 0.0,
+              first_weight_only: bool = False) -> Tensor:
+    """DPM-Solver++ step sigma -> sigma_next: e^{-h_hat} x + sum_k data_weight(k, h_hat) terms[k].
+
+    ``terms[k]`` estimates h^k D^(k) (h = lambda_next - lambda, derivatives along lambda); h_hat = (1 + eta) h
+    (eta > 0: the deterministic part of the SDE step). ``first_weight_only`` weights terms[1] with
+    (1 - e^{-h_hat}) / 2 instead of h_hat phi_2(-h_hat): the paper's 2M/"midpoint" rule (Lu et al. 2022b, Alg. 2).
+    Landing on sigma = 0 gives D = terms[0].
+    """
+    if sigma_next.dim() == 0 and sigma_next == 0:
+        return terms[0]
+    h_hat = (1 + eta) * (half_log_snr(sigma_next) - half_log_snr(sigma))
+    x = (-h_hat).exp() * x + data_weight(0, h_hat) * terms[0]
+    for k, term in enumerate(terms[1:], start=1):
+        weight = data_weight(0, h_hat) / 2 if first_weight_only and k == 1 else data_weight(k, h_hat)
+        x = x + weight * term
+    return x
+
+
+def noise_step(x: Tensor, sigma: Tensor, sigma_next: Tensor, terms: Sequence[Tensor],
+               first_weight_only: bool = False) -> Tensor:
+    """DPM-Solver step sigma -> sigma_next: x - sigma_next sum_k noise_weight(k, h) terms[k], terms[k] ~ h^k eps^(k).
+
+    ``first_weight_only`` weights terms[1] with (e^h - 1) / 2 (DPM-Solver-2, Lu et al. 2022a, Alg. 1).
+    Landing on sigma = 0 gives D = x - sigma eps.
+    """
+    if sigma_next.dim() == 0 and sigma_next == 0:
+        return x - sigma * terms[0]
+    h = half_log_snr(sigma_next) - half_log_snr(sigma)
+    x = x - sigma_next * noise_weight(0, h) * terms[0]
+    for k, term in enumerate(terms[1:], start=1):
+        weight = noise_weight(0, h) / 2 if first_weight_only and k == 1 else noise_weight(k, h)
+        x = x - sigma_next * weight * term
+    return x
+
+
+def multistep_terms(values: Sequence[Tensor], lambdas: Sequence[Tensor], h: Tensor,
+                    second_difference: str = "reference") -> list[Tensor]:
+    """Terms h^k f^(k), k < len(values), from the latest values of f at lambdas (newest first), by divided
+    differences (Lu et al. 2022b, Alg. 2 for two points; three points as in the authors' 3M code).
+
+    With three points the slopes s0, s1 of the last two intervals give f'' ~ 2 (s0 - s1) / (h0 + h1) and
+    f' ~ s0 + h0 f'' / 2. DPM-Solver++(3M) as published (and in k-diffusion and diffusers) uses half that
+    f'' (``second_difference="reference"``), which is exact only to first order: that solver then converges
+    with order 2, not 3. ``"taylor"`` uses the Taylor coefficient and converges with order 3.
+    """
+    terms = [values[0]]
+    if len(values) >= 2:
+        h0 = lambdas[0] - lambdas[1]
+        slope0 = (values[0] - values[1]) / h0
+        if len(values) == 2:
+            return [values[0], h * slope0]
+        h1 = lambdas[1] - lambdas[2]
+        second = 2 * (slope0 - (values[1] - values[2]) / h1) / (h0 + h1)
+        terms += [h * (slope0 + h0 / 2 * second), h**2 * second * (0.5 if second_difference == "reference" else 1)]
+    return terms
+
+
+def check_choice(kind: str, value: str, known: Sequence[str]) -> None:
+    """Raise UnknownNameError unless ``value`` is one of ``known``."""
+    if value not in known:
+        raise UnknownNameError(kind, value, known)
+
+
+# --- multistep DPM-Solver++ (ODE and SDE) -------------------------------------------------------------------
+
+def multistep_data_prediction(model: Denoiser, x: Tensor, sigmas: Tensor, order: int, noise: NoiseSampler | None,
+                              callback: Callback | None, eta: float = 0.0, s_noise: float = 1.0,
+                              solver_type: str = "midpoint", second_difference: str = "reference") -> Tensor:
+    """DPM-Solver++(kM), k = ``order``: one evaluation per step, earlier denoised outputs give the derivatives.
+
+    Lower orders on the first steps (no history yet) and on a step to sigma = 0 (x = D). ``eta`` > 0 is the
+    SDE variant: damping e^{-eta h} and fresh noise sigma_next sqrt(1 - e^{-2 eta h}) s_noise z.
+    """
+    check_choice("solver_type", solver_type, SOLVER_TYPES)
+    check_choice("second_difference", second_difference, SECOND_DIFFERENCES)
+    noise = noise or gaussian_noise_like(x)
+    history: list[Tensor] = []
+    lambdas: list[Tensor] = []
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoise(model, x, sigma)
+        notify(callback, x, i, sigma, sigma, denoised)
+        history, lambdas = [denoised, *history][:order], [half_log_snr(sigma), *lambdas][:order]
+        h = half_log_snr(sigma_next) - lambdas[0]
+        terms = multistep_terms(history, lambdas, h, second_difference) if sigma_next > 0 else [denoised]
+        midpoint = solver_type == "midpoint" and len(terms) == 2  # third-order steps always weight with phi_2
+        x_next = data_step(x, sigma, sigma_next, terms, eta, first_weight_only=midpoint)
+        if eta > 0 and sigma_next > 0:
+            x_next = x_next + noise(sigma, sigma_next) * (sigma_next * (-(-2 * eta * h).expm1()).sqrt() * s_noise)
+        x = x_next
+    return x
+
+
+def sample_dpmpp_2m(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                    callback: Callback | None = None,
+                    solver_type: Literal["midpoint", "heun"] = "midpoint") -> Tensor:
+    """DPM-Solver++(2M), Lu et al. 2022b, Alg. 2: D_i + (D_i - D_{i-1}) h_i / (2 h_{i-1}) in the DDIM step.
+
+    ``solver_type="heun"`` weights the difference with h phi_2(-h) instead (diffusers' option); first step and
+    step to sigma = 0 are first order (DDIM).
+    """
+    return multistep_data_prediction(model, x, sigmas, 2, noise, callback, solver_type=solver_type)
+
+
+def sample_dpmpp_3m(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                    callback: Callback | None = None, solver_type: Literal["midpoint", "heun"] = "heun",
+                    second_difference: Literal["reference", "taylor"] = "reference") -> Tensor:
+    """DPM-Solver++(3M), Lu et al. 2022b's multistep third order (their code); orders 1, 2 on the first steps.
+
+    The defaults reproduce k-diffusion (dpmpp_3m_sde, eta = 0); ``solver_type`` is the rule of the second-order
+    warm-up step (diffusers' solver_order=3 uses its default "midpoint" there). As published its second difference
+    has half the Taylor weight, so it converges with order 2 asymptotically (fitted 2.75 over 8..64 steps on the
+    Gaussian test problem); ``second_difference="taylor"`` restores order 3 (see ``multistep_terms``).
+    """
+    return multistep_data_prediction(model, x, sigmas, 3, noise, callback, solver_type=solver_type,
+                                     second_difference=second_difference)
+
+
+def sample_dpmpp_2m_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                        callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0,
+                        solver_type: Literal["midpoint", "heun"] = "midpoint") -> Tensor:
+    """SDE-DPM-Solver++(2M) (Lu et al. 2022b; diffusers' sde-dpmsolver++): eta = 1 the reverse SDE, 0 the ODE."""
+    return multistep_data_prediction(model, x, sigmas, 2, noise, callback, eta, s_noise, solver_type)
+
+
+def sample_dpmpp_2m_sde_heun(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                             callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """SDE-DPM-Solver++(2M) with the h phi_2 ("heun") weight, Lu et al. 2022b (ComfyUI's dpmpp_2m_sde_heun)."""
+    return multistep_data_prediction(model, x, sigmas, 2, noise, callback, eta, s_noise, "heun")
+
+
+def sample_dpmpp_3m_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                        callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0,
+                        second_difference: Literal["reference", "taylor"] = "reference") -> Tensor:
+    """SDE-DPM-Solver++(3M): the 3M step with h_hat = (1 + eta) h, plus noise (k-diffusion's dpmpp_3m_sde)."""
+    return multistep_data_prediction(model, x, sigmas, 3, noise, callback, eta, s_noise, "heun", second_difference)
+
+
+# --- singlestep DPM-Solver++(2S) and the stochastic DPM-Solver++ ----------------------------------------------
+
+def lambda_point(sigma: Tensor, sigma_next: Tensor, r: float) -> Tensor:
+    """The sigma at lambda + r h between sigma and sigma_next: sigma^{1-r} sigma_next^r."""
+    return (half_log_snr(sigma) + r * (half_log_snr(sigma_next) - half_log_snr(sigma))).neg().exp()
+
+
+def dpmpp_2s_step(model: Denoiser, x: Tensor, denoised: Tensor, sigma: Tensor, sigma_next: Tensor,
+                  r: float = 0.5) -> Tensor:
+    """DPM-Solver++(2S), Lu et al. 2022b, Alg. 1: DDIM to lambda + r h, evaluate there, DDIM with that D.
+
+    To sigma_next = 0 it is the plain first-order step (x = D), with no second evaluation.
+    """
+    if sigma_next == 0:
+        return denoised
+    sigma_s = lambda_point(sigma, sigma_next, r)
+    x_s = data_step(x, sigma, sigma_s, [denoised])
+    return data_step(x, sigma, sigma_next, [(1 - 1 / (2 * r)) * denoised + denoise(model, x_s, sigma_s) / (2 * r)])
+
+
+def sample_dpmpp_2s_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                              callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """Ancestral DPM-Solver++(2S) (Lu et al. 2022b, Alg. 1): a 2S step to sigma_down, then sigma_up noise.
+
+    k-diffusion's dpmpp_2s_ancestral; eta = 0 is the deterministic DPM-Solver++(2S). A step with
+    sigma_down = 0 (the last one, or eta large enough) costs one evaluation.
+    """
+    noise = noise or gaussian_noise_like(x)
+    for i in range(len(sigmas) - 1):
+        denoised = denoise(model, x, sigmas[i])
+        notify(callback, x, i, sigmas[i], sigmas[i], denoised)
+        sigma_down, sigma_up = ancestral_split(sigmas[i], sigmas[i + 1], eta)
+        x = dpmpp_2s_step(model, x, denoised, sigmas[i], sigma_down)
+        if sigmas[i + 1] > 0 and sigma_up > 0:
+            x = x + noise(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+    return x
+
+
+def sample_dpmpp_2s(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                    callback: Callback | None = None) -> Tensor:
+    """DPM-Solver++(2S), Lu et al. 2022b, Alg. 1 (r = 1/2): second order, two evaluations per step."""
+    return sample_dpmpp_2s_ancestral(model, x, sigmas, noise=noise, callback=callback, eta=0.0)
+
+
+def sample_dpmpp_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                     callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0,
+                     r: float = 0.5) -> Tensor:
+    """Stochastic DPM-Solver++(2S) (k-diffusion's dpmpp_sde; Lu et al. 2022b, Alg. 1 with ancestral sub-steps).
+
+    Each step: an ancestral DDIM sub-step to lambda + r h (noise(sigma, sigma_s)), an evaluation there, then an
+    ancestral step to sigma_next with D mixed as (1 - 1/(2r)) D + D_s / (2r) (noise(sigma, sigma_next)).
+    Meant for Brownian noise (``BrownianTreeNoise``), whose two increments from sigma are correlated.
+    The step to sigma = 0 is x = D (one evaluation).
+    """
+    noise = noise or gaussian_noise_like(x)
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoise(model, x, sigma)
+        notify(callback, x, i, sigma, sigma, denoised)
+        if sigma_next == 0:
+            x = denoised
+            continue
+        sigma_s = lambda_point(sigma, sigma_next, r)
+        x_s = sde_substep(x, denoised, sigma, sigma_s, eta, s_noise, noise)
+        mixed = (1 - 1 / (2 * r)) * denoised + denoise(model, x_s, sigma_s) / (2 * r)
+        x = sde_substep(x, mixed, sigma, sigma_next, eta, s_noise, noise)
+    return x
+
+
+def sde_substep(x: Tensor, denoised: Tensor, sigma: Tensor, sigma_next: Tensor, eta: float, s_noise: float,
+                noise: NoiseSampler) -> Tensor:
+    """Ancestral DDIM step: first-order data step to sigma_down, plus sigma_up noise drawn for (sigma, sigma_next)."""
+    sigma_down, sigma_up = ancestral_split(sigma, sigma_next, eta)
+    x = data_step(x, sigma, sigma_down, [denoised])
+    return x + noise(sigma, sigma_next) * (s_noise * sigma_up) if sigma_up > 0 else x
+
+
+# --- Brownian noise, seeded per sample --------------------------------------------------------------------
+
+class BrownianTreeNoise:
+    """Increments of one Brownian path per sample seed, W(t_next) - W(t) / sqrt|t_next - t| with t = sigma.
+
+    The SDE samplers ask for noise over overlapping intervals (dpmpp_sde: (sigma, sigma_s) and then
+    (sigma, sigma_next)); a Brownian path makes those draws consistent, and makes a sample converge as the
+    steps are refined. Each sample has its own ``torchsde.BrownianTree`` (entropy = its seed) over
+    [sigma_min, sigma_max], so a sample depends only on its seed, not on the batch (the per-sample trees of
+    k-diffusion's ``BrownianTreeNoiseSampler(seed=[...])``). Needs torchsde.
+    """
+
+    def __init__(self, seeds: Sequence[int], sample_shape: Sequence[int], sigma_min: float, sigma_max: float, *,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        import torchsde  # optional dependency: only the Brownian noise needs it
+
+        w0 = torch.zeros(tuple(sample_shape), device=device, dtype=dtype)
+        t0, t1 = torch.as_tensor(float(sigma_min)), torch.as_tensor(float(sigma_max))
+        self.trees = [torchsde.BrownianTree(t0, w0, t1, entropy=int(seed)) for seed in seeds]
+
+    def __call__(self, sigma: Tensor, sigma_next: Tensor) -> Tensor:
+        low, high = sorted((torch.as_tensor(sigma), torch.as_tensor(sigma_next)), key=float)
+        sign = 1.0 if float(sigma) <= float(sigma_next) else -1.0
+        return torch.stack([tree(low, high) for tree in self.trees]) * (sign / (high - low).sqrt())
+
+
+# --- singlestep DPM-Solver-1, 2, 3 (noise or data prediction), DPM-Solver-fast and -adaptive ----------------
+
+PREDICTIONS = ("noise", "data")
+
+
+def per_sample(sigma: Tensor, x: Tensor) -> Tensor:
+    """A (batch,) sigma reshaped to broadcast against x; a scalar (0-dim) sigma as it is."""
+    return sigma if sigma.dim() == 0 else sigma.reshape(-1, *[1] * (x.dim() - 1))
+
+
+def evaluate(model: Denoiser, x: Tensor, sigma: Tensor, prediction: str) -> tuple[Tensor, Tensor]:
+    """D(x, sigma) and the output the solver integrates: D itself ("data") or eps = (x - D) / sigma ("noise").
+
+    ``sigma`` is a scalar or one level per sample, shape (batch,).
+    """
+    denoised = denoise(model, x, sigma)
+    return denoised, denoised if prediction == "data" else (x - denoised) / per_sample(sigma, x)
+
+
+def exponential_step(prediction: str, x: Tensor, sigma: Tensor, sigma_next: Tensor, terms: Sequence[Tensor],
+                     first_weight_only: bool = False) -> Tensor:
+    """``data_step`` or ``noise_step``; sigmas are scalars or (batch,) levels, one per sample."""
+    sigma, sigma_next = per_sample(sigma, x), per_sample(sigma_next, x)
+    if prediction == "data":
+        return data_step(x, sigma, sigma_next, terms, first_weight_only=first_weight_only)
+    return noise_step(x, sigma, sigma_next, terms, first_weight_only)
+
+
+def singlestep_update(model: Denoiser, x: Tensor, sigma: Tensor, sigma_next: Tensor, f0: Tensor, order: int,
+                      prediction: str, r1: float, r2: float = 2 / 3) -> tuple[Tensor, Tensor]:
+    """One DPM-Solver-k step (Lu et al. 2022a, Alg. 1 (k = 2, intermediate lambda + r1 h) and Alg. 2 (k = 3,
+    r1, r2)), with the embedded lower-order solution its evaluations also give (for adaptive step sizes):
+    order 1 for k = 2 and DPM-Solver-2 with r1 for k = 3. ``f0`` is the output at (x, sigma).
+    A step to sigma = 0 is first order (x = D).
+    """
+    if order == 1 or (sigma_next.dim() == 0 and sigma_next == 0):
+        first = exponential_step(prediction, x, sigma, sigma_next, [f0])
+        return first, first
+    sigma_1 = lambda_point(sigma, sigma_next, r1)
+    _, f1 = evaluate(model, exponential_step(prediction, x, sigma, sigma_1, [f0]), sigma_1, prediction)
+    second = exponential_step(prediction, x, sigma, sigma_next, [f0, (f1 - f0) / r1], first_weight_only=True)
+    if order == 2:
+        return second, exponential_step(prediction, x, sigma, sigma_next, [f0])
+    sigma_2 = lambda_point(sigma, sigma_next, r2)
+    u2 = exponential_step(prediction, x, sigma, sigma_2, [f0, r2 / r1 * (f1 - f0)])
+    _, f2 = evaluate(model, u2, sigma_2, prediction)
+    return exponential_step(prediction, x, sigma, sigma_next, [f0, (f2 - f0) / r2]), second
+
+
+def check_order(order: int, known: Sequence[int] = (1, 2, 3)) -> None:
+    if order not in known:
+        raise UnknownNameError("order", str(order), [str(k) for k in known])
+
+
+def sample_dpm_solver(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                      callback: Callback | None = None, order: int = 2,
+                      prediction: Literal["noise", "data"] = "noise", r1: float | None = None,
+                      r2: float = 2 / 3) -> Tensor:
+    """Singlestep DPM-Solver-k, Lu et al. 2022a, Alg. 1 and 2 (k = order; DPM-Solver-1 is DDIM = Euler).
+
+    Each step spends k evaluations at lambda, lambda + r1 h (r1 = 1/2 for k = 2, 1/3 for k = 3) and lambda + r2 h;
+    the step to sigma = 0 is x = D (one evaluation). ``prediction="data"`` is DPM-Solver++(kS) (Lu et al.
+    2022b, Alg. 1; k = 2 is dpmpp_2s). Default order 2, as diffusers' DPMSolverSinglestepScheduler; order 3
+    converges faster than its order on the Gaussian test problem (fitted 3.37 over 8..64 steps).
+    """
+    check_order(order)
+    check_choice("prediction", prediction, PREDICTIONS)
+    r1 = (1 / 2 if order == 2 else 1 / 3) if r1 is None else r1
+    for i in range(len(sigmas) - 1):
+        denoised, f0 = evaluate(model, x, sigmas[i], prediction)
+        notify(callback, x, i, sigmas[i], sigmas[i], denoised)
+        x, _ = singlestep_update(model, x, sigmas[i], sigmas[i + 1], f0, order, prediction, r1, r2)
+    return x
+
+
+def dpm_solver_nfe(sigmas: Tensor, order: int = 2, **options: object) -> int:
+    """k evaluations per step, one for a step to sigma = 0."""
+    return order * (len(sigmas) - 1) - (order - 1) * int(float(sigmas[-1]) == 0)
+
+
+def dpm_solver_steps(nfe: int, to_zero: bool = True, order: int = 2, **options: object) -> int:
+    return steps_for_budget("dpm_solver", nfe, order, -(order - 1) if to_zero else 0,
+                            f"{order}*steps" + (f"-{order - 1}" if to_zero and order > 1 else ""))
+
+
+def fast_orders(nfe: int) -> list[int]:
+    """DPM-Solver-fast's orders (Lu et al. 2022a): third-order steps, the remainder at the end."""
+    steps = nfe // 3 + 1
+    return [3] * (steps - 2) + [2, 1] if nfe % 3 == 0 else [3] * (steps - 1) + [nfe % 3]
+
+
+def sample_dpm_fast(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                    callback: Callback | None = None) -> Tensor:
+    """DPM-Solver-fast, Lu et al. 2022a (k-diffusion's sample_dpm_fast): exactly N = len(sigmas) - 1
+    evaluations, whatever the intermediate sigmas.
+
+    Only the endpoints are used: from sigmas[0] to the last positive sigma, steps uniform in lambda with orders
+    ``fast_orders`` spend the budget (N - 1 of it when sigmas end in 0, the last evaluation then giving x = D).
+    """
+    positive = sigmas[sigmas > 0]
+    budget = len(sigmas) - 1 - int(float(sigmas[-1]) == 0)
+    orders = fast_orders(budget) if budget > 0 else []
+    levels = (-torch.linspace(float(half_log_snr(positive[0])), float(half_log_snr(positive[-1])),
+                              len(orders) + 1, dtype=torch.float64)).exp()
+    for i, order in enumerate(orders):
+        denoised, f0 = evaluate(model, x, levels[i], "noise")
+        notify(callback, x, i, levels[i], levels[i], denoised)
+        x, _ = singlestep_update(model, x, levels[i], levels[i + 1], f0, order, "noise", 1 / 2 if order == 2 else 1 / 3)
+    if float(sigmas[-1]) == 0:
+        x = denoise(model, x, positive[-1])
+    return x
+
+
+
+class PIDStepSizeController:
+    """Per-sample digital PID step-size filter with an arctan limiter (Soederlind 2003, as used with
+    DPM-Solver-12/23 by k-diffusion): factor = limiter(e_n^b1 e_{n-1}^b2 e_{n-2}^b3), e = 1 / (error + eps),
+    accept when factor >= accept_safety; h *= factor either way. Samples outside ``active`` keep their state.
+    """
+
+    def __init__(self, h: Tensor, pcoeff: float, icoeff: float, dcoeff: float, order: float,
+                 accept_safety: float = 0.81, eps: float = 1e-8) -> None:
+        self.h = h
+        self.b = ((pcoeff + icoeff + dcoeff) / order, -(pcoeff + 2 * dcoeff) / order, dcoeff / order)
+        self.accept_safety, self.eps = accept_safety, eps
+        self.errs: Tensor | None = None  # (3, batch): this, last and second-to-last accepted inverse errors
+
+    def propose_step(self, error: Tensor, active: Tensor) -> Tensor:
+        inv_error = 1 / (error + self.eps)
+        errs = inv_error.expand(3, -1).clone() if self.errs is None else self.errs.clone()
+        errs[0] = inv_error
+        factor = errs[0] ** self.b[0] * errs[1] ** self.b[1] * errs[2] ** self.b[2]
+        factor = 1 + torch.atan(factor - 1)
+        accept = (factor >= self.accept_safety) & active
+        shifted = torch.stack([errs[0], errs[0], errs[1]])
+        self.errs = torch.where(active, torch.where(accept, shifted, errs), errs if self.errs is None else self.errs)
+        self.h = torch.where(active, self.h * factor, self.h)
+        return accept
+
+
+def sample_dpm_adaptive(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                        callback: Callback | None = None, order: int = 3, rtol: float = 0.05, atol: float = 0.0078,
+                        h_init: float = 0.05, pcoeff: float = 0.0, icoeff: float = 1.0, dcoeff: float = 0.0,
+                        accept_safety: float = 0.81) -> Tensor:
+    """DPM-Solver-12 / -23 with adaptive steps in lambda, Lu et al. 2022a (adaptive step size; k-diffusion's
+    sample_dpm_adaptive, PID controller): the embedded DPM-Solver-(k-1) estimate gives the error.
+
+    Only the endpoints of ``sigmas`` are used: sigmas[0] to the last positive sigma, then x = D (one more
+    evaluation) when sigmas end in 0. Step sizes are controlled per sample (error norm over each sample's own
+    elements), so a sample does not depend on its batch; every attempt evaluates the whole batch, so the
+    counted NFE is that of the sample needing most attempts.
+    """
+    check_order(order, (2, 3))
+    positive = sigmas[sigmas > 0]
+    lambda_end = half_log_snr(positive[-1]).to(x.device)
+    s = half_log_snr(positive[0]).to(x.device).expand(x.shape[0]).clone()
+    pid = PIDStepSizeController(torch.full_like(s, h_init), pcoeff, icoeff, dcoeff, order, accept_safety)
+    x_prev, i = x, 0
+    while bool((active := s < lambda_end - 1e-5).any()):
+        t = torch.minimum(lambda_end, s + pid.h)
+        sigma_s, sigma_t = (-s).exp(), (-t).exp()
+        denoised, eps = evaluate(model, x, sigma_s, "noise")
+        notify(callback, x, i, sigma_s, sigma_s, denoised)
+        x_high, x_low = (u.to(x.dtype) for u in singlestep_update(model, x, sigma_s, sigma_t, eps, order, "noise",
+                                                                   1 / 2 if order == 2 else 1 / 3))
+        delta = torch.maximum(torch.tensor(atol, dtype=x.dtype), rtol * torch.maximum(x_low.abs(), x_prev.abs()))
+        error = ((x_low - x_high) / delta).flatten(1).norm(dim=1) / x[0].numel() ** 0.5
+        accept = pid.propose_step(error.to(s.dtype), active)
+        x_prev, x = torch.where(per_sample(accept, x), x_low, x_prev), torch.where(per_sample(accept, x), x_high, x)
+        s, i = torch.where(accept, t, s), i + 1
+    if float(sigmas[-1]) == 0:
+        x = denoise(model, x, positive[-1])
+    return x
+
+
+LU_A = "Lu et al. 2022a, DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model Sampling"
+LU_B = "Lu et al. 2022b, DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models"
+SPECS = [
+    SamplerSpec("dpmpp_2m", sample_dpmpp_2m, order=2, stochastic=False,
+                aliases=("DPMSolverMultistepScheduler", "dpm++_2m"), paper=f"{LU_B}, Alg. 2",
+                reference="k_diffusion.sampling.sample_dpmpp_2m; diffusers.DPMSolverMultistepScheduler"),
+    SamplerSpec("dpmpp_3m", sample_dpmpp_3m, order=3, stochastic=False, aliases=("dpm++_3m",),
+                paper=f"{LU_B} (multistep third order, authors' code)",
+                reference="k_diffusion.sampling.sample_dpmpp_3m_sde(eta=0); "
+                          "diffusers.DPMSolverMultistepScheduler(solver_order=3)"),
+    SamplerSpec("dpmpp_2m_sde", sample_dpmpp_2m_sde, order=1, stochastic=True,
+                aliases=("dpmpp_2m_sde_gpu", "dpm++_2m_sde"), paper=f"{LU_B} (SDE-DPM-Solver++(2M))",
+                reference="k_diffusion.sampling.sample_dpmpp_2m_sde; "
+                          "diffusers.DPMSolverMultistepScheduler(algorithm_type='sde-dpmsolver++')"),
+    SamplerSpec("dpmpp_2m_sde_heun", sample_dpmpp_2m_sde_heun, order=1, stochastic=True,
+                aliases=("dpmpp_2m_sde_heun_gpu",), paper=f"{LU_B} (SDE-DPM-Solver++(2M), heun)",
+                reference="k_diffusion.sampling.sample_dpmpp_2m_sde(solver_type='heun')"),
+    SamplerSpec("dpmpp_3m_sde", sample_dpmpp_3m_sde, order=1, stochastic=True,
+                aliases=("dpmpp_3m_sde_gpu", "dpm++_3m_sde"), paper=f"{LU_B} (3M with the SDE step)",
+                reference="k_diffusion.sampling.sample_dpmpp_3m_sde"),
+    SamplerSpec("dpmpp_2s_ancestral", sample_dpmpp_2s_ancestral, order=1, stochastic=True, evals_per_step=2,
+                final_step_evals=1, aliases=("dpm++_2s_a", "dpmpp_2s_a"), paper=f"{LU_B}, Alg. 1 (ancestral)",
+                reference="k_diffusion.sampling.sample_dpmpp_2s_ancestral"),
+    SamplerSpec("dpmpp_2s", sample_dpmpp_2s, order=2, stochastic=False, evals_per_step=2, final_step_evals=1,
+                aliases=("dpm++_2s",), paper=f"{LU_B}, Alg. 1 (DPM-Solver++(2S), r = 1/2)",
+                reference="k_diffusion.sampling.sample_dpmpp_2s_ancestral(eta=0)"),
+    SamplerSpec("dpmpp_sde", sample_dpmpp_sde, order=1, stochastic=True, evals_per_step=2, final_step_evals=1,
+                aliases=("dpmpp_sde_gpu", "dpm++_sde", "DPMSolverSDEScheduler"),
+                paper=f"{LU_B}, Alg. 1 with ancestral sub-steps (r = 1/2)",
+                reference="k_diffusion.sampling.sample_dpmpp_sde; diffusers.DPMSolverSDEScheduler (with s_noise=0; "
+                          "it draws its own Brownian noise)"),
+    SamplerSpec("dpm_solver", sample_dpm_solver, order=2, stochastic=False,
+                aliases=("DPMSolverSinglestepScheduler", "dpm_solver_singlestep"),
+                paper=f"{LU_A}, Alg. 1 and 2 (order option: 1, 2, 3)",
+                reference="k_diffusion.sampling.DPMSolver.dpm_solver_{1,2,3}_step; "
+                          "diffusers.DPMSolverSinglestepScheduler (order 2, its steps)",
+                nfe_fn=dpm_solver_nfe, steps_fn=dpm_solver_steps),
+    SamplerSpec("dpm_adaptive", sample_dpm_adaptive, order=3, stochastic=False, adaptive=True,
+                aliases=("dpm_solver_adaptive",), paper=f"{LU_A} (DPM-Solver-12 / -23, adaptive step size)",
+                reference="k_diffusion.sampling.sample_dpm_adaptive"),
+]
+
+# Not registered yet: DPM-Solver-fast ends on lower-order steps set by NFE mod 3 (fast_orders), so its observed
+# order on the Gaussian test problem depends on the budget's residue (about 1.7, 2.2 and 3.3 for NFE = 1, 2, 0
+# mod 3; 2.42 fitted over the registry test's budgets 7, 15, 31, 63): no single declared order passes the
+# registry's fitted-order check. Registered once that check allows it.
+DPM_FAST_SPEC = SamplerSpec("dpm_fast", sample_dpm_fast, order=2, stochastic=False, aliases=("dpm_solver_fast",),
+                            paper=f"{LU_A} (DPM-Solver-fast)",
+                            reference="k_diffusion.sampling.sample_dpm_fast")
