@@ -15,11 +15,13 @@ from .noise import SeededNoise
 from .plugins import get_sampler, get_schedule
 from .steps import denoise
 
-FinalStep = Literal["zero", "sigma_min", "denoise"]
-FINAL_STEPS: tuple[str, ...] = ("zero", "sigma_min", "denoise")
+FinalStep = Literal["auto", "zero", "sigma_min", "denoise"]
+FINAL_STEPS: tuple[str, ...] = ("auto", "zero", "sigma_min", "denoise")
 """How a run ends, which published tables differ on: the last step lands on sigma = 0 (k-diffusion, EDM);
-the run stops at sigma_min and returns x there (diffusers' ``final_sigmas_type="sigma_min"``); or it stops
-at sigma_min and returns D(x, sigma_min), one more evaluation (diff-sampler's ``denoise_to_zero``)."""
+the run stops at sigma_min and returns x there (diff-sampler's default, diffusers' ``final_sigmas_type=
+"sigma_min"``); or it stops at sigma_min and returns D(x, sigma_min), one more evaluation (diff-sampler's
+``denoise_to_zero``). ``auto`` lands on 0 when that spends the budget exactly and otherwise stops at
+sigma_min, so Heun's 35 and DPM-Solver-2's 10 are both reachable; runs record which one was used."""
 
 
 @dataclass(frozen=True)
@@ -32,29 +34,45 @@ class Generation:
     counted_nfe: int
 
 
-def sampling_sigmas(model: Denoiser, sampler: str, nfe: int, schedule: str = "karras",
-                    final_step: FinalStep = "zero", schedule_options: dict[str, Any] | None = None,
-                    **options: Any) -> Tensor:
-    """The sigmas on which ``sampler`` (with ``options``) spends exactly ``nfe`` network evaluations in total."""
+def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: FinalStep = "auto",
+                       **options: Any) -> tuple[FinalStep, int]:
+    """The concrete final step (``auto`` resolved) and the number of steps that spend exactly ``nfe``."""
     if final_step not in FINAL_STEPS:
         raise UnknownNameError("final step", final_step, FINAL_STEPS)
     spec = get_sampler(sampler)
-    to_zero = final_step == "zero"
     per_call = network_calls(model)
     if nfe % per_call:
         raise UnreachableNFEError(f"each denoiser call makes {per_call} network calls (unbatched guidance), so NFE "
                                   f"{nfe} is unreachable; use a multiple of {per_call}")
-    steps = spec.steps_for_nfe(nfe // per_call - (final_step == "denoise"), to_zero=to_zero, **options)
+    calls = nfe // per_call
+    if final_step != "auto":
+        return final_step, spec.steps_for_nfe(calls - (final_step == "denoise"), final_step == "zero", **options)
+    try:
+        return "zero", spec.steps_for_nfe(calls, True, **options)
+    except UnreachableNFEError as to_zero:
+        try:
+            return "sigma_min", spec.steps_for_nfe(calls, False, **options)
+        except UnreachableNFEError:
+            raise to_zero from None
+
+
+def sampling_sigmas(model: Denoiser, sampler: str, nfe: int, schedule: str = "karras",
+                    final_step: FinalStep = "auto", schedule_options: dict[str, Any] | None = None,
+                    **options: Any) -> Tensor:
+    """The sigmas on which ``sampler`` (with ``options``) spends exactly ``nfe`` network evaluations in total."""
+    final_step, steps = resolve_final_step(model, sampler, nfe, final_step, **options)
+    to_zero = final_step == "zero"
     sigmas = get_schedule(schedule)(steps if to_zero else steps + 1, model, **(schedule_options or {}))
     return sigmas if to_zero else sigmas[:-1]
 
 
 def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], sample_shape: Sequence[int], *,
              schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
-             final_step: FinalStep = "zero", device: torch.device | str = "cpu",
+             final_step: FinalStep = "auto", device: torch.device | str = "cpu",
              dtype: torch.dtype = torch.float32, **options: Any) -> Generation:
     """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked)."""
     spec = get_sampler(sampler)
+    final_step, _ = resolve_final_step(model, sampler, nfe, final_step, **options)
     sigmas = sampling_sigmas(model, sampler, nfe, schedule, final_step, schedule_options, **options)
     noise = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
     counter = CountingDenoiser(model)

@@ -25,7 +25,7 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_points_spend_exactly_their_nfe_and_unreachable_ones_say_why(tmp_path: Path) -> None:
     rows = harness.sweep("digits-ideal", ["heun"], ["karras"], [5, 6], results=tmp_path / "r.jsonl", batch=20,
-                         **SMALL)
+                         final_step="zero", **SMALL)
     ok, unreachable = rows
     assert ok["status"] == "ok" and ok["counted_nfe"] == ok["requested_nfe"] == 5 and ok["metrics"]["fid"] > 0
     assert unreachable["status"] == "unreachable" and "NFE 6 is unreachable; nearest reachable: 5, 7" in unreachable[
@@ -100,3 +100,9 @@ def test_bench_command_prints_the_table(tmp_path: Path, monkeypatch: pytest.Monk
     out = capsys.readouterr().out
     assert "dpm2" in out and "fid" in out and "kid" in out and " ok " in out
     assert sz.get_sampler("dpm2").name == "dpm2"
+
+
+def test_auto_final_step_makes_even_budgets_reachable_and_is_recorded(tmp_path: Path) -> None:
+    rows = harness.sweep("digits-ideal", ["dpm2"], ["karras"], [5, 6], results=tmp_path / "r.jsonl", batch=20,
+                         **SMALL)
+    assert [(r["counted_nfe"], r["final_step_used"]) for r in rows] == [(5, "zero"), (6, "sigma_min")]

@@ -37,7 +37,8 @@ def test_nfe_budget_is_spent_exactly_or_refused(name: str) -> None:
     reached = []
     for nfe in range(1, 13):
         try:
-            run = sz.generate(model, name, nfe, seeds=[0, 1], sample_shape=model.sample_shape, dtype=torch.float64)
+            run = sz.generate(model, name, nfe, seeds=[0, 1], sample_shape=model.sample_shape, dtype=torch.float64,
+                              final_step="zero")
         except sz.UnreachableNFEError as exc:
             assert f"NFE {nfe} is unreachable" in str(exc) and spec.cost in str(exc)
             continue
@@ -135,3 +136,11 @@ def test_denoise_final_step_is_the_denoised_sigma_min_sample() -> None:
     torch.testing.assert_close(denoised.samples, model(stopped.samples, sigma_min))
     with pytest.raises(sz.UnknownNameError, match="unknown final step 'none'"):
         sz.generate(model, "euler", 5, final_step="none", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("name", "nfe", "ends_at"), [("heun", 35, "zero"), ("heun", 10, "sigma_min"),
+                                                     ("dpm2", 20, "sigma_min"), ("euler", 10, "zero")])
+def test_auto_final_step_lands_on_zero_when_the_budget_allows(name: str, nfe: int, ends_at: str) -> None:
+    model = testing.gaussian_problem()
+    run = sz.generate(model, name, nfe, seeds=[0], sample_shape=model.sample_shape, dtype=torch.float64)
+    assert run.final_step == ends_at and run.counted_nfe == nfe

@@ -20,7 +20,7 @@ from ..data import Split, digits, to_uint8
 from ..denoiser import Checkpoint
 from ..errors import SamplerzooError, UnreachableNFEError
 from ..plugins import get_sampler, get_schedule
-from ..sampling import FinalStep, generate, sampling_sigmas
+from ..sampling import generate, resolve_final_step, sampling_sigmas
 from .metrics import DIGITS_EXTRACTOR, ImageStream, TensorImages, measure
 from .results import ResultsFile
 
@@ -40,7 +40,7 @@ class Point:
     nfe: int
     samples: int
     seed: int
-    final_step: str = "zero"
+    final_step: str = "auto"
     metric_names: tuple[str, ...] = ("fid", "kid")
     extractor: str = DIGITS_EXTRACTOR
     reference: str = "digits-train"
@@ -82,7 +82,8 @@ class Progress:
 def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress: Progress) -> dict[str, Any]:
     """Sample the point's images batch by batch and measure them; returns the results row."""
     spec = get_sampler(point.sampler)
-    final_step: FinalStep = point.final_step  # type: ignore[assignment]
+    final_step, _ = resolve_final_step(model, spec.name, point.nfe, point.final_step,  # type: ignore[arg-type]
+                                       **point.options)
     sigmas = sampling_sigmas(model, spec.name, point.nfe, point.schedule, final_step, **point.options)
     dtype, counted, sampling_seconds = DTYPES[point.dtype], [], [0.0]
 
@@ -100,7 +101,8 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
     metrics = measure(ImageStream(point.samples, batch, make_batch), reference_images(point.reference),
                       point.reference, list(point.metric_names), point.extractor, cuda=device.startswith("cuda"))
     wall = time.perf_counter() - begin
-    return {"status": "ok", "counted_nfe": counted[0], "steps": len(sigmas) - 1, "metrics": metrics,
+    return {"status": "ok", "counted_nfe": counted[0], "steps": len(sigmas) - 1, "final_step_used": final_step,
+            "metrics": metrics,
             "wall_seconds": round(wall, 3), "sampling_seconds": round(sampling_seconds[0], 3),
             "metric_seconds": round(wall - sampling_seconds[0], 3)}
 

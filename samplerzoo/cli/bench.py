@@ -35,11 +35,13 @@ def split_ints(value: str, what: str) -> list[int]:
 def render(rows: list[dict[str, Any]], title: str) -> Table:
     metric_names = sorted({m for row in rows for m in row.get("metrics", {}) if not m.endswith("_std")})
     table = Table(title=title)
-    for column in ("sampler", "schedule", "NFE", "counted", *metric_names, "seconds", "status"):
+    for column in ("sampler", "schedule", "NFE", "counted", "ends at", *metric_names, "seconds", "status"):
         table.add_column(column, justify="right" if column not in ("sampler", "schedule", "status") else "left")
     for row in rows:
         metrics = row.get("metrics", {})
         table.add_row(row["sampler"], row["schedule"], str(row["requested_nfe"]), str(row.get("counted_nfe", "-")),
+                      {"zero": "0", "sigma_min": "sigma_min", "denoise": "D(sigma_min)"}.get(
+                          row.get("final_step_used", ""), "-"),
                       *[f"{metrics[m]:.4g}" if m in metrics else "-" for m in metric_names],
                       f"{row['wall_seconds']:.1f}" if "wall_seconds" in row else "-",
                       row["status"] if row["status"] == "ok" else f"unreachable: {row['reason']}")
@@ -57,7 +59,8 @@ def bench(
     metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, isc.")] = "fid,kid",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     dtype: Annotated[str, typer.Option(help=f"One of {', '.join(DTYPES)}.")] = "float32",
-    final_step: Annotated[str, typer.Option(help="zero, sigma_min or denoise.")] = "zero",
+    final_step: Annotated[str, typer.Option(help="auto (0 if the budget allows, else sigma_min), zero, sigma_min or "
+                                                 "denoise.")] = "auto",
     results: Annotated[Path | None, typer.Option(help="JSON-lines results file (default results/bench-NAME.jsonl).")]
     = None,
 ) -> None:
