@@ -41,3 +41,27 @@ class SeededNoise:
 def gaussian_noise_like(x: Tensor) -> NoiseSampler:
     """Fallback source for a sampler called without one: fresh ``randn_like`` draws (not reproducible)."""
     return lambda sigma, sigma_next: torch.randn_like(x)
+
+
+class BrownianTreeNoise:
+    """Increments of one Brownian path per sample seed, W(t_next) - W(t) / sqrt|t_next - t| with t = sigma.
+
+    The SDE samplers ask for noise over overlapping intervals (dpmpp_sde: (sigma, sigma_s) and then
+    (sigma, sigma_next)); a Brownian path makes those draws consistent, and makes a sample converge as the
+    steps are refined. Each sample has its own ``torchsde.BrownianTree`` (entropy = its seed) over
+    [sigma_min, sigma_max], so a sample depends only on its seed, not on the batch (the per-sample trees of
+    k-diffusion's ``BrownianTreeNoiseSampler(seed=[...])``).
+    """
+
+    def __init__(self, seeds: Sequence[int], sample_shape: Sequence[int], sigma_min: float, sigma_max: float, *,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        import torchsde
+
+        w0 = torch.zeros(tuple(sample_shape), device=device, dtype=dtype)
+        t0, t1 = torch.as_tensor(float(sigma_min)), torch.as_tensor(float(sigma_max))
+        self.trees = [torchsde.BrownianTree(t0, w0, t1, entropy=int(seed)) for seed in seeds]
+
+    def __call__(self, sigma: Tensor, sigma_next: Tensor) -> Tensor:
+        low, high = sorted((torch.as_tensor(sigma), torch.as_tensor(sigma_next)), key=float)
+        sign = 1.0 if float(sigma) <= float(sigma_next) else -1.0
+        return torch.stack([tree(low, high) for tree in self.trees]) * (sign / (high - low).sqrt())

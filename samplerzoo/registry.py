@@ -38,7 +38,8 @@ class SamplerSpec:
     which costs ``final_step_evals`` (Heun and DPM-Solver-2 take a plain Euler step there: N steps cost
     2N - 1). A sampler whose cost depends on its options declares ``nfe_fn(sigmas, **options)`` and its
     inverse ``steps_fn(nfe, to_zero, **options)`` instead; an ``adaptive`` one chooses its own steps, so
-    only its counted NFE is known.
+    only its counted NFE is known. A ``brownian`` sampler asks for noise over overlapping intervals and
+    needs it from one Brownian path per sample (:class:`samplerzoo.noise.BrownianTreeNoise`).
     """
 
     name: str
@@ -54,6 +55,7 @@ class SamplerSpec:
     nfe_fn: Callable[..., int] | None = None
     steps_fn: Callable[..., int] | None = None
     adaptive: bool = False
+    brownian: bool = False
 
     def __post_init__(self) -> None:
         _check_name("sampler", self.name, self.aliases)

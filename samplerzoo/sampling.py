@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .denoiser import CountingDenoiser, Denoiser, network_calls
 from .errors import SamplerzooError, UnknownNameError, UnreachableNFEError
-from .noise import SeededNoise
+from .noise import BrownianTreeNoise, NoiseSampler, SeededNoise
 from .plugins import get_sampler, get_schedule
 from .steps import denoise
 
@@ -74,10 +74,14 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
     spec = get_sampler(sampler)
     final_step, _ = resolve_final_step(model, sampler, nfe, final_step, **options)
     sigmas = sampling_sigmas(model, sampler, nfe, schedule, final_step, schedule_options, **options)
-    noise = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
+    start = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
+    noise: NoiseSampler = start
+    if spec.brownian:
+        lowest = float(sigmas[sigmas > 0].min())
+        noise = BrownianTreeNoise(seeds, sample_shape, lowest, float(sigmas[0]), device=device, dtype=dtype)
     counter = CountingDenoiser(model)
     with torch.no_grad():
-        samples = spec.fn(counter, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+        samples = spec.fn(counter, start.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
         if final_step == "denoise":
             samples = denoise(counter, samples, sigmas[-1])
     declared = spec.nfe(sigmas, **options)

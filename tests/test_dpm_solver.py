@@ -24,9 +24,9 @@ import samplerzoo as sz
 from samplerzoo import testing
 from samplerzoo.analytic import GaussianMixture
 from samplerzoo.denoiser import CountingDenoiser
-from samplerzoo.noise import NoiseSampler, SeededNoise
+from samplerzoo.noise import BrownianTreeNoise, NoiseSampler, SeededNoise
 from samplerzoo.registry import SamplerSpec
-from samplerzoo.samplers.dpm_solver import DPM_FAST_SPEC, BrownianTreeNoise, phi
+from samplerzoo.samplers.dpm_solver import DPM_FAST_SPEC, phi
 from samplerzoo.schedules import SigmaRange, karras
 
 SEEDS = (3, 1, 4, 1)

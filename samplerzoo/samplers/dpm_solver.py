@@ -287,30 +287,6 @@ def sde_substep(x: Tensor, denoised: Tensor, sigma: Tensor, sigma_next: Tensor, 
 
 # --- Brownian noise, seeded per sample --------------------------------------------------------------------
 
-class BrownianTreeNoise:
-    """Increments of one Brownian path per sample seed, W(t_next) - W(t) / sqrt|t_next - t| with t = sigma.
-
-    The SDE samplers ask for noise over overlapping intervals (dpmpp_sde: (sigma, sigma_s) and then
-    (sigma, sigma_next)); a Brownian path makes those draws consistent, and makes a sample converge as the
-    steps are refined. Each sample has its own ``torchsde.BrownianTree`` (entropy = its seed) over
-    [sigma_min, sigma_max], so a sample depends only on its seed, not on the batch (the per-sample trees of
-    k-diffusion's ``BrownianTreeNoiseSampler(seed=[...])``). Needs torchsde.
-    """
-
-    def __init__(self, seeds: Sequence[int], sample_shape: Sequence[int], sigma_min: float, sigma_max: float, *,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
-        import torchsde  # optional dependency: only the Brownian noise needs it
-
-        w0 = torch.zeros(tuple(sample_shape), device=device, dtype=dtype)
-        t0, t1 = torch.as_tensor(float(sigma_min)), torch.as_tensor(float(sigma_max))
-        self.trees = [torchsde.BrownianTree(t0, w0, t1, entropy=int(seed)) for seed in seeds]
-
-    def __call__(self, sigma: Tensor, sigma_next: Tensor) -> Tensor:
-        low, high = sorted((torch.as_tensor(sigma), torch.as_tensor(sigma_next)), key=float)
-        sign = 1.0 if float(sigma) <= float(sigma_next) else -1.0
-        return torch.stack([tree(low, high) for tree in self.trees]) * (sign / (high - low).sqrt())
-
-
 # --- singlestep DPM-Solver-1, 2, 3 (noise or data prediction), DPM-Solver-fast and -adaptive ----------------
 
 PREDICTIONS = ("noise", "data")
@@ -496,14 +472,14 @@ SPECS = [
                 paper=f"{LU_B} (multistep third order, authors' code)",
                 reference="k_diffusion.sampling.sample_dpmpp_3m_sde(eta=0); "
                           "diffusers.DPMSolverMultistepScheduler(solver_order=3)"),
-    SamplerSpec("dpmpp_2m_sde", sample_dpmpp_2m_sde, order=1, stochastic=True,
+    SamplerSpec("dpmpp_2m_sde", sample_dpmpp_2m_sde, order=1, stochastic=True, brownian=True,
                 aliases=("dpmpp_2m_sde_gpu", "dpm++_2m_sde"), paper=f"{LU_B} (SDE-DPM-Solver++(2M))",
                 reference="k_diffusion.sampling.sample_dpmpp_2m_sde; "
                           "diffusers.DPMSolverMultistepScheduler(algorithm_type='sde-dpmsolver++')"),
-    SamplerSpec("dpmpp_2m_sde_heun", sample_dpmpp_2m_sde_heun, order=1, stochastic=True,
+    SamplerSpec("dpmpp_2m_sde_heun", sample_dpmpp_2m_sde_heun, order=1, stochastic=True, brownian=True,
                 aliases=("dpmpp_2m_sde_heun_gpu",), paper=f"{LU_B} (SDE-DPM-Solver++(2M), heun)",
                 reference="k_diffusion.sampling.sample_dpmpp_2m_sde(solver_type='heun')"),
-    SamplerSpec("dpmpp_3m_sde", sample_dpmpp_3m_sde, order=1, stochastic=True,
+    SamplerSpec("dpmpp_3m_sde", sample_dpmpp_3m_sde, order=1, stochastic=True, brownian=True,
                 aliases=("dpmpp_3m_sde_gpu", "dpm++_3m_sde"), paper=f"{LU_B} (3M with the SDE step)",
                 reference="k_diffusion.sampling.sample_dpmpp_3m_sde"),
     SamplerSpec("dpmpp_2s_ancestral", sample_dpmpp_2s_ancestral, order=1, stochastic=True, evals_per_step=2,
@@ -512,7 +488,8 @@ SPECS = [
     SamplerSpec("dpmpp_2s", sample_dpmpp_2s, order=2, stochastic=False, evals_per_step=2, final_step_evals=1,
                 aliases=("dpm++_2s",), paper=f"{LU_B}, Alg. 1 (DPM-Solver++(2S), r = 1/2)",
                 reference="k_diffusion.sampling.sample_dpmpp_2s_ancestral(eta=0)"),
-    SamplerSpec("dpmpp_sde", sample_dpmpp_sde, order=1, stochastic=True, evals_per_step=2, final_step_evals=1,
+    SamplerSpec("dpmpp_sde", sample_dpmpp_sde, order=1, stochastic=True, brownian=True, evals_per_step=2,
+                final_step_evals=1,
                 aliases=("dpmpp_sde_gpu", "dpm++_sde", "DPMSolverSDEScheduler"),
                 paper=f"{LU_B}, Alg. 1 with ancestral sub-steps (r = 1/2)",
                 reference="k_diffusion.sampling.sample_dpmpp_sde; diffusers.DPMSolverSDEScheduler (with s_noise=0; "
