@@ -10,7 +10,7 @@ from pathlib import Path
 from . import schedules
 from .analytic import GaussianMixture, finite_dataset
 from .checkpoints import CheckpointSpec
-from .checkpoints.diffusers_format import load_diffusers
+from .checkpoints.diffusers_format import load_diffusers, noise_schedule
 from .data import digits
 from .hookspecs import hookimpl
 from .registry import SamplerSpec, ScheduleSpec
@@ -65,9 +65,9 @@ def register_checkpoints(register: Callable[[CheckpointSpec], None]) -> None:
         if not (directory / "scheduler_config.json").is_file():
             continue  # not trained yet in this checkout: `zoo train NAME` makes it
         config = json.loads((directory / "scheduler_config.json").read_text())
+        schedule, prediction = noise_schedule(config, str(directory), "log")
         size = sum(f.stat().st_size for f in directory.glob("*.safetensors")) / 2**20
-        register(CheckpointSpec(name, partial(load_diffusers, directory), description,
-                                config.get("prediction_type", "epsilon"), config.get("_class_name", ""),
-                                f"{size:.1f} MiB"))
+        register(CheckpointSpec(name, partial(load_diffusers, directory), description, prediction,
+                                type(schedule).__name__, f"{size:.1f} MiB"))
     register(CheckpointSpec("digits-ideal", ideal_digits, "exact denoiser of the 1500 digits training images",
-                            "x0 (exact)", "any sigma", "no weights"))
+                            "exact", "any sigma", "no weights"))
