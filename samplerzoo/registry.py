@@ -37,7 +37,8 @@ class SamplerSpec:
     By default a step costs ``evals_per_step`` denoiser calls, except a step that lands on sigma = 0,
     which costs ``final_step_evals`` (Heun and DPM-Solver-2 take a plain Euler step there: N steps cost
     2N - 1). A sampler whose cost depends on its options declares ``nfe_fn(sigmas, **options)`` and its
-    inverse ``steps_fn(nfe, to_zero, **options)`` instead; an ``adaptive`` one chooses its own steps, so
+    inverse ``steps_fn(nfe, to_zero, **options)`` and a readable ``cost_formula`` instead; an ``adaptive`` one
+    chooses its own steps, so
     only its counted NFE is known. A ``brownian`` sampler asks for noise over overlapping intervals and
     needs it from one Brownian path per sample (:class:`samplerzoo.noise.BrownianTreeNoise`).
     """
@@ -54,6 +55,7 @@ class SamplerSpec:
     plugin: str = ""
     nfe_fn: Callable[..., int] | None = None
     steps_fn: Callable[..., int] | None = None
+    cost_formula: str = ""
     adaptive: bool = False
     brownian: bool = False
 
@@ -68,6 +70,8 @@ class SamplerSpec:
                 f"order={self.order}, evals_per_step={self.evals_per_step}, final_step_evals={final}")
         if (self.nfe_fn is None) != (self.steps_fn is None):
             raise RegistrationError(f"sampler {self.name!r}: declare both nfe_fn and steps_fn, or neither")
+        if self.nfe_fn is not None and not self.cost_formula:
+            raise RegistrationError(f"sampler {self.name!r}: an nfe_fn needs a cost_formula for users to read")
 
     @property
     def final_evals(self) -> int:
@@ -78,8 +82,8 @@ class SamplerSpec:
         """The NFE of N steps ending at sigma = 0, as a formula."""
         if self.adaptive:
             return "adaptive"
-        if self.nfe_fn is not None:
-            return "see docs"
+        if self.cost_formula:
+            return self.cost_formula
         e, saved = self.evals_per_step, self.evals_per_step - self.final_evals
         steps = "steps" if e == 1 else f"{e}*steps"
         return steps if saved == 0 else f"{steps}-{saved}"

@@ -499,6 +499,7 @@ SPECS = [
                 paper=f"{LU_A}, Alg. 1 and 2 (order option: 1, 2, 3)",
                 reference="k_diffusion.sampling.DPMSolver.dpm_solver_{1,2,3}_step; "
                           "diffusers.DPMSolverSinglestepScheduler (order 2, its steps)",
+                cost_formula="order*steps-(order-1)",
                 nfe_fn=dpm_solver_nfe, steps_fn=dpm_solver_steps),
     SamplerSpec("dpm_adaptive", sample_dpm_adaptive, order=3, stochastic=False, adaptive=True,
                 aliases=("dpm_solver_adaptive",), paper=f"{LU_A} (DPM-Solver-12 / -23, adaptive step size)",

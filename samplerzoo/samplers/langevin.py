@@ -123,11 +123,13 @@ SPECS = [
                 paper=f"{SONG}, Alg. 1 (VE) and 2 (VP); Langevin corrector Alg. 4-5",
                 reference="yang-song/score_sde sampling.py pc_sampler, LangevinCorrector; "
                           "diffusers.ScoreSdeVeScheduler (step_correct + step_pred)",
+                cost_formula="(1+n_corrector)*steps",
                 nfe_fn=pc_nfe, steps_fn=pc_steps),
     SamplerSpec("langevin", sample_langevin, order=1, stochastic=True,
                 aliases=("annealed_langevin", "ald", "ncsn"),
                 paper="Song & Ermon 2019, Generative Modeling by Estimating Gradients of the Data Distribution, "
                       "Alg. 1; final denoising: Jolicoeur-Martineau et al. 2021",
                 reference="ermongroup/ncsn anneal_Langevin_dynamics",
+                cost_formula="n_steps_each*levels (+1 denoising step to 0)",
                 nfe_fn=langevin_nfe, steps_fn=langevin_steps),
 ]

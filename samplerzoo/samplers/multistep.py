@@ -285,7 +285,7 @@ def steps_for_cost(name: str, nfe: int, cost: Callable[[int], int], formula: str
     if cost(steps) == nfe:
         return steps
     reachable = [cost(n) for n in (steps - 1, steps) if n >= 1]
-    raise UnreachableNFEError(f"sampler {name!r} spends {formula} evaluations (see docs), so NFE {nfe} is "
+    raise UnreachableNFEError(f"sampler {name!r} spends {formula} evaluations, so NFE {nfe} is "
                               f"unreachable; nearest reachable: {', '.join(map(str, reachable))}")
 
 
@@ -368,10 +368,12 @@ SPECS = [
     SamplerSpec("plms", sample_plms, order=2, stochastic=False,
                 paper=f"{LIU}, PLMS with a Heun start",
                 reference="diffusers.PNDMScheduler(skip_prk_steps=True)",
+                cost_formula="steps+1",
                 nfe_fn=plms_nfe, steps_fn=plms_steps),
     SamplerSpec("pndm", sample_pndm, order=2, stochastic=False, aliases=("PNDMScheduler",),
                 paper=f"{LIU}, PNDM (pseudo Runge-Kutta start, then PLMS)",
-                reference="diffusers.PNDMScheduler(skip_prk_steps=False)", nfe_fn=pndm_nfe, steps_fn=pndm_steps),
+                reference="diffusers.PNDMScheduler(skip_prk_steps=False)", cost_formula="steps+9",
+                nfe_fn=pndm_nfe, steps_fn=pndm_steps),
     SamplerSpec("res_multistep", sample_res_multistep, order=2, stochastic=False,
                 paper="Zhang, Song & Chen 2023, Improved Order Analysis and Design of Exponential Integrator for "
                       "Diffusion Models Sampling (RES, arXiv:2308.02157), multistep 2nd order",

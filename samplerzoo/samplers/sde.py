@@ -236,7 +236,7 @@ def steps_for_budget(name: str, nfe: int, per_step: int, offset: int = 0, cost: 
     if n >= min_steps and rest == 0:
         return n
     reachable = [per_step * m + offset for m in (n, n + 1) if m >= min_steps]
-    raise UnreachableNFEError(f"sampler {name!r} spends {cost} evaluations (see docs), so NFE {nfe} is unreachable; "
+    raise UnreachableNFEError(f"sampler {name!r} spends {cost} evaluations, so NFE {nfe} is unreachable; "
                               f"nearest reachable: {', '.join(map(str, reachable))}")
 
 
@@ -260,5 +260,6 @@ SPECS = [
     SamplerSpec("restart", sample_restart, order=2, stochastic=True, aliases=("restart_sampler",),
                 paper="Xu et al. 2023, Restart Sampling for Improving Generative Processes, Alg. 1",
                 reference="Newbeeer/diffusion_restart_sampling benchmarks/generate_restart.py restart_sampler",
+                cost_formula="2*steps-1 + 2*K*(restart levels-1) per restart",
                 nfe_fn=restart_nfe, steps_fn=restart_steps),
 ]
