@@ -72,13 +72,14 @@ class NetworkDenoiser(nn.Module):
     """A network wrapped into the Denoiser frame: ``c_skip * x + c_out * net(c_in * x, c_noise, **cond)``."""
 
     def __init__(self, net: Network, prediction: str, schedule: NoiseSchedule, *,
-                 sample_shape: tuple[int, ...] = (), num_classes: int = 0) -> None:
+                 sample_shape: tuple[int, ...] = (), num_classes: int = 0, null_label: int | None = None) -> None:
         super().__init__()
         self.net = net
         self.prediction = parameterization(prediction)
         self.schedule = schedule
         self.sample_shape = tuple(sample_shape)
         self.num_classes = num_classes
+        self.null_label = null_label  # the label trained as "no condition" (label dropout), for CFG
         self._coefficients = PARAMETERIZATIONS[self.prediction]
 
     @property

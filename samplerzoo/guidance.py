@@ -6,13 +6,14 @@ same as guiding epsilon, v or F.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .denoiser import Denoiser
+from .denoiser import Checkpoint, Denoiser
+from .errors import SamplerzooError
 
 Classifier = Callable[[Tensor, Tensor], Tensor]
 """``classifier(x, sigma) -> logits`` over classes, for the noisy x at level sigma."""
@@ -84,3 +85,18 @@ class Conditioned(_Wrapper):
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         return self.model(x, sigma, **{**self.cond, **cond})
+
+
+def class_conditioned(model: Checkpoint, seeds: Sequence[int], guidance_scale: float | None = None) -> Denoiser:
+    """A class-conditional model with labels ``seed % num_classes`` bound, guided when ``guidance_scale`` is set
+    (classifier-free, against the model's ``null_label``); an unconditional model is returned as it is."""
+    if not model.num_classes:
+        return model
+    labels = torch.tensor([seed % model.num_classes for seed in seeds])
+    if guidance_scale is None:
+        return Conditioned(model, class_labels=labels)
+    null_label = getattr(model, "null_label", None)
+    if null_label is None:
+        raise SamplerzooError("classifier-free guidance needs a model trained with a null label (samplerzoo.json "
+                              "'null_label'); this one has none")
+    return Conditioned(ClassifierFreeGuidance(model, guidance_scale, null_label), class_labels=labels)

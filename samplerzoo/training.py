@@ -77,8 +77,10 @@ def train(recipe: Recipe, log: Callable[[int, float], None] | None = None) -> tu
     images, labels = digits("train")
     schedule, prediction = noise_schedule(recipe.scheduler, recipe.name, "log")
     num_classes = int(recipe.unet.get("num_class_embeds") or 0)
+    null_label = num_classes - 1 if num_classes and recipe.label_dropout > 0 else None
     model = NetworkDenoiser(UNetNetwork(UNet2DModel(**recipe.unet)), prediction, schedule,
-                            sample_shape=tuple(images.shape[1:]), num_classes=max(num_classes - 1, 0))
+                            sample_shape=tuple(images.shape[1:]), num_classes=num_classes - (null_label is not None),
+                            null_label=null_label)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     losses, start = [], time.time()

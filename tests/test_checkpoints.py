@@ -222,3 +222,28 @@ def test_training_is_deterministic_and_uses_the_parameterization_loss() -> None:
         eps = a.net(a.schedule.c_in(sigma[:, None, None, None]) * (x0 + sigma[:, None, None, None] * noise),
                     a.schedule.c_noise(sigma))
         torch.testing.assert_close(denoising_loss(a, x0, sigma, noise), (eps - noise).pow(2).mean())
+
+
+def test_null_label_beside_a_diffusers_model_enables_guidance(tmp_path: Path) -> None:
+    directory = write_bare(tmp_path / "cond", tiny_unet(num_class_embeds=11), SCHEDULER)
+    (directory / "samplerzoo.json").write_text(json.dumps({"null_label": 10}))
+    model = sz.load(directory)
+    assert (model.num_classes, model.null_label) == (10, 10)
+    save_diffusers(model, tmp_path / "again", SCHEDULER)
+    assert json.loads((tmp_path / "again" / "samplerzoo.json").read_text()) == {"null_label": 10}
+    from samplerzoo.guidance import class_conditioned
+
+    guided = class_conditioned(model, [3, 14], guidance_scale=2.0)
+    run = sz.generate(guided, "euler", 2, seeds=[3, 14], sample_shape=model.sample_shape)
+    assert run.counted_nfe == 2 and guided.cond["class_labels"].tolist() == [3, 4]
+
+
+def test_guidance_without_a_null_label_and_a_bad_null_label_are_clear_errors(tmp_path: Path) -> None:
+    from samplerzoo.guidance import class_conditioned
+
+    directory = write_bare(tmp_path / "cond", tiny_unet(num_class_embeds=11), SCHEDULER)
+    with pytest.raises(sz.SamplerzooError, match="classifier-free guidance needs a model trained with a null label"):
+        class_conditioned(sz.load(directory), [0], guidance_scale=2.0)
+    (directory / "samplerzoo.json").write_text(json.dumps({"null_label": 11}))
+    with pytest.raises(sz.CheckpointError, match="null_label 11 is not one of the model's 11 class embeddings"):
+        sz.load(directory)

@@ -16,6 +16,9 @@ from .betas import alphas_cumprod
 from .weights import load_state_dict
 
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+EXTRA = "samplerzoo.json"
+"""Optional file beside a diffusers model for what its configs cannot say: ``{"null_label": k}`` marks class
+embedding k as the unconditional label a model was trained with (label dropout), for classifier-free guidance."""
 EDM_SCHEDULERS = ("EDMEulerScheduler", "EDMDPMSolverMultistepScheduler")
 
 
@@ -92,9 +95,16 @@ def load_diffusers(directory: Path, sigma_to_t: SigmaToT = "log") -> NetworkDeno
     network = build_unet(unet_dir)
     schedule, prediction = noise_schedule(scheduler, str(scheduler_path), sigma_to_t)
     unet_config = network.unet.config
-    num_classes = int(unet_config.num_class_embeds or 0)
+    embeddings = int(unet_config.num_class_embeds or 0)
+    extra = read_json(unet_dir / EXTRA) if (unet_dir / EXTRA).is_file() else {}
+    null_label = extra.get("null_label")
+    if null_label is not None and not 0 <= int(null_label) < embeddings:
+        raise CheckpointError(f"{unet_dir / EXTRA}: null_label {null_label} is not one of the model's {embeddings} "
+                              "class embeddings")
     shape = (int(unet_config.in_channels), int(unet_config.sample_size), int(unet_config.sample_size))
-    return NetworkDenoiser(network, prediction, schedule, sample_shape=shape, num_classes=num_classes)
+    return NetworkDenoiser(network, prediction, schedule, sample_shape=shape,
+                           num_classes=embeddings - (null_label is not None),
+                           null_label=None if null_label is None else int(null_label))
 
 
 def save_diffusers(denoiser: NetworkDenoiser, directory: Path, scheduler_config: dict[str, Any]) -> None:
@@ -105,3 +115,5 @@ def save_diffusers(denoiser: NetworkDenoiser, directory: Path, scheduler_config:
     directory.mkdir(parents=True, exist_ok=True)
     network.unet.save_pretrained(directory, safe_serialization=True)
     (directory / "scheduler_config.json").write_text(json.dumps(scheduler_config, indent=2) + "\n")
+    if denoiser.null_label is not None:
+        (directory / EXTRA).write_text(json.dumps({"null_label": denoiser.null_label}) + "\n")

@@ -79,16 +79,22 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
            seed: Annotated[int, typer.Option(help="First seed; sample i uses seed + i.")] = 0,
            n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
            out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("grid.png"),
-           scale: Annotated[int, typer.Option(help="Pixel magnification in the PNG.")] = 4) -> None:
+           scale: Annotated[int, typer.Option(help="Pixel magnification in the PNG.")] = 4,
+           guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (class-"
+                                                                 "conditional checkpoints; labels are seed % classes)."
+                                                            )] = None) -> None:
     """Sample a grid of images with exactly --nfe network evaluations each and write it as a PNG."""
     from PIL import Image
 
     from ..checkpoints import load
     from ..data import to_uint8
+    from ..guidance import class_conditioned
     from ..sampling import generate
 
     model = load(checkpoint)
-    run = generate(model, sampler, nfe, range(seed, seed + n), model.sample_shape, schedule=schedule)
+    seeds = range(seed, seed + n)
+    run = generate(class_conditioned(model, seeds, guidance_scale), sampler, nfe, seeds, model.sample_shape,
+                   schedule=schedule)
     grid = image_grid(to_uint8(run.samples), columns=int(n**0.5 + 0.999), scale=scale)
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid.squeeze(-1).numpy() if grid.shape[-1] == 1 else grid.numpy()).save(out)
