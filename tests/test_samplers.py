@@ -7,6 +7,8 @@ import torch
 
 import samplerzoo as sz
 from samplerzoo import testing
+from samplerzoo.adapters import NetworkDenoiser
+from samplerzoo.noise_schedules import EDM
 from samplerzoo.schedules import SigmaRange, karras
 
 SAMPLERS = sorted(sz.get_samplers())
@@ -146,3 +148,21 @@ def test_auto_final_step_lands_on_zero_when_the_budget_allows(name: str, nfe: in
     model = testing.gaussian_problem()
     run = sz.generate(model, name, nfe, seeds=[0], sample_shape=model.sample_shape, dtype=torch.float64)
     assert run.final_step == ends_at and run.counted_nfe == nfe
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_float32_network_stays_float32(name: str) -> None:
+    # A float32 network must see float32 inputs: a sampler that promotes x (e.g. by float64 per-sample sigmas)
+    # crashes a real conv net with "Input type (double) and bias type (float)".
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def net(x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
+        return conv(x) * 0.1
+
+    model = NetworkDenoiser(net, "edm", EDM(), sample_shape=(1, 4, 4))
+    sigmas = karras(4, model)
+    noise = sz.SeededNoise(range(2), (1, 4, 4))
+    with torch.no_grad():
+        out = sz.get_sampler(name).fn(model, noise.randn() * float(sigmas[0]), sigmas, noise=noise)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()

@@ -123,7 +123,7 @@ def multistep_terms(values: Sequence[Tensor], lambdas: Sequence[Tensor], h: Tens
             return [values[0], h * slope0]
         h1 = lambdas[1] - lambdas[2]
         second = 2 * (slope0 - (values[1] - values[2]) / h1) / (h0 + h1)
-        terms += [h * (slope0 + h0 / 2 * second), h**2 * second * (0.5 if second_difference == "reference" else 1)]
+        terms += [h * (slope0 + h0 / 2 * second), second * (h**2 * (0.5 if second_difference == "reference" else 1))]
     return terms
 
 
@@ -447,7 +447,7 @@ def sample_dpm_adaptive(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: No
     x_prev, i = x, 0
     while bool((active := s < lambda_end - 1e-5).any()):
         t = torch.minimum(lambda_end, s + pid.h)
-        sigma_s, sigma_t = (-s).exp(), (-t).exp()
+        sigma_s, sigma_t = (-s).exp().to(x.dtype), (-t).exp().to(x.dtype)  # float64 lambdas must not promote x
         denoised, eps = evaluate(model, x, sigma_s, "noise")
         notify(callback, x, i, sigma_s, sigma_s, denoised)
         x_high, x_low = (u.to(x.dtype) for u in singlestep_update(model, x, sigma_s, sigma_t, eps, order, "noise",

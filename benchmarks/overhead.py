@@ -1,0 +1,501 @@
+"""Per-NFE overhead of every registered sampler against k-diffusion's and diffusers' equivalents.
+
+The overhead of a sampler is the wall time of a whole sampling run with a trivial denoiser (one elementwise
+multiply, D(x, sigma) = 0.9 x; on the diffusers side an epsilon network eps(x, t) = 0 x of the same cost),
+divided by the number of denoiser calls: what the sampler's own step math, Python and noise cost per call.
+
+Run from the repository root::
+
+    python benchmarks/overhead.py [--batch 16] [--shape 3 32 32] [--nfe 21] [--repeats 15] \
+        [--out results/overhead.md]
+
+The sampler -> k-diffusion / diffusers mapping is read from each sampler's ``reference`` string
+("k_diffusion.sampling.sample_x(kw=...)", "diffusers.XScheduler(kw=...)"; keyword arguments the target does
+not accept are dropped), plus the small explicit table ``EXTRA`` where the reference does not say enough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import cProfile
+import gc
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import io
+import math
+import os
+import platform
+import pstats
+import re
+import shlex
+import statistics
+import sys
+import time
+import types
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import torch
+from torch import Tensor
+
+import samplerzoo as sz
+from samplerzoo.errors import UnreachableNFEError
+from samplerzoo.noise import BrownianTreeNoise, SeededNoise
+from samplerzoo.registry import SamplerSpec
+from samplerzoo.schedules import SigmaRange
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)  # diffusers' numpy 2 warnings
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+SIGMA_RANGE = SigmaRange(0.002, 80.0)
+DIFFUSERS_BASE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear",
+                  "use_karras_sigmas": True, "clip_sample": False}
+"""Every scheduler gets the keys it accepts: the linear-beta table of tests/diffusers_driver.py, Karras sigmas
+where supported (the sigmas only matter through the number of calls), no clipping (ours does not clip)."""
+
+OPTIONS: dict[str, dict[str, Any]] = {"langevin": {"n_steps_each": 10}}
+"""Our samplers' options (default 100 Langevin steps per level would put the smallest budget at 101)."""
+
+EXTRA: dict[str, dict[str, Any]] = {
+    "euler_maruyama": {"diffusers": ("ScoreSdeVeScheduler", {"correct_steps": 0})},
+    "pc": {"diffusers": ("ScoreSdeVeScheduler", {"correct_steps": 1})},
+    "ipndm": {"diffusers": ("IPNDMScheduler", {})},
+    "dpm_adaptive": {"k_diffusion": ("sample_dpm_adaptive", {})},
+}
+"""Where the reference string does not give the mapping (or its config): sampler -> side -> (name, kwargs)."""
+
+REFERENCE = re.compile(r"(k_diffusion\.sampling|diffusers)\.(\w+)(?:\(([^)]*)\))?")
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+class Trivial:
+    """D(x, sigma) = 0.9 x (and eps(x, t) = 0 x for diffusers): one elementwise op per call, calls counted."""
+
+    sigma_min, sigma_max, sigma_data, sigma_table = SIGMA_RANGE.sigma_min, SIGMA_RANGE.sigma_max, 0.5, None
+
+    def __init__(self, scale: float = 0.9) -> None:
+        self.scale, self.calls = scale, 0
+
+    def __call__(self, x: Tensor, sigma: Any, **cond: Any) -> Tensor:
+        self.calls += 1
+        return x * self.scale
+
+
+# ---------------------------------------------------------------------------------------------- mapping
+
+def k_sampling() -> types.ModuleType:
+    """k-diffusion's sampling module without its heavy __init__ (as tests/conftest.py)."""
+    spec = importlib.util.find_spec("k_diffusion")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("k-diffusion is needed: pip install --no-deps k-diffusion torchsde torchdiffeq scipy")
+    if "k_diffusion" not in sys.modules:
+        parent = types.ModuleType("k_diffusion")
+        parent.__path__ = list(spec.submodule_search_locations)
+        sys.modules["k_diffusion"] = parent
+    return importlib.import_module("k_diffusion.sampling")
+
+
+def parse_kwargs(text: str | None) -> dict[str, Any]:
+    """``a=1, b='x'`` -> dict; anything else (a prose note in parentheses) -> {}."""
+    if not text:
+        return {}
+    try:
+        call = ast.parse(f"f({text})", mode="eval").body
+        assert isinstance(call, ast.Call) and not call.args
+        return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+    except (SyntaxError, ValueError, AssertionError):
+        return {}
+
+
+def accepted(target: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(target).parameters
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def references(spec: SamplerSpec, ks: types.ModuleType) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """side ("k_diffusion" / "diffusers") -> (function or scheduler class, its kwargs), first match per side."""
+    found: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for module, name, args in REFERENCE.findall(spec.reference):
+        side = "k_diffusion" if module.startswith("k_") else "diffusers"
+        if side in found:
+            continue
+        if side == "k_diffusion" and name.startswith("sample_") and hasattr(ks, name):
+            fn = getattr(ks, name)
+            found[side] = (fn, accepted(fn, parse_kwargs(args)))
+        elif side == "diffusers" and name.endswith("Scheduler") and hasattr(diffusers, name):
+            cls = getattr(diffusers, name)
+            found[side] = (cls, accepted(cls.__init__, {**DIFFUSERS_BASE, **parse_kwargs(args)}))
+    for side, (name, kwargs) in EXTRA.get(spec.name, {}).items():
+        target = getattr(ks, name) if side == "k_diffusion" else getattr(diffusers, name)
+        base = DIFFUSERS_BASE if side == "diffusers" else {}
+        found[side] = (target, accepted(target if side == "k_diffusion" else target.__init__, {**base, **kwargs}))
+    return found
+
+
+def describe(target: Any, kwargs: dict[str, Any], hide: dict[str, Any]) -> str:
+    shown = {k: v for k, v in kwargs.items() if hide.get(k, object()) != v}
+    return f"{target.__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
+# ---------------------------------------------------------------------------------------------- runners
+
+Prepare = Callable[[], Callable[[], object]]
+"""Set up one run outside the timer (fresh state, start noise) and return the run itself."""
+
+
+@dataclass
+class Side:
+    prepare: Prepare
+    nfe: int = 0
+    times: list[float] = field(default_factory=list)
+    note: str = ""
+
+    def per_nfe_us(self) -> float:
+        return statistics.median(self.times) / self.nfe * 1e6
+
+
+def randn_noise(x: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    return lambda sigma, sigma_next: torch.randn_like(x)
+
+
+def ours(spec: SamplerSpec, model: Trivial, x0: Tensor, sigmas: Tensor, options: dict[str, Any],
+         noise_kind: str) -> Prepare:
+    seeds, shape = range(x0.shape[0]), x0.shape[1:]
+    lowest = float(sigmas[sigmas > 0].min())
+
+    def prepare() -> Callable[[], object]:
+        x = x0.clone()
+        if noise_kind == "randn":
+            noise: Callable[[Tensor, Tensor], Tensor] = randn_noise(x)
+        elif spec.brownian:  # what sz.generate uses for these
+            noise = BrownianTreeNoise(seeds, shape, lowest, float(sigmas[0]))
+        else:
+            noise = SeededNoise(seeds, shape)
+        return lambda: spec.fn(model, x, sigmas, noise=noise, **options)
+    return prepare
+
+
+def k_diffusion(fn: Callable[..., Tensor], kwargs: dict[str, Any], model: Trivial, x0: Tensor,
+                sigmas: Tensor) -> Prepare:
+    params = inspect.signature(fn).parameters
+    positive = sigmas[sigmas > 0]
+
+    def prepare() -> Callable[[], object]:
+        x = x0.clone()
+        kw = {**kwargs, "disable": True}  # no tqdm progress bar
+        if "noise_sampler" in params:
+            kw["noise_sampler"] = randn_noise(x)
+        if "sigma_min" in params:  # dpm_adaptive / dpm_fast take the endpoints only
+            return lambda: fn(model, x, float(positive[-1]), float(positive[0]), **kw)
+        return lambda: fn(model, x, sigmas, **kw)
+    return prepare
+
+
+def diffusers_calls(scheduler: Any, n: int) -> int:
+    """Network calls of diffusers' loop over n inference steps (a huge number where n is not allowed)."""
+    try:
+        scheduler.set_timesteps(n)
+    except ValueError:  # PNDM with PRK steps needs enough steps
+        return 10**9
+    return len(scheduler.timesteps) * (1 + scheduler.config.get("correct_steps", 0)) \
+        if type(scheduler).__name__ == "ScoreSdeVeScheduler" else len(scheduler.timesteps)
+
+
+def diffusers_loop(scheduler: Any, net: Trivial, x: Tensor) -> Tensor:
+    """diffusers' pipeline loop (scale_model_input -> net -> step(return_dict=False), as StableDiffusionPipeline)."""
+    for t in scheduler.timesteps:
+        x = scheduler.step(net(scheduler.scale_model_input(x, t), t), t, x, return_dict=False)[0]
+    return x
+
+
+def score_sde_loop(scheduler: Any, net: Trivial, x: Tensor) -> Tensor:
+    """ScoreSdeVePipeline's loop: correct_steps Langevin corrections, then the reverse-diffusion predictor."""
+    for i, t in enumerate(scheduler.timesteps):
+        sigma_t = scheduler.sigmas[i] * torch.ones(x.shape[0])
+        for _ in range(scheduler.config.correct_steps):
+            x = scheduler.step_correct(net(x, sigma_t), x, return_dict=False)[0]
+        x = scheduler.step_pred(net(x, sigma_t), t, x, return_dict=False)[0]
+    return x
+
+
+def diffusers_side(cls: Any, config: dict[str, Any], net: Trivial, x0: Tensor, nfe: int) -> tuple[Prepare, int]:
+    """The runner, and the inference steps whose call count is nearest ``nfe`` (the smallest n on a tie)."""
+    try:
+        cls(**config).set_timesteps(2)
+    except Exception:  # e.g. a scheduler that rejects Karras sigmas with its defaults
+        config = {k: v for k, v in config.items() if k != "use_karras_sigmas"}
+    probe = cls(**config)
+    n = min(range(1, 3 * nfe + 2), key=lambda m: (abs(diffusers_calls(probe, m) - nfe), m))
+    score_sde = cls.__name__ == "ScoreSdeVeScheduler"
+
+    def prepare() -> Callable[[], object]:
+        scheduler = cls(**config)
+        scheduler.set_timesteps(n)
+        if score_sde:
+            scheduler.set_sigmas(n)
+        x = x0 * scheduler.init_noise_sigma
+        loop = score_sde_loop if score_sde else diffusers_loop
+        return lambda: loop(scheduler, net, x)
+    return prepare, n
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+def reachable(spec: SamplerSpec, target: int, options: dict[str, Any]) -> tuple[int, int]:
+    """(nfe, steps to sigma = 0) with nfe the reachable budget nearest ``target`` (the smaller on a tie)."""
+    for nfe in sorted(range(1, 3 * target + 200), key=lambda n: (abs(n - target), n)):
+        try:
+            return nfe, spec.steps_for_nfe(nfe, True, **options)
+        except UnreachableNFEError:
+            continue
+    raise UnreachableNFEError(f"{spec.name}: no budget near {target}")
+
+
+def counted(side: Side, model: Trivial) -> int:
+    model.calls = 0
+    side.prepare()()
+    return model.calls
+
+
+def measure(sides: list[Side], repeats: int, warmup: int) -> None:
+    """Warm up every side, then time ``repeats`` rounds, each running every side once in a rotating order, so that
+    all sides see the same background load; gc is off inside the timed call (as timeit does)."""
+    for side in sides:
+        for _ in range(warmup):
+            side.prepare()()
+    for r in range(repeats):
+        for side in sides[r % len(sides):] + sides[:r % len(sides)]:
+            run = side.prepare()
+            gc.collect()
+            gc.disable()
+            try:
+                start = time.perf_counter()
+                run()
+                side.times.append(time.perf_counter() - start)
+            finally:
+                gc.enable()
+
+
+def profile(prepare: Prepare, runs: int = 20, top: int = 8) -> str:
+    """cProfile of ``runs`` runs: the top functions by own time."""
+    profiler = cProfile.Profile()
+    for _ in range(runs):
+        run = prepare()
+        profiler.enable()
+        run()
+        profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime")
+    stats.print_stats(top)
+    lines = out.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if "ncalls" in line)
+    return "\n".join(line.rstrip() for line in lines[start:] if line.strip())
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+@dataclass
+class Row:
+    name: str
+    nfe: str
+    ours: Side
+    seeded: Side
+    k: Side | None
+    d: Side | None
+    k_name: str
+    d_name: str
+    stochastic: bool
+    brownian: bool
+    adaptive: bool
+    setup: tuple[Tensor, Tensor, dict[str, Any]]  # sigmas, x0, options: for the profiles
+
+    def ratio(self) -> float | None:
+        return self.ours.per_nfe_us() / self.k.per_nfe_us() if self.k else None
+
+
+def fmt(side: Side | None, nfe: int | None = None) -> str:
+    if side is None:
+        return "-"
+    text = f"{side.per_nfe_us():.1f}"
+    return text if nfe is None or side.nfe == nfe else f"{text} (NFE {side.nfe})"
+
+
+def table(rows: list[Row]) -> list[str]:
+    lines = ["| sampler | NFE | ours us/NFE (randn noise) | ours us/NFE (seeded noise) | k-diffusion us/NFE "
+             "| diffusers us/NFE | ours / k-diffusion |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        ratio = row.ratio()
+        mark = ("" if not row.stochastic else " (B)" if row.brownian else "")
+        lines.append(f"| {row.name}{' (adaptive)' if row.adaptive else ''} | {row.nfe} | {fmt(row.ours)} "
+                     f"| {fmt(row.seeded)}{mark} | {fmt(row.k, row.ours.nfe)} | {fmt(row.d, row.ours.nfe)} "
+                     f"| {'-' if ratio is None else f'{ratio:.2f}'} |")
+    return lines
+
+
+def machine() -> list[str]:
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "?"
+    return [f"- platform: `{platform.platform()}`, processor `{platform.processor() or platform.machine()}`, "
+            f"Python {platform.python_version()}",
+            f"- torch {torch.__version__} (threads: {torch.get_num_threads()}), diffusers {version('diffusers')}, "
+            f"k-diffusion {version('k-diffusion')}, samplerzoo {version('samplerzoo')}",
+            f"- CPU count: {os.cpu_count()}; load average (1, 5, 15 min) at the end: "
+            f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--shape", type=int, nargs=3, default=(3, 32, 32), metavar=("C", "H", "W"))
+    parser.add_argument("--nfe", type=int, default=21, help="target NFE (each sampler: the nearest reachable)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs per side (median reported)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--profile", type=int, default=3, help="cProfile the N samplers with the worst ratio")
+    parser.add_argument("--samplers", nargs="*", help="only these (default: all registered)")
+    parser.add_argument("--out", type=Path, default=Path("results/overhead.md"))
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "benchmarks/overhead.py", *(sys.argv[1:] if argv is None else argv)])
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    diffusers.utils.logging.set_verbosity_error()  # its "Changing scheduler config" notices
+    ks = k_sampling()
+    model, net = Trivial(0.9), Trivial(0.0)
+    began = time.perf_counter()
+    rows: list[Row] = []
+    names = args.samplers or list(sz.get_samplers())
+    with torch.no_grad():
+        for name in names:
+            spec = sz.get_sampler(name)
+            options = OPTIONS.get(spec.name, {})
+            if spec.adaptive:
+                nfe, steps = args.nfe, args.nfe
+            else:
+                nfe, steps = reachable(spec, args.nfe, options)
+            sigmas = sz.get_schedule("karras")(steps, SIGMA_RANGE)
+            x0 = torch.randn(args.batch, *args.shape) * float(sigmas[0])
+            refs = references(spec, ks)
+            mine, seeded = (Side(ours(spec, model, x0, sigmas, options, kind)) for kind in ("randn", "seeded"))
+            k_side = d_side = None
+            k_name = d_name = ""
+            if "k_diffusion" in refs:
+                fn, kwargs = refs["k_diffusion"]
+                k_side, k_name = Side(k_diffusion(fn, kwargs, model, x0, sigmas)), describe(fn, kwargs, {})
+            if "diffusers" in refs:
+                cls, config = refs["diffusers"]
+                prepare, n = diffusers_side(cls, config, net, x0, nfe)
+                d_side, d_name = Side(prepare), f"{describe(cls, config, DIFFUSERS_BASE)}, {n} steps"
+            sides = [s for s in (mine, seeded, k_side, d_side) if s is not None]
+            for side in sides:
+                side.nfe = counted(side, net if side is d_side else model)
+            measure(sides, args.repeats, args.warmup)
+            nfe_text = f"{mine.nfe}" if not spec.adaptive else f"{mine.nfe} (counted)"
+            rows.append(Row(spec.name, nfe_text, mine, seeded, k_side, d_side, k_name, d_name, spec.stochastic,
+                            spec.brownian, spec.adaptive, (sigmas, x0, options)))
+            print("  ".join(table([rows[-1]])[-1:]), f"[{time.perf_counter() - began:.0f} s]", flush=True)
+
+        worst = sorted((r for r in rows if r.k), key=lambda r: -(r.ratio() or 0))[:args.profile]
+        profiles = []
+        for row in worst:
+            spec = sz.get_sampler(row.name)
+            sigmas, x0, options = row.setup
+            fn, kwargs = references(spec, ks)["k_diffusion"]
+            profiles.append((row, profile(ours(spec, model, x0, sigmas, options, "randn")),
+                             profile(k_diffusion(fn, kwargs, model, x0, sigmas))))
+
+    elapsed = time.perf_counter() - began
+    lines = table(rows)
+    print("\n".join(lines))
+    slower = [r for r in rows if r.k and (r.ratio() or 0) > 1.05]
+    faster = [r for r in rows if r.k and (r.ratio() or math.inf) < 0.95]
+    even = [r for r in rows if r.k and r not in slower and r not in faster]
+    floor_x, floor_sigma = torch.randn(args.batch, *args.shape), torch.ones(args.batch)
+    floor = Side(lambda: lambda: [model(floor_x, floor_sigma) for _ in range(args.nfe)], nfe=args.nfe)
+    measure([floor], 50, 5)
+    doc = [
+        "# Per-NFE overhead: samplerzoo vs k-diffusion and diffusers",
+        "",
+        "Wall time of one sampling run with a trivial denoiser (D(x, sigma) = 0.9 x; diffusers: an epsilon network "
+        "eps(x, t) = 0 x, the same one multiply), divided by the number of denoiser calls (NFE): what the "
+        "sampler's own step arithmetic, Python and noise draws cost per call. Lower is better.",
+        "",
+        f"Command: `{command}` (batch {args.batch} of {'x'.join(map(str, args.shape))}, float32, CPU, "
+        f"`torch.set_num_threads(1)`, `torch.no_grad()`; target NFE {args.nfe}, each sampler at its nearest "
+        f"reachable budget on a Karras schedule from 80 to 0.002, then 0; median of {args.repeats} timed runs per "
+        f"column after {args.warmup} warm-up runs; total {elapsed:.0f} s).",
+        "",
+        *machine(),
+        "",
+        "**Noisy machine.** The host has 2 CPU cores and was running two long training jobs (`zoo train ...`) "
+        "during the measurement, so single timings are noisy. Every round runs all columns of a sampler once, "
+        "back to back in a rotating order (ours, ours seeded, k-diffusion, diffusers), and the table gives "
+        "medians over the rounds, so the columns of one row saw the same background load; compare within a row. "
+        "Differences under ~10% are within the noise (the two 'ours' columns of a deterministic sampler run the "
+        "same code and show its size).",
+        "",
+        "Columns:",
+        "",
+        "- **ours (randn noise)**: `spec.fn(model, x, sigmas, noise=lambda s, sn: torch.randn_like(x))`, the "
+        "like-for-like comparison: k-diffusion gets the same `noise_sampler` (it is k-diffusion's own "
+        "`default_noise_sampler`), also for dpmpp_sde / dpmpp_2m_sde / dpmpp_3m_sde, whose k-diffusion default "
+        "would be a Brownian tree.",
+        "- **ours (seeded noise)**: what `sz.generate` uses: `SeededNoise` (one `torch.Generator` per sample, "
+        "draws stacked: batch-size many randn calls per draw), or, marked (B), `BrownianTreeNoise` (one "
+        "torchsde Brownian tree per sample) for the samplers registered as `brownian`. Identical to the first "
+        "column for deterministic samplers, which draw no noise.",
+        "- **k-diffusion**: the function named in the sampler's `reference`, same sigmas, same x, "
+        "`disable=True` (no tqdm bar). Empty where k-diffusion 0.1.1 has no equivalent (ComfyUI-only "
+        "functions, `DPMSolver` methods).",
+        "- **diffusers**: the scheduler named in the `reference` (or `EXTRA` in the script), linear betas "
+        "1e-4..0.02 over 1000 steps, Karras sigmas where the scheduler supports them, no clipping, and the "
+        "pipeline loop `scale_model_input -> net -> step(..., return_dict=False)` (ScoreSdeVe: "
+        "`step_correct`/`step_pred`); the number of inference steps whose call count is nearest ours "
+        "(shown when it differs). Its sigmas are its own, which does not matter for this cost; "
+        "`set_timesteps` is outside the timer (as our schedule is). Stochastic schedulers draw with their "
+        "default (global) generator.",
+        "- **ours / k-diffusion**: ratio of the first column to the k-diffusion column (> 1: ours slower).",
+        "",
+        *lines,
+        "",
+        "Mapping used:",
+        "",
+        *[f"- {r.name}: k-diffusion `{r.k_name or '-'}`; diffusers `{r.d_name or '-'}`" for r in rows],
+        "",
+        "## Summary",
+        "",
+        f"- Against k-diffusion ({len(slower) + len(faster) + len(even)} samplers with an equivalent): ours is "
+        f"slower by more than 5% for {', '.join(f'{r.name} ({r.ratio():.2f}x)' for r in slower) or 'none'}; "
+        f"faster by more than 5% for {', '.join(f'{r.name} ({r.ratio():.2f}x)' for r in faster) or 'none'}; "
+        f"within 5% for {', '.join(r.name for r in even) or 'none'}.",
+        f"- Floor: the trivial denoiser alone (a multiply of the batch, {args.nfe} calls in a loop) takes "
+        f"{floor.per_nfe_us():.1f} us per call (median of 50, measured after the table); the cheapest sampler spends "
+        f"{min(r.ours.per_nfe_us() for r in rows):.1f} us per call in all.",
+        "",
+        "### Profiles of the worst ratios (cProfile, 20 runs each, top functions by own time)",
+        "",
+        "Tensor arithmetic operators (`x * w`, `a + b`, also on 0-dim tensors) are not function calls to cProfile: "
+        "their time is the own time (tottime) of the Python function that executes them.",
+        "",
+    ]
+    for row, mine_text, theirs_text in profiles:
+        doc += [f"**{row.name}** (ours / k-diffusion = {row.ratio():.2f})", "", "ours:", "", "```", mine_text, "```",
+                "", f"k-diffusion `{row.k_name}`:", "", "```", theirs_text, "```", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(doc) + "\n")
+    print(f"wrote {args.out} ({elapsed:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
