@@ -59,6 +59,14 @@ def churn(x: Tensor, sigmas: Tensor, i: int, noise: NoiseSampler, s_churn: float
     return x + noise(sigma, sigma_hat) * (s_noise * (sigma_hat**2 - sigma**2).sqrt()), sigma_hat
 
 
+def dpm2_step(model: Denoiser, x: Tensor, sigma: Tensor, denoised: Tensor, sigma_to: Tensor) -> Tensor:
+    """One DPM-Solver-2 step sigma -> sigma_to > 0: Euler to the midpoint in log sigma, then the full step with
+    the midpoint's slope (Lu et al. 2022, Alg. 1 with r = 1/2, in the sigma frame). ``denoised`` is D(x, sigma)."""
+    sigma_mid = (sigma * sigma_to).sqrt()  # exp of the mean of log sigma and log sigma_to
+    x_mid = x + to_d(x, sigma, denoised) * (sigma_mid - sigma)
+    return x + to_d(x_mid, sigma_mid, denoise(model, x_mid, sigma_mid)) * (sigma_to - sigma)
+
+
 def notify(callback: Callback | None, x: Tensor, i: int, sigma: Tensor, sigma_hat: Tensor, denoised: Tensor) -> None:
     """Report a step to the callback with k-diffusion's keys."""
     if callback is not None:

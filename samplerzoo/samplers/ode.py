@@ -9,7 +9,7 @@ from torch import Tensor
 from ..denoiser import Denoiser
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec
-from ..steps import Callback, churn, denoise, notify, to_d
+from ..steps import Callback, churn, denoise, dpm2_step, notify, to_d
 
 
 def sample_euler(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
@@ -51,13 +51,10 @@ def sample_dpm2(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampl
         x_hat, sigma_hat = churn(x, sigmas, i, noise, s_churn, s_tmin, s_tmax, s_noise)
         denoised = denoise(model, x_hat, sigma_hat)
         notify(callback, x_hat, i, sigmas[i], sigma_hat, denoised)
-        d, dt = to_d(x_hat, sigma_hat, denoised), sigmas[i + 1] - sigma_hat
-        if sigmas[i + 1] == 0:
-            x = x_hat + d * dt
-            continue
-        sigma_mid = (sigma_hat * sigmas[i + 1]).sqrt()  # exp of the mean of the log sigmas
-        x_mid = x_hat + d * (sigma_mid - sigma_hat)
-        x = x_hat + to_d(x_mid, sigma_mid, denoise(model, x_mid, sigma_mid)) * dt
+        if sigmas[i + 1] == 0:  # the log-sigma midpoint of a step to 0 is undefined: Euler
+            x = x_hat + to_d(x_hat, sigma_hat, denoised) * (sigmas[i + 1] - sigma_hat)
+        else:
+            x = dpm2_step(model, x_hat, sigma_hat, denoised, sigmas[i + 1])
     return x
 
 

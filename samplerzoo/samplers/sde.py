@@ -19,17 +19,9 @@ from ..errors import UnknownNameError, UnreachableNFEError
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec
 from ..schedules import SigmaRange, karras
-from ..steps import Callback, ancestral_split, ancestral_step, denoise, notify, to_d
+from ..steps import Callback, ancestral_split, ancestral_step, denoise, dpm2_step, notify, to_d
 from .ancestral import ddpm_split
 from .ode import sample_heun
-
-
-def dpm2_step(model: Denoiser, x: Tensor, sigma: Tensor, denoised: Tensor, sigma_to: Tensor) -> Tensor:
-    """One DPM-Solver-2 step sigma -> sigma_to > 0: Euler to the midpoint in log sigma, then the full step with
-    the midpoint's slope (Lu et al. 2022, Alg. 1 with r = 1/2, in the sigma frame). ``denoised`` is D(x, sigma)."""
-    sigma_mid = (sigma * sigma_to).sqrt()  # exp of the mean of log sigma and log sigma_to
-    x_mid = x + to_d(x, sigma, denoised) * (sigma_mid - sigma)
-    return x + to_d(x_mid, sigma_mid, denoise(model, x_mid, sigma_mid)) * (sigma_to - sigma)
 
 
 def sample_dpm2_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
