@@ -106,3 +106,11 @@ def test_auto_final_step_makes_even_budgets_reachable_and_is_recorded(tmp_path: 
     rows = harness.sweep("digits-ideal", ["dpm2"], ["karras"], [5, 6], results=tmp_path / "r.jsonl", batch=20,
                          **SMALL)
     assert [(r["counted_nfe"], r["final_step_used"]) for r in rows] == [(5, "zero"), (6, "sigma_min")]
+
+
+@pytest.mark.parametrize("guidance_scale", [None, 2.0])
+def test_class_conditional_checkpoints_are_benchmarked_with_labels(tmp_path: Path, guidance_scale: float | None
+                                                                   ) -> None:
+    rows = harness.sweep("digits-cond", ["euler"], ["karras"], [2], results=tmp_path / "r.jsonl", batch=20,
+                         guidance_scale=guidance_scale, **SMALL)
+    assert rows[0]["status"] == "ok" and rows[0]["counted_nfe"] == 2 and rows[0]["guidance_scale"] == guidance_scale

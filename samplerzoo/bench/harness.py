@@ -19,6 +19,7 @@ from ..checkpoints import load
 from ..data import Split, digits, to_uint8
 from ..denoiser import Checkpoint
 from ..errors import SamplerzooError, UnreachableNFEError
+from ..guidance import class_conditioned
 from ..plugins import get_sampler, get_schedule
 from ..sampling import generate, resolve_final_step, sampling_sigmas
 from .metrics import DIGITS_EXTRACTOR, ImageStream, TensorImages, measure
@@ -45,6 +46,7 @@ class Point:
     extractor: str = DIGITS_EXTRACTOR
     reference: str = "digits-train"
     dtype: str = "float32"
+    guidance_scale: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
@@ -89,8 +91,10 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
 
     def make_batch(start: int, stop: int) -> torch.Tensor:
         begin = time.perf_counter()
-        run = generate(model, spec.name, point.nfe, range(point.seed + start, point.seed + stop), model.sample_shape,
-                       schedule=point.schedule, final_step=final_step, device=device, dtype=dtype, **point.options)
+        seeds = range(point.seed + start, point.seed + stop)  # class-conditional: label seed % classes
+        run = generate(class_conditioned(model, seeds, point.guidance_scale), spec.name, point.nfe, seeds,
+                       model.sample_shape, schedule=point.schedule, final_step=final_step, device=device,
+                       dtype=dtype, **point.options)
         counted.append(run.counted_nfe)
         sampling_seconds[0] += time.perf_counter() - begin
         progress.sampled(stop - start)

@@ -63,6 +63,8 @@ def bench(
                                                  "denoise.")] = "auto",
     results: Annotated[Path | None, typer.Option(help="JSON-lines results file (default results/bench-NAME.jsonl).")]
     = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale for class-conditional "
+                                                              "checkpoints (labels are seed % classes).")] = None,
 ) -> None:
     """Sweep samplers x schedules x NFE on a checkpoint: exact NFE, per-sample seeds, FID/KID, resumable."""
     if dtype not in DTYPES:
@@ -85,7 +87,8 @@ def bench(
     try:
         rows = sweep(checkpoint, split_names(sampler), split_names(schedule), nfes, samples, seed, path, batch=batch,
                      device=device, progress=Callbacks(start_point, lambda n: bars.advance(task, n)),
-                     metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype)
+                     metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
+                     guidance_scale=guidance_scale)
     finally:
         if bars.live.is_started:
             bars.stop()
