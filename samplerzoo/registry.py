@@ -30,6 +30,17 @@ def _check_name(kind: str, name: str, aliases: Iterable[str]) -> None:
             raise RegistrationError(f"{kind} {name!r} has a blank or spaced alias {alias!r}")
 
 
+def steps_for_budget(name: str, nfe: int, per_step: int, offset: int = 0, cost: str = "", min_steps: int = 1) -> int:
+    """The number of steps n >= min_steps with per_step * n + offset == nfe; else UnreachableNFEError naming the
+    nearest reachable budgets. Serves the default cost and the ``steps_fn`` of option-dependent samplers."""
+    n, rest = divmod(nfe - offset, per_step)
+    if n >= min_steps and rest == 0:
+        return n
+    reachable = [per_step * m + offset for m in (n, n + 1) if m >= min_steps]
+    raise UnreachableNFEError(f"sampler {name!r} spends {cost} evaluations, so NFE {nfe} is unreachable; "
+                              f"nearest reachable: {', '.join(map(str, reachable))}")
+
+
 @dataclass(frozen=True)
 class SamplerSpec:
     """A sampler and what it costs.
@@ -109,14 +120,9 @@ class SamplerSpec:
                 "so it cannot be held to an NFE budget; its counted NFE is reported instead")
         if self.steps_fn is not None:
             return self.steps_fn(nfe, to_zero, **options)
-        first = self.final_evals if to_zero else self.evals_per_step
-        steps, rest = divmod(nfe - first, self.evals_per_step)
-        if nfe >= first and rest == 0:
-            return steps + 1
-        reachable = [n for n in (nfe - rest, nfe - rest + self.evals_per_step) if n >= first]
-        raise UnreachableNFEError(
-            f"sampler {self.name!r} spends {self.cost} evaluations, so NFE {nfe} is unreachable; "
-            f"nearest reachable: {', '.join(map(str, reachable))}")
+        # N steps cost evals_per_step * N, less what a final step onto sigma = 0 saves
+        saved = self.evals_per_step - self.final_evals if to_zero else 0
+        return steps_for_budget(self.name, nfe, self.evals_per_step, -saved, self.cost)
 
 
 @dataclass(frozen=True)

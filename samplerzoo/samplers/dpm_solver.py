@@ -30,9 +30,8 @@ from torch import Tensor
 from ..denoiser import Denoiser
 from ..errors import UnknownNameError
 from ..noise import NoiseSampler, gaussian_noise_like
-from ..registry import SamplerSpec
+from ..registry import SamplerSpec, steps_for_budget
 from ..steps import Callback, ancestral_split, denoise, notify
-from .sde import steps_for_budget
 
 SOLVER_TYPES = ("midpoint", "heun")
 SECOND_DIFFERENCES = ("reference", "taylor")

@@ -12,9 +12,9 @@ from torch import Tensor
 
 from ..denoiser import Denoiser
 from ..noise import NoiseSampler, gaussian_noise_like
-from ..registry import SamplerSpec
+from ..registry import SamplerSpec, steps_for_budget
 from ..steps import Callback, denoise, notify
-from .sde import SONG, Form, check_form, reverse_diffusion_step, score_of, steps_for_budget
+from .sde import SONG, Form, check_form, reverse_diffusion_step, score_of
 
 
 def langevin_step(x: Tensor, score: Tensor, eps: Tensor, z: Tensor) -> Tensor:

@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from ..denoiser import Denoiser
-from ..errors import UnknownNameError, UnreachableNFEError
+from ..errors import UnknownNameError
 from ..noise import NoiseSampler, gaussian_noise_like
-from ..registry import SamplerSpec
+from ..registry import SamplerSpec, steps_for_budget
 from ..schedules import SigmaRange, karras
 from ..steps import Callback, ancestral_split, ancestral_step, denoise, dpm2_step, notify, to_d
 from .ancestral import ddpm_split
@@ -219,17 +219,6 @@ def sample_ddpm_analytic(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: N
         sigma_down, sigma_up = analytic_split(sigmas[i], sigmas[i + 1], gamma[i])
         x = ancestral_step(x, denoised, sigmas[i], sigma_down, sigma_up, noise, sigmas[i + 1])
     return x
-
-
-def steps_for_budget(name: str, nfe: int, per_step: int, offset: int = 0, cost: str = "", min_steps: int = 1) -> int:
-    """The number of steps n >= min_steps with per_step * n + offset == nfe; else UnreachableNFEError naming the
-    nearest reachable budgets (for samplers whose cost, declared with nfe_fn / steps_fn, depends on options)."""
-    n, rest = divmod(nfe - offset, per_step)
-    if n >= min_steps and rest == 0:
-        return n
-    reachable = [per_step * m + offset for m in (n, n + 1) if m >= min_steps]
-    raise UnreachableNFEError(f"sampler {name!r} spends {cost} evaluations, so NFE {nfe} is unreachable; "
-                              f"nearest reachable: {', '.join(map(str, reachable))}")
 
 
 SONG = "Song et al. 2021, Score-Based Generative Modeling through Stochastic Differential Equations"
