@@ -56,14 +56,15 @@ def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: Fina
             raise to_zero from None
 
 
-def sampling_sigmas(model: Denoiser, sampler: str, nfe: int, schedule: str = "karras",
-                    final_step: FinalStep = "auto", schedule_options: dict[str, Any] | None = None,
-                    **options: Any) -> Tensor:
-    """The sigmas on which ``sampler`` (with ``options``) spends exactly ``nfe`` network evaluations in total."""
+def sampling_plan(model: Denoiser, sampler: str, nfe: int, schedule: str = "karras",
+                  final_step: FinalStep = "auto", schedule_options: dict[str, Any] | None = None,
+                  **options: Any) -> tuple[FinalStep, Tensor]:
+    """The concrete final step and the sigmas on which ``sampler`` (with ``options``) spends exactly ``nfe``
+    network evaluations in total."""
     final_step, steps = resolve_final_step(model, sampler, nfe, final_step, **options)
     to_zero = final_step == "zero"
     sigmas = get_schedule(schedule)(steps if to_zero else steps + 1, model, **(schedule_options or {}))
-    return sigmas if to_zero else sigmas[:-1]
+    return final_step, sigmas if to_zero else sigmas[:-1]
 
 
 def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], sample_shape: Sequence[int], *,
@@ -72,8 +73,7 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
              dtype: torch.dtype = torch.float32, **options: Any) -> Generation:
     """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked)."""
     spec = get_sampler(sampler)
-    final_step, _ = resolve_final_step(model, sampler, nfe, final_step, **options)
-    sigmas = sampling_sigmas(model, sampler, nfe, schedule, final_step, schedule_options, **options)
+    final_step, sigmas = sampling_plan(model, sampler, nfe, schedule, final_step, schedule_options, **options)
     start = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
     noise: NoiseSampler = start
     if spec.brownian:
