@@ -7,13 +7,9 @@ from typing import Any, Protocol, runtime_checkable
 from torch import Tensor
 
 
-@runtime_checkable
-class Denoiser(Protocol):
-    """``D(x, sigma, **cond) -> x0_hat``, with ``sigma`` a tensor of shape ``(batch,)``.
-
-    ``sigma_table`` holds the ascending sigmas a discrete-time model was trained on (``None`` for
-    continuous models); schedules such as DDIM's ``leading`` spacing are built from it.
-    """
+class NoiseLevels(Protocol):
+    """The noise levels a model knows: its sigma range, sigma_data, and ``sigma_table``, the ascending sigmas
+    a discrete-time model was trained on (``None`` for continuous models; DDIM-style spacings use it)."""
 
     @property
     def sigma_min(self) -> float: ...
@@ -26,6 +22,11 @@ class Denoiser(Protocol):
 
     @property
     def sigma_table(self) -> Tensor | None: ...
+
+
+@runtime_checkable
+class Denoiser(NoiseLevels, Protocol):
+    """``D(x, sigma, **cond) -> x0_hat``, with ``sigma`` a tensor of shape ``(batch,)``."""
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor: ...
 

@@ -14,28 +14,19 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
+from .denoiser import NoiseLevels
 from .errors import UnknownNameError
 
 SigmaToT = Literal["log", "linear", "nearest"]
 SIGMA_TO_T_MODES: tuple[str, ...] = ("log", "linear", "nearest")
 
 
-class NoiseSchedule(Protocol):
-    @property
-    def sigma_min(self) -> float: ...
-
-    @property
-    def sigma_max(self) -> float: ...
-
-    @property
-    def sigma_data(self) -> float: ...
+class NoiseSchedule(NoiseLevels, Protocol):
+    """How a network was conditioned on noise: input scaling, time input, training sigma distribution."""
 
     def c_in(self, sigma: Tensor) -> Tensor: ...
 
     def c_noise(self, sigma: Tensor) -> Tensor: ...
-
-    @property
-    def sigma_table(self) -> Tensor | None: ...
 
     def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor: ...
 
