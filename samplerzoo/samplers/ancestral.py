@@ -17,7 +17,8 @@ from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec
 from ..steps import Callback, ancestral_split, ancestral_step, denoise, notify
 
-Split = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+Split = Callable[[int], tuple[Tensor, Tensor]]
+"""``split(i) -> (sigma_down, sigma_up)`` for the step sigmas[i] -> sigmas[i + 1]."""
 DDPM_VARIANCES = ("fixed_small", "fixed_large")
 
 
@@ -28,7 +29,7 @@ def ancestral_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, split: Split,
     for i in range(len(sigmas) - 1):
         denoised = denoise(model, x, sigmas[i])
         notify(callback, x, i, sigmas[i], sigmas[i], denoised)
-        sigma_down, sigma_up = split(sigmas[i], sigmas[i + 1])
+        sigma_down, sigma_up = split(i)
         x = ancestral_step(x, denoised, sigmas[i], sigma_down, sigma_up, noise, sigmas[i + 1], s_noise)
     return x
 
@@ -36,8 +37,8 @@ def ancestral_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, split: Split,
 def sample_euler_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                            callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
     """Ancestral Euler: eta scales the fresh noise, eta = 1 is DDPM's posterior (k-diffusion's euler_ancestral)."""
-    return ancestral_sampling(model, x, sigmas, lambda s, s_next: ancestral_split(s, s_next, eta), noise, callback,
-                              s_noise)
+    return ancestral_sampling(model, x, sigmas, lambda i: ancestral_split(sigmas[i], sigmas[i + 1], eta), noise,
+                              callback, s_noise)
 
 
 def sample_ddim(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
@@ -64,7 +65,8 @@ def sample_ddpm(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampl
     """DDPM ancestral sampling, x_{t-1} ~ N(mu_t(x_t, x0_hat), Sigma_t) (Ho et al. 2020, Alg. 2)."""
     if variance not in DDPM_VARIANCES:
         raise UnknownNameError("ddpm variance", variance, DDPM_VARIANCES)
-    return ancestral_sampling(model, x, sigmas, lambda s, s_next: ddpm_split(s, s_next, variance), noise, callback)
+    return ancestral_sampling(model, x, sigmas, lambda i: ddpm_split(sigmas[i], sigmas[i + 1], variance), noise,
+                              callback)
 
 
 SPECS = [

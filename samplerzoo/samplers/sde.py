@@ -19,8 +19,8 @@ from ..errors import UnknownNameError
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec, steps_for_budget
 from ..schedules import SigmaRange, karras
-from ..steps import Callback, ancestral_split, ancestral_step, denoise, dpm2_step, notify, to_d
-from .ancestral import ddpm_split
+from ..steps import Callback, ancestral_split, denoise, dpm2_step, notify, to_d
+from .ancestral import ancestral_sampling, ddpm_split
 from .ode import sample_heun
 
 
@@ -209,16 +209,11 @@ def sample_ddpm_analytic(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: N
     ``gamma`` is the table E||eps_hat||^2 / d aligned with ``sigmas`` (``mean_square_eps`` estimates it from data);
     by default it is the closed form for Gaussian data of the denoiser's sigma_data (exact for a Gaussian target).
     """
-    noise = noise or gaussian_noise_like(x)
-    gamma = gaussian_mean_square_eps(sigmas, model.sigma_data) if gamma is None else gamma
-    if len(gamma) != len(sigmas):
-        raise ValueError(f"ddpm_analytic needs one gamma per sigma ({len(sigmas)}), got {len(gamma)}")
-    for i in range(len(sigmas) - 1):
-        denoised = denoise(model, x, sigmas[i])
-        notify(callback, x, i, sigmas[i], sigmas[i], denoised)
-        sigma_down, sigma_up = analytic_split(sigmas[i], sigmas[i + 1], gamma[i])
-        x = ancestral_step(x, denoised, sigmas[i], sigma_down, sigma_up, noise, sigmas[i + 1])
-    return x
+    table = gaussian_mean_square_eps(sigmas, model.sigma_data) if gamma is None else gamma
+    if len(table) != len(sigmas):
+        raise ValueError(f"ddpm_analytic needs one gamma per sigma ({len(sigmas)}), got {len(table)}")
+    return ancestral_sampling(model, x, sigmas, lambda i: analytic_split(sigmas[i], sigmas[i + 1], table[i]), noise,
+                              callback)
 
 
 SONG = "Song et al. 2021, Score-Based Generative Modeling through Stochastic Differential Equations"
