@@ -69,6 +69,12 @@ class SamplerSpec:
     cost_formula: str = ""
     adaptive: bool = False
     brownian: bool = False
+    global_order: int | None = None
+    """The order at which the global error falls as steps grow, where it is below the nominal ``order`` of the
+    method's steps; None when they agree. A multistep method that starts from one first-order step (it has no
+    history yet) carries that step's O(h^2) local error into the result, so its global order is at most 2
+    however high its later steps' order; fixed-coefficient Adams-Bashforth on a non-uniform grid and
+    DPM-Solver++(3M)'s published second difference (half the Taylor weight) are second order too."""
 
     def __post_init__(self) -> None:
         _check_name("sampler", self.name, self.aliases)
@@ -83,6 +89,11 @@ class SamplerSpec:
             raise RegistrationError(f"sampler {self.name!r}: declare both nfe_fn and steps_fn, or neither")
         if self.nfe_fn is not None and not self.cost_formula:
             raise RegistrationError(f"sampler {self.name!r}: an nfe_fn needs a cost_formula for users to read")
+
+    @property
+    def convergence_order(self) -> int:
+        """The slope of log global error against log steps that the conformance checks expect."""
+        return self.order if self.global_order is None else self.global_order
 
     @property
     def final_evals(self) -> int:

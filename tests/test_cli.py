@@ -20,7 +20,9 @@ def test_list_shows_every_sampler_as_json() -> None:
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert set(rows) == set(sz.get_samplers())
     assert rows["heun"] == {"name": "heun", "aliases": ["HeunDiscreteScheduler", "edm_heun"], "order": 2,
-                            "nfe": "2*steps-1", "evals_per_step": 2, "stochastic": False, "plugin": "samplerzoo"}
+                            "global_order": 2, "nfe": "2*steps-1", "evals_per_step": 2, "stochastic": False,
+                            "plugin": "samplerzoo"}
+    assert (rows["lms"]["order"], rows["lms"]["global_order"]) == (4, 2)  # 4th-order steps after an Euler start
 
 
 def test_list_renders_a_table() -> None:

@@ -10,25 +10,33 @@ from rich.console import Console
 from rich.table import Table
 
 from ..plugins import get_sampler, get_samplers, get_schedules, registry
+from ..registry import SamplerSpec
 
 stdout = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+def order_text(spec: SamplerSpec) -> str:
+    """"3 (2)": third-order steps, second-order global error (see SamplerSpec.global_order)."""
+    return str(spec.order) + ("" if spec.global_order is None else f" ({spec.global_order})")
+
+
 def list_samplers(as_json: JsonOption = False) -> None:
-    """List the registered samplers: order, evaluations per step, stochasticity, providing plugin."""
+    """List the registered samplers: order (of a step; global in brackets where lower), evaluations per step,
+    stochasticity, providing plugin."""
     specs = sorted(get_samplers().values(), key=lambda s: s.name)
     if as_json:
-        rows = [{"name": s.name, "aliases": list(s.aliases), "order": s.order, "nfe": s.cost,
+        rows = [{"name": s.name, "aliases": list(s.aliases), "order": s.order,
+                 "global_order": s.convergence_order, "nfe": s.cost,
                  "evals_per_step": s.evals_per_step, "stochastic": s.stochastic, "plugin": s.plugin}
                 for s in specs]
         stdout.print_json(json.dumps(rows))
         return
     table = Table(title=f"{len(specs)} samplers")
-    for column in ("name", "aliases", "order", "NFE per step", "NFE of N steps", "kind", "plugin"):
+    for column in ("name", "aliases", "order (global)", "NFE per step", "NFE of N steps", "kind", "plugin"):
         table.add_column(column)
     for s in specs:
-        table.add_row(s.name, ", ".join(s.aliases), str(s.order), str(s.evals_per_step), s.cost.replace("steps", "N"),
+        table.add_row(s.name, ", ".join(s.aliases), order_text(s), str(s.evals_per_step), s.cost.replace("steps", "N"),
                       "stochastic" if s.stochastic else "deterministic", s.plugin)
     stdout.print(table)
 
@@ -65,7 +73,7 @@ def info(name: Annotated[str, typer.Argument(help="Sampler name or alias.")]) ->
     """Describe one sampler."""
     s = get_sampler(name)
     stdout.print(f"[bold]{s.name}[/bold] ({', '.join(s.aliases) or 'no aliases'})", highlight=False)
-    stdout.print(f"order {s.order}, {'stochastic' if s.stochastic else 'deterministic'}, "
+    stdout.print(f"order {order_text(s)}, {'stochastic' if s.stochastic else 'deterministic'}, "
                  f"NFE of N steps to sigma=0: {s.cost.replace('steps', 'N')}", highlight=False)
     stdout.print(f"paper: {s.paper}\nreference: {s.reference}\nplugin: {s.plugin}", highlight=False)
 

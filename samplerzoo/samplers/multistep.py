@@ -4,15 +4,14 @@ They reuse the slopes of earlier steps instead of evaluating the denoiser again.
 :func:`lagrange_integrals` gives Adams-Bashforth weights on any (variable) grid in closed form: the
 integral of each Lagrange basis polynomial over the step, by exact polynomial integration.
 
-Declared orders are the global orders observed on the registry's Gaussian check (8-64 log-uniform steps),
-not the local order of the interior steps:
+Each spec declares the nominal ``order`` of its interior steps and the ``global_order`` its error falls at:
 
-* lms and ipndm_v take 4th-order interior steps, but the warm-up (an Euler first step, then orders 2 and 3)
-  leaves an O(h^2) error from the first step. It is small at high sigma, where the ODE is nearly linear, so the
-  observed order is ~3.3 on 8-64 steps and only falls towards 2 beyond ~256 steps: declared 3.
-* ipndm applies the fixed-step coefficients on whatever grid it is given. On a non-uniform grid (Karras,
-  log-uniform) they miss the first moment condition by O(h^2) per step, so iPNDM is globally 2nd order (2.0 to
-  2.1 observed) whatever ``order`` is; ipndm_v's exact weights restore the order.
+* lms, ipndm_v and deis take 3rd/4th-order interior steps, but the warm-up (an Euler first step, then orders 2
+  and 3) leaves the first step's O(h^2) error in the result. It is small at high sigma, where the ODE is nearly
+  linear, so lms fits ~3.3 over 8-64 steps from sigma 10 and reaches its asymptotic 2 only at many steps.
+* ipndm and plms/pndm apply fixed-step coefficients on whatever grid they are given. On a non-uniform grid
+  (Karras, log-uniform) they miss the first moment condition by O(h^2) per step, so they are globally 2nd order
+  whatever ``order`` is; ipndm_v's exact weights restore the interior order.
 """
 
 from __future__ import annotations
@@ -353,24 +352,24 @@ def sample_res_multistep_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, *
 
 LIU = "Liu et al. 2022, Pseudo Numerical Methods for Diffusion Models on Manifolds"
 SPECS = [
-    SamplerSpec("lms", sample_lms, order=3, stochastic=False, aliases=("LMSDiscreteScheduler", "k_lms"),
+    SamplerSpec("lms", sample_lms, order=4, global_order=2, stochastic=False, aliases=("LMSDiscreteScheduler", "k_lms"),
                 paper="Karras et al. 2022, Eq. 3 integrated by variable-step Adams-Bashforth (k-diffusion's LMS)",
                 reference="k_diffusion.sampling.sample_lms; diffusers.LMSDiscreteScheduler"),
-    SamplerSpec("ipndm", sample_ipndm, order=2, stochastic=False, aliases=("IPNDMScheduler",),
+    SamplerSpec("ipndm", sample_ipndm, order=4, global_order=2, stochastic=False, aliases=("IPNDMScheduler",),
                 paper="Zhang & Chen 2023, Fast Sampling of Diffusion Models with Exponential Integrator (DEIS), iPNDM",
                 reference="zju-pi/diff-sampler get_ipndm; ComfyUI sample_ipndm; diffusers.IPNDMScheduler"),
-    SamplerSpec("ipndm_v", sample_ipndm_v, order=3, stochastic=False,
+    SamplerSpec("ipndm_v", sample_ipndm_v, order=4, global_order=2, stochastic=False,
                 paper="Zhang & Chen 2023 (iPNDM), variable-step Adams-Bashforth weights (Hairer et al. 1993, III.5)",
                 reference="zju-pi/diff-sampler get_ipndm_v; ComfyUI sample_ipndm_v"),
-    SamplerSpec("deis", sample_deis, order=3, stochastic=False, aliases=("DEISMultistepScheduler",),
+    SamplerSpec("deis", sample_deis, order=3, global_order=2, stochastic=False, aliases=("DEISMultistepScheduler",),
                 paper="Zhang & Chen 2023, Fast Sampling of Diffusion Models with Exponential Integrator, tAB-DEIS",
                 reference="diffusers.DEISMultistepScheduler (variable='log_rho'); ComfyUI sample_deis (tAB)"),
-    SamplerSpec("plms", sample_plms, order=2, stochastic=False,
+    SamplerSpec("plms", sample_plms, order=4, global_order=2, stochastic=False,
                 paper=f"{LIU}, PLMS with a Heun start",
                 reference="diffusers.PNDMScheduler(skip_prk_steps=True)",
                 cost_formula="steps+1",
                 nfe_fn=plms_nfe, steps_fn=plms_steps),
-    SamplerSpec("pndm", sample_pndm, order=2, stochastic=False, aliases=("PNDMScheduler",),
+    SamplerSpec("pndm", sample_pndm, order=4, global_order=2, stochastic=False, aliases=("PNDMScheduler",),
                 paper=f"{LIU}, PNDM (pseudo Runge-Kutta start, then PLMS)",
                 reference="diffusers.PNDMScheduler(skip_prk_steps=False)", cost_formula="steps+9",
                 nfe_fn=pndm_nfe, steps_fn=pndm_steps),

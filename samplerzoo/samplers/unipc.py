@@ -98,10 +98,11 @@ def sample_unipc_bh2(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: Noise
 
 ZHAO = "Zhao et al. 2023, UniPC: A Unified Predictor-Corrector Framework for Fast Sampling of Diffusion Models"
 SPECS = [
-    SamplerSpec("unipc", sample_unipc, order=3, stochastic=False, aliases=("uni_pc", "UniPCMultistepScheduler"),
+    SamplerSpec("unipc", sample_unipc, order=3, global_order=2, stochastic=False,
+                aliases=("uni_pc", "UniPCMultistepScheduler"),
                 paper=f"{ZHAO} (UniPC-p, B1(h))",
                 reference="diffusers.UniPCMultistepScheduler(solver_type='bh1'); ComfyUI uni_pc"),
-    SamplerSpec("unipc_bh2", sample_unipc_bh2, order=3, stochastic=False, aliases=("uni_pc_bh2",),
+    SamplerSpec("unipc_bh2", sample_unipc_bh2, order=3, global_order=2, stochastic=False, aliases=("uni_pc_bh2",),
                 paper=f"{ZHAO} (UniPC-p, B2(h) = exp(-h) - 1)",
                 reference="diffusers.UniPCMultistepScheduler(solver_type='bh2'); ComfyUI uni_pc_bh2"),
 ]
