@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 from torch import Tensor
@@ -39,28 +39,40 @@ SECOND_DIFFERENCES = ("reference", "taylor")
 
 # --- exponential-integrator coefficients -------------------------------------------------------------------
 
-def half_log_snr(sigma: Tensor) -> Tensor:
+Scalar = TypeVar("Scalar", float, Tensor)
+"""Step coefficients are Python floats for a whole-batch step (no tiny tensor ops), tensors for per-sample steps."""
+
+
+def half_log_snr(sigma: Scalar) -> Scalar:
     """lambda = -log sigma: half the log signal-to-noise ratio log(alpha / sigma) in the sigma frame."""
-    return -sigma.log()
+    return -math.log(sigma) if isinstance(sigma, float) else -sigma.log()
 
 
-def phi(k: int, z: Tensor) -> Tensor:
+def exp(z: Scalar) -> Scalar:
+    return math.exp(z) if isinstance(z, float) else z.exp()
+
+
+def expm1(z: Scalar) -> Scalar:
+    return math.expm1(z) if isinstance(z, float) else z.expm1()
+
+
+def phi(k: int, z: Scalar) -> Scalar:
     """phi_k(z) = int_0^1 e^{(1-t) z} t^{k-1} / (k-1)! dt, by phi_0 = e^z, phi_{k+1} = (phi_k - 1/k!) / z.
 
     These are the weights of the exponential integrators (Lu et al. 2022a, App. B, Eq. B.2; Hochbruck &
     Ostermann 2010): int_0^h e^{z(h-u)/h} u^k / k! du = h^{k+1} phi_{k+1}(z).
     """
     if k == 0:
-        return z.exp()
-    value = z.expm1() / z
+        return exp(z)
+    value = expm1(z) / z
     for j in range(1, k):
         value = (value - 1 / math.factorial(j)) / z
     return value
 
 
-def data_weight(k: int, h_hat: Tensor) -> Tensor:
+def data_weight(k: int, h_hat: Scalar) -> Scalar:
     """Weight of h^k D^(k) in the data-prediction step: h_hat phi_{k+1}(-h_hat) (1 - e^{-h_hat} for k = 0)."""
-    return -(-h_hat).expm1() if k == 0 else h_hat * phi(k + 1, -h_hat)
+    return -expm1(-h_hat) if k == 0 else h_hat * phi(k + 1, -h_hat)
 
 
 def noise_weight(k: int, h: Tensor) -> Tensor:
@@ -68,19 +80,28 @@ def noise_weight(k: int, h: Tensor) -> Tensor:
     return h.expm1() if k == 0 else h * phi(k + 1, h)
 
 
-def data_step(x: Tensor, sigma: Tensor, sigma_next: Tensor, terms: Sequence[Tensor], eta: float = 0.0,
+def data_step(x: Tensor, sigma: Tensor | float, sigma_next: Tensor | float, terms: Sequence[Tensor], eta: float = 0.0,
               first_weight_only: bool = False) -> Tensor:
     """DPM-Solver++ step sigma -> sigma_next: e^{-h_hat} x + sum_k data_weight(k, h_hat) terms[k].
 
     ``terms[k]`` estimates h^k D^(k) (h = lambda_next - lambda, derivatives along lambda); h_hat = (1 + eta) h
     (eta > 0: the deterministic part of the SDE step). ``first_weight_only`` weights terms[1] with
     (1 - e^{-h_hat}) / 2 instead of h_hat phi_2(-h_hat): the paper's 2M/"midpoint" rule (Lu et al. 2022b, Alg. 2).
-    Landing on sigma = 0 gives D = terms[0].
+    Landing on sigma = 0 gives D = terms[0]. One sigma per batch (a float or 0-dim tensor) gives float weights;
+    per-sample sigmas give tensor weights.
     """
-    if sigma_next.dim() == 0 and sigma_next == 0:
+    if any(isinstance(s, Tensor) and s.dim() > 0 for s in (sigma, sigma_next)):
+        sigma, sigma_next = (torch.as_tensor(s, dtype=torch.float64) for s in (sigma, sigma_next))
+        return data_combination(x, (1 + eta) * (half_log_snr(sigma_next) - half_log_snr(sigma)), terms,
+                                first_weight_only)
+    if float(sigma_next) == 0:
         return terms[0]
-    h_hat = (1 + eta) * (half_log_snr(sigma_next) - half_log_snr(sigma))
-    x = (-h_hat).exp() * x + data_weight(0, h_hat) * terms[0]
+    return data_combination(x, (1 + eta) * math.log(float(sigma) / float(sigma_next)), terms, first_weight_only)
+
+
+def data_combination(x: Tensor, h_hat: Scalar, terms: Sequence[Tensor], first_weight_only: bool) -> Tensor:
+    """e^{-h_hat} x + sum_k data_weight(k, h_hat) terms[k]: the body of :func:`data_step`."""
+    x = exp(-h_hat) * x + data_weight(0, h_hat) * terms[0]
     for k, term in enumerate(terms[1:], start=1):
         weight = data_weight(0, h_hat) / 2 if first_weight_only and k == 1 else data_weight(k, h_hat)
         x = x + weight * term
@@ -104,7 +125,7 @@ def noise_step(x: Tensor, sigma: Tensor, sigma_next: Tensor, terms: Sequence[Ten
     return x
 
 
-def multistep_terms(values: Sequence[Tensor], lambdas: Sequence[Tensor], h: Tensor,
+def multistep_terms(values: Sequence[Tensor], lambdas: Sequence[Scalar], h: Scalar,
                     second_difference: str = "reference") -> list[Tensor]:
     """Terms h^k f^(k), k < len(values), from the latest values of f at lambdas (newest first), by divided
     differences (Lu et al. 2022b, Alg. 2 for two points; three points as in the authors' 3M code).
@@ -146,18 +167,21 @@ def multistep_data_prediction(model: Denoiser, x: Tensor, sigmas: Tensor, order:
     check_choice("second_difference", second_difference, SECOND_DIFFERENCES)
     noise = noise or gaussian_noise_like(x)
     history: list[Tensor] = []
-    lambdas: list[Tensor] = []
+    lambdas: list[float] = []
     for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(model, x, sigma)
-        notify(callback, x, i, sigma, sigma, denoised)
+        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+        denoised = denoise(model, x, sigmas[i])
+        notify(callback, x, i, sigmas[i], sigmas[i], denoised)
         history, lambdas = [denoised, *history][:order], [half_log_snr(sigma), *lambdas][:order]
-        h = half_log_snr(sigma_next) - lambdas[0]
-        terms = multistep_terms(history, lambdas, h, second_difference) if sigma_next > 0 else [denoised]
+        terms = [denoised]
+        if sigma_next > 0:
+            h = half_log_snr(sigma_next) - lambdas[0]
+            terms = multistep_terms(history, lambdas, h, second_difference)
         midpoint = solver_type == "midpoint" and len(terms) == 2  # third-order steps always weight with phi_2
         x_next = data_step(x, sigma, sigma_next, terms, eta, first_weight_only=midpoint)
         if eta > 0 and sigma_next > 0:
-            x_next = x_next + noise(sigma, sigma_next) * (sigma_next * (-(-2 * eta * h).expm1()).sqrt() * s_noise)
+            x_next = x_next + noise(sigmas[i], sigmas[i + 1]) * (sigma_next * math.sqrt(-math.expm1(-2 * eta * h))
+                                                                 * s_noise)
         x = x_next
     return x
 
@@ -180,8 +204,8 @@ def sample_dpmpp_3m(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseS
 
     The defaults reproduce k-diffusion (dpmpp_3m_sde, eta = 0); ``solver_type`` is the rule of the second-order
     warm-up step (diffusers' solver_order=3 uses its default "midpoint" there). As published its second difference
-    has half the Taylor weight, so it converges with order 2 asymptotically (fitted 2.75 over 8..64 steps on the
-    Gaussian test problem); ``second_difference="taylor"`` restores order 3 (see ``multistep_terms``).
+    has half the Taylor weight, so its steps are second order (fitted 2.75 over 8..64 steps on the Gaussian test
+    problem, 2.0 asymptotically); ``second_difference="taylor"`` restores third-order steps (``multistep_terms``).
     """
     return multistep_data_prediction(model, x, sigmas, 3, noise, callback, solver_type=solver_type,
                                      second_difference=second_difference)
@@ -467,7 +491,7 @@ SPECS = [
     SamplerSpec("dpmpp_2m", sample_dpmpp_2m, order=2, stochastic=False,
                 aliases=("DPMSolverMultistepScheduler", "dpm++_2m"), paper=f"{LU_B}, Alg. 2",
                 reference="k_diffusion.sampling.sample_dpmpp_2m; diffusers.DPMSolverMultistepScheduler"),
-    SamplerSpec("dpmpp_3m", sample_dpmpp_3m, order=3, stochastic=False, aliases=("dpm++_3m",),
+    SamplerSpec("dpmpp_3m", sample_dpmpp_3m, order=3, global_order=2, stochastic=False, aliases=("dpm++_3m",),
                 paper=f"{LU_B} (multistep third order, authors' code)",
                 reference="k_diffusion.sampling.sample_dpmpp_3m_sde(eta=0); "
                           "diffusers.DPMSolverMultistepScheduler(solver_order=3)"),
@@ -500,15 +524,12 @@ SPECS = [
                           "diffusers.DPMSolverSinglestepScheduler (order 2, its steps)",
                 cost_formula="order*steps-(order-1)",
                 nfe_fn=dpm_solver_nfe, steps_fn=dpm_solver_steps),
+    # Third-order steps, but the budget's remainder (NFE mod 3) ends it on lower-order steps: asymptotically
+    # order 2 for NFE = 1, 2 mod 3 and 3 for NFE = 0 mod 3 (fast_orders); its declared global order is the lower.
+    SamplerSpec("dpm_fast", sample_dpm_fast, order=3, global_order=2, stochastic=False,
+                aliases=("dpm_solver_fast",), paper=f"{LU_A} (DPM-Solver-fast)",
+                reference="k_diffusion.sampling.sample_dpm_fast"),
     SamplerSpec("dpm_adaptive", sample_dpm_adaptive, order=3, stochastic=False, adaptive=True,
                 aliases=("dpm_solver_adaptive",), paper=f"{LU_A} (DPM-Solver-12 / -23, adaptive step size)",
                 reference="k_diffusion.sampling.sample_dpm_adaptive"),
 ]
-
-# Not registered yet: DPM-Solver-fast ends on lower-order steps set by NFE mod 3 (fast_orders), so its observed
-# order on the Gaussian test problem depends on the budget's residue (about 1.7, 2.2 and 3.3 for NFE = 1, 2, 0
-# mod 3; 2.42 fitted over the registry test's budgets 7, 15, 31, 63): no single declared order passes the
-# registry's fitted-order check. Registered once that check allows it.
-DPM_FAST_SPEC = SamplerSpec("dpm_fast", sample_dpm_fast, order=2, stochastic=False, aliases=("dpm_solver_fast",),
-                            paper=f"{LU_A} (DPM-Solver-fast)",
-                            reference="k_diffusion.sampling.sample_dpm_fast")
