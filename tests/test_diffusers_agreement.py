@@ -15,6 +15,7 @@ import torch
 from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
+    EDMEulerScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     HeunDiscreteScheduler,
@@ -38,7 +39,11 @@ from diffusers_driver import (
 )
 from torch import Tensor
 
-from samplerzoo.noise_schedules import sigma_from_alpha_bar
+import samplerzoo as sz
+from samplerzoo.adapters import NetworkDenoiser
+from samplerzoo.analytic import GaussianMixture
+from samplerzoo.noise_schedules import EDM, sigma_from_alpha_bar
+from samplerzoo.schedules import SigmaRange, karras
 
 pytestmark = PYTESTMARK
 
@@ -125,3 +130,36 @@ def test_vp_schedulers(case: str, spacing: str, steps_offset: int, n: int) -> No
     if extra:
         ours = ours + extra * torch.randn(SHAPE, generator=g)  # diffusers' last draw, see final_ddpm_noise_std
     assert_agreement(sampler, sigmas, their_sigmas, ours, theirs, our_net, their_net, **options)
+
+
+class EDMNet:
+    """An EDM F-network made from the exact mixture denoiser: F(c_in x, c_noise) = (D(x, sigma) - c_skip x) / c_out,
+    with diffusers' EDM conventions (c_noise = ln(sigma) / 4, c_in = 1 / sqrt(sigma^2 + sigma_data^2))."""
+
+    def __init__(self, sigma_data: float) -> None:
+        means = torch.tensor([[0.8, -0.4, 0.1, 0.5], [-0.6, 0.7, -0.9, 0.2]], dtype=torch.float64)
+        self.exact = GaussianMixture(means, torch.tensor([0.3, 0.2], dtype=torch.float64))
+        self.sigma_data = sigma_data
+
+    def __call__(self, x_in: Tensor, c_noise: Tensor) -> Tensor:
+        sigma = (4 * c_noise.to(torch.float64)).exp().reshape(-1, 1)
+        x = x_in.to(torch.float64) * (sigma**2 + self.sigma_data**2).sqrt()
+        c_skip = self.sigma_data**2 / (sigma**2 + self.sigma_data**2)
+        c_out = sigma * self.sigma_data / (sigma**2 + self.sigma_data**2).sqrt()
+        return ((self.exact(x, sigma.flatten()) - c_skip * x) / c_out).to(x_in.dtype)
+
+
+@pytest.mark.parametrize("n", [5, 12])
+def test_euler_matches_edm_euler_scheduler(n: int) -> None:
+    net, sigma_data = EDMNet(0.5), 0.5
+    scheduler = EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=sigma_data)
+    scheduler.set_timesteps(n)
+    noise = torch.randn(6, 4, generator=torch.Generator().manual_seed(3))
+    x = noise * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        x = scheduler.step(net(scheduler.scale_model_input(x, t), t.expand(len(x))), t, x).prev_sample
+    ours = NetworkDenoiser(lambda x_in, c_noise, **_: net(x_in, c_noise), "edm", EDM(sigma_data=sigma_data))
+    sigmas = karras(n, SigmaRange(0.002, 80.0))
+    torch.testing.assert_close(sigmas.float(), scheduler.sigmas, rtol=1e-6, atol=1e-7)
+    result = sz.get_sampler("euler").fn(ours, noise * 80.0, sigmas)
+    assert float((result - x).abs().max()) <= 1e-4
