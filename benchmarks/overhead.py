@@ -452,9 +452,9 @@ def main(argv: list[str] | None = None) -> None:
         "`default_noise_sampler`), also for dpmpp_sde / dpmpp_2m_sde / dpmpp_3m_sde, whose k-diffusion default "
         "would be a Brownian tree.",
         "- **ours (seeded noise)**: what `sz.generate` uses: `SeededNoise` (one `torch.Generator` per sample, "
-        "draws stacked: batch-size many randn calls per draw), or, marked (B), `BrownianTreeNoise` (one "
-        "torchsde Brownian tree per sample) for the samplers registered as `brownian`. Identical to the first "
-        "column for deterministic samplers, which draw no noise.",
+        "draws stacked: batch-size many randn calls per draw), or, marked (B), `BrownianTreeNoise` (a "
+        "virtual Brownian tree per sample, normals hashed for the whole batch at once) for the samplers "
+        "registered as `brownian`. Identical to the first column for deterministic samplers, which draw no noise.",
         "- **k-diffusion**: the function named in the sampler's `reference`, same sigmas, same x, "
         "`disable=True` (no tqdm bar). Empty where k-diffusion 0.1.1 has no equivalent (ComfyUI-only "
         "functions, `DPMSolver` methods).",

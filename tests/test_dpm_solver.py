@@ -24,7 +24,7 @@ import samplerzoo as sz
 from samplerzoo import testing
 from samplerzoo.analytic import GaussianMixture
 from samplerzoo.denoiser import CountingDenoiser
-from samplerzoo.noise import BrownianTreeNoise, NoiseSampler, SeededNoise
+from samplerzoo.noise import BrownianTreeNoise, NoiseSampler, SeededNoise, TorchsdeBrownianNoise
 from samplerzoo.samplers.dpm_solver import phi
 from samplerzoo.schedules import SigmaRange, karras
 
@@ -61,7 +61,7 @@ NoiseFactory = Callable[[], NoiseSampler | None]
 NOISES: dict[str, NoiseFactory] = {
     "none": lambda: None,
     "gaussian": lambda: SeededNoise(SEEDS, SHAPE, dtype=torch.float64),
-    "brownian": lambda: BrownianTreeNoise(SEEDS, SHAPE, RANGE.sigma_min, RANGE.sigma_max, dtype=torch.float64),
+    "brownian": lambda: TorchsdeBrownianNoise(SEEDS, SHAPE, RANGE.sigma_min, RANGE.sigma_max, dtype=torch.float64),
 }
 
 Reference = Callable[[types.ModuleType, Any, Tensor, Tensor, NoiseSampler | None], Tensor]
@@ -267,16 +267,21 @@ def test_brownian_noise_is_k_diffusions_per_sample_tree(k_sampling: types.Module
         torch.testing.assert_close(ours(a, b), theirs(a, b), rtol=0, atol=1e-15)  # same trees; rounding only
 
 
-def test_brownian_noise_depends_on_the_sample_seed_only() -> None:
+BROWNIAN = [BrownianTreeNoise, TorchsdeBrownianNoise]  # generate()'s, and k-diffusion's trees
+
+
+@pytest.mark.parametrize("brownian", BROWNIAN)
+def test_brownian_noise_depends_on_the_sample_seed_only(brownian: Callable[..., NoiseSampler]) -> None:
     a, b = torch.tensor(5.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
-    batch = BrownianTreeNoise([5, 6, 7], SHAPE, 0.1, 10.0)(a, b)
-    alone = torch.cat([BrownianTreeNoise([s], SHAPE, 0.1, 10.0)(a, b) for s in (5, 6, 7)])
+    batch = brownian([5, 6, 7], SHAPE, 0.1, 10.0)(a, b)
+    alone = torch.cat([brownian([s], SHAPE, 0.1, 10.0)(a, b) for s in (5, 6, 7)])
     assert torch.equal(batch, alone)
     assert batch.shape == (3, *SHAPE) and not torch.allclose(batch[0], batch[1])
 
 
-def test_brownian_increments_are_standard_and_additive() -> None:
-    noise = BrownianTreeNoise([11], (20000,), 0.1, 10.0, dtype=torch.float64)
+@pytest.mark.parametrize("brownian", BROWNIAN)
+def test_brownian_increments_are_standard_and_additive(brownian: Callable[..., NoiseSampler]) -> None:
+    noise = brownian([11], (20000,), 0.1, 10.0, dtype=torch.float64)
     s0, s1, s2 = (torch.tensor(v, dtype=torch.float64) for v in (8.0, 3.0, 0.5))
     n01, n12, n02 = noise(s0, s1), noise(s1, s2), noise(s0, s2)
     for n in (n01, n12, n02):  # N(0, 1) per element: standard error of the std ~ 0.005
