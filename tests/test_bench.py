@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch_fidelity
 
 import samplerzoo as sz
 from samplerzoo.bench import harness
-from samplerzoo.bench.metrics import ImageStream
+from samplerzoo.bench.metrics import DIGITS_EXTRACTOR, NAMES, TensorImages, measure
 from samplerzoo.bench.results import ResultsFile
 from samplerzoo.cli import main
 
@@ -62,16 +63,17 @@ def test_rerun_skips_finished_points_and_a_crash_loses_none(tmp_path: Path) -> N
     assert [json.loads(line)["requested_nfe"] for line in path.read_text().splitlines()] == [3, 4, 5]
 
 
-def test_image_stream_holds_one_batch_at_a_time() -> None:
-    made: list[tuple[int, int]] = []
-
-    def make(start: int, stop: int) -> torch.Tensor:
-        made.append((start, stop))
-        return torch.arange(start, stop)
-
-    stream = ImageStream(10, 4, make)
-    assert [int(stream[i]) for i in range(10)] == list(range(10))
-    assert made == [(0, 4), (4, 8), (8, 10)]
+def test_metrics_from_batched_features_equal_torch_fidelity() -> None:
+    reference = harness.reference_images("digits-train")
+    real = harness.reference_images("digits-test").images.float()
+    noisy = (real + 40 * torch.randn(real.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 255)
+    samples = TensorImages(noisy.to(torch.uint8))
+    ours = measure(samples, reference, "digits-train", ["fid", "kid", "isc"], batch=50)
+    theirs = torch_fidelity.calculate_metrics(
+        input1=samples, input2=reference, fid=True, kid=True, isc=True, feature_extractor=DIGITS_EXTRACTOR,
+        kid_subset_size=len(samples), cache=False, cuda=False, save_cpu_ram=True, verbose=False)
+    assert ours == {name: theirs[key] for key, name in NAMES.items()}
+    assert ours["fid"] > 1 and ours["isc"] > 1
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -1,15 +1,17 @@
 """One sweep: for each (sampler, schedule, NFE) point, sample N images from per-sample seeds with exactly
-the requested NFE (counted), stream them into torch-fidelity, and append the finished point to the
-results file. Finished points are skipped when the same sweep runs again."""
+the requested NFE (counted), batch by batch into torch-fidelity features, measure the features, and append
+the finished point to the results file. Finished points are skipped when the same sweep runs again."""
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,9 @@ from ..denoiser import Checkpoint
 from ..errors import SamplerzooError, UnreachableNFEError
 from ..guidance import class_conditioned
 from ..plugins import get_sampler, get_schedule
-from ..sampling import generate
-from .metrics import DIGITS_EXTRACTOR, ImageStream, TensorImages, measure
+from ..sampling import generate, resolve_final_step
+from . import distributed
+from .metrics import DIGITS_EXTRACTOR, Features, Meter, TensorImages, concat, measure
 from .results import ResultsFile
 
 REFERENCES: dict[str, Split] = {"digits-train": "train", "digits-test": "test"}
@@ -65,12 +68,17 @@ def reference_images(name: str) -> TensorImages:
 
 
 def floor(point: Point) -> dict[str, float]:
-    """The metrics of real held-out images against the reference: the best a sampler can hope for."""
-    held_out = HELD_OUT.get(point.reference)
+    """The metrics of real held-out images against the reference: the best a sampler can hope for (measured once a
+    process for each reference, feature extractor and set of metrics)."""
+    return dict(_floor(point.reference, point.extractor, point.metric_names))
+
+
+@functools.cache
+def _floor(reference: str, extractor: str, metric_names: tuple[str, ...]) -> dict[str, float]:
+    held_out = HELD_OUT.get(reference)
     if held_out is None:
         return {}
-    return measure(reference_images(held_out), reference_images(point.reference), point.reference,
-                   list(point.metric_names), point.extractor)
+    return measure(reference_images(held_out), reference_images(reference), reference, list(metric_names), extractor)
 
 
 @dataclass
@@ -81,32 +89,49 @@ class Progress:
     sampled: Callable[[int], None] = lambda n: None
 
 
-def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress: Progress) -> dict[str, Any]:
-    """Sample the point's images batch by batch and measure them; returns the results row."""
+def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress: Progress,
+              meter: Meter) -> dict[str, Any] | None:
+    """Sample this process's batches of the point and extract their features (only features are kept); the first
+    process measures the features of all processes, in sample order, and returns the row's measurements."""
     spec = get_sampler(point.sampler)
-    dtype, runs, sampling_seconds = DTYPES[point.dtype], [], [0.0]
-
-    def make_batch(start: int, stop: int) -> torch.Tensor:
-        begin = time.perf_counter()
+    # An unreachable budget fails here, on every process, before any work.
+    resolve_final_step(class_conditioned(model, [point.seed], point.guidance_scale), spec.name, point.nfe,
+                       point.final_step, **point.options)  # type: ignore[arg-type]
+    mine = distributed.shard(point.samples, batch)
+    features: list[tuple[int, Features]] = []
+    plan: dict[str, Any] = {}
+    sampling_seconds = 0.0
+    progress.start_point(point, sum(stop - start for start, stop in mine))
+    begin = time.perf_counter()
+    for start, stop in mine:
+        tick = time.perf_counter()
         seeds = range(point.seed + start, point.seed + stop)  # class-conditional: label seed % classes
         run = generate(class_conditioned(model, seeds, point.guidance_scale), spec.name, point.nfe, seeds,
                        model.sample_shape, schedule=point.schedule, final_step=point.final_step,  # type: ignore[arg-type]
-                       device=device, dtype=dtype, **point.options)
-        runs.append(run)
-        sampling_seconds[0] += time.perf_counter() - begin
+                       device=device, dtype=DTYPES[point.dtype], **point.options)
+        images = to_uint8(run.samples.float())
+        sampling_seconds += time.perf_counter() - tick
+        # Every batch spends the same schedule (generate() has checked its counted NFE); keep the first's.
+        plan = plan or {"counted_nfe": run.counted_nfe, "steps": run.steps, "final_step_used": run.final_step}
+        features.append((start, meter.features(images)))
         progress.sampled(stop - start)
-        return to_uint8(run.samples.float().cpu())
-
-    progress.start_point(point, point.samples)
-    begin = time.perf_counter()
-    metrics = measure(ImageStream(point.samples, batch, make_batch), reference_images(point.reference),
-                      point.reference, list(point.metric_names), point.extractor, cuda=device.startswith("cuda"))
+    gathered = distributed.gather(features)
+    if gathered is None:
+        return None
+    in_order = [batch_features for _, batch_features in sorted(chain(*gathered), key=lambda item: item[0])]
+    metrics = meter.score(concat(in_order), reference_images(point.reference), point.reference)
     wall = time.perf_counter() - begin
-    first = runs[0]  # every batch spends the same schedule; generate() has checked its counted NFE
-    return {"status": "ok", "counted_nfe": first.counted_nfe, "steps": first.steps,
-            "final_step_used": first.final_step, "metrics": metrics,
-            "wall_seconds": round(wall, 3), "sampling_seconds": round(sampling_seconds[0], 3),
-            "metric_seconds": round(wall - sampling_seconds[0], 3)}
+    return {"status": "ok", **plan, "metrics": metrics, "processes": len(gathered),
+            "wall_seconds": round(wall, 3), "sampling_seconds": round(sampling_seconds, 3),
+            "metric_seconds": round(wall - sampling_seconds, 3)}
+
+
+def base_row(point: Point, batch: int, device: str) -> dict[str, Any]:
+    """A point's results row without its measurements: config, provenance, reference and floor."""
+    held_out = HELD_OUT.get(point.reference)
+    return {"key": point.key(), **asdict(point), "requested_nfe": point.nfe, "batch": batch, "device": device,
+            "versions": versions(), "reference_samples": len(reference_images(point.reference)),
+            "floor": floor(point), "floor_samples": len(reference_images(held_out)) if held_out else 0}
 
 
 def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
@@ -122,32 +147,35 @@ def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: lis
 def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
           results: Path, batch: int = 500, device: str = "cpu", progress: Progress | None = None,
           **common: Any) -> list[dict[str, Any]]:
-    """Run every point not yet in ``results``; returns the rows of this sweep (old and new), in order."""
+    """Run every point not yet in ``results``; returns the rows of this sweep (old and new), in order.
+
+    Under ``torchrun`` the processes share each point's batches; the first one writes the results file."""
     progress = progress or Progress()
+    distributed.join(device)
     grid = list(points(checkpoint, samplers, schedules, nfes, samples, seed, **common))
     file = ResultsFile(results)
-    done = {row["key"]: row for row in file.rows() if "key" in row}
+    done = distributed.share({row["key"]: row for row in file.rows() if "key" in row})
     model = load(checkpoint) if any(p.key() not in done for p in grid) else None
     if isinstance(model, torch.nn.Module):
         model.to(device)
-    rows, floors = [], {}
+    rows: list[dict[str, Any]] = []
+    meters: dict[tuple[str, tuple[str, ...]], Meter] = {}
     for point in grid:
         if point.key() in done:
             rows.append(done[point.key()])
             continue
         assert model is not None
-        floor_key = (point.reference, point.extractor, point.metric_names)
-        if floor_key not in floors:
-            floors[floor_key] = floor(point)
-        base = {"key": point.key(), **asdict(point), "requested_nfe": point.nfe, "batch": batch, "device": device,
-                "versions": versions(), "reference_samples": len(reference_images(point.reference)),
-                "floor": floors[floor_key], "floor_samples": len(reference_images(HELD_OUT[point.reference]))
-                if point.reference in HELD_OUT else 0}
+        if (point.extractor, point.metric_names) not in meters:
+            meters[point.extractor, point.metric_names] = Meter(point.metric_names, point.extractor,
+                                                                cuda=device.startswith("cuda"))
         try:
-            row = {**base, **run_point(model, point, batch, device, progress)}
+            measured = run_point(model, point, batch, device, progress, meters[point.extractor, point.metric_names])
         except UnreachableNFEError as exc:
-            row = {**base, "status": "unreachable", "reason": str(exc)}
-        file.append(row)
-        rows.append(row)
+            measured = {"status": "unreachable", "reason": str(exc)}
+        row: dict[str, Any] = {}  # on the other processes, replaced by the first one's row
+        if distributed.rank() == 0:
+            assert measured is not None  # the first process measures every point
+            row = {**base_row(point, batch, device), **measured}
+            file.append(row)
+        rows.append(distributed.share(row))
     return rows
-

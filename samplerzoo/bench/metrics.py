@@ -1,4 +1,6 @@
-"""FID / KID / IS through torch-fidelity, with samples streamed from memory (no PNGs on disk).
+"""FID / KID / IS with torch-fidelity: features extracted batch by batch with its feature extractor, metrics
+computed from the features with its own functions. Only features are kept (no images, no PNGs on disk), and
+features gathered from several processes give the same values as one process.
 
 The digits classifier is registered with torch-fidelity as the feature extractor ``digits-classifier``:
 its 64-unit penultimate layer for FID/KID, its logits for the Inception Score. ``inception-v3-compat``
@@ -9,16 +11,29 @@ cache); nothing is downloaded.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch_fidelity
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.metric_fid import (
+    KEY_METRIC_FID,
+    fid_featuresdict_to_statistics,
+    fid_featuresdict_to_statistics_cached,
+    fid_statistics_to_metric,
+)
+from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_featuresdict_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_featuresdict_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+from torch_fidelity.utils import (
+    create_feature_extractor,
+    extract_featuresdict_from_input_id_cached,
+    resolve_feature_layer_for_metric,
+)
 
 from ..classifier import WEIGHTS, load_classifier
 from ..errors import SamplerzooError
@@ -27,6 +42,13 @@ DIGITS_EXTRACTOR = "digits-classifier"
 INCEPTION = "inception-v3-compat"
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 CACHE_ENV = "SAMPLERZOO_CACHE"
+METRICS = ("fid", "kid", "isc")
+NAMES = {KEY_METRIC_FID: "fid", KEY_METRIC_KID_MEAN: "kid", KEY_METRIC_KID_STD: "kid_std",
+         KEY_METRIC_ISC_MEAN: "isc", KEY_METRIC_ISC_STD: "isc_std"}
+"""Our names for torch-fidelity's metric keys, as results rows store them."""
+
+Features = dict[str, Tensor]
+"""torch-fidelity's features dict: feature layer name -> (samples, dims) tensor on the CPU."""
 
 
 def cache_root() -> Path:
@@ -71,24 +93,6 @@ def register_extractors() -> None:
         torch_fidelity.register_feature_extractor(DIGITS_EXTRACTOR, DigitsFeatures)
 
 
-class ImageStream(Dataset[Tensor]):
-    """``n`` uint8 images produced batch by batch on demand, in order: only one batch is alive at a time,
-    so memory stays flat however many samples a metric reads."""
-
-    def __init__(self, n: int, batch: int, make_batch: Callable[[int, int], Tensor]) -> None:
-        self.n, self.batch, self.make_batch = n, batch, make_batch
-        self._start, self._images = -1, torch.empty(0)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> Tensor:
-        if not self._start <= index < self._start + len(self._images):
-            self._start = index - index % self.batch
-            self._images = self.make_batch(self._start, min(self._start + self.batch, self.n))
-        return self._images[index - self._start]
-
-
 class TensorImages(Dataset[Tensor]):
     """A fixed uint8 image tensor as a torch-fidelity input (the reference data)."""
 
@@ -113,23 +117,63 @@ def inception_weights(path: str | None) -> str | None:
     return str(found)
 
 
-def measure(samples: ImageStream | TensorImages, reference: TensorImages, reference_name: str, metrics: list[str],
+class Meter:
+    """One torch-fidelity feature extractor, and FID / KID / IS computed from its features with torch-fidelity's own
+    functions: features extracted batch by batch, or by several processes, give ``calculate_metrics``'s values."""
+
+    def __init__(self, metrics: Sequence[str], extractor: str = DIGITS_EXTRACTOR, feature_weights: str | None = None,
+                 cuda: bool = False) -> None:
+        register_extractors()
+        unknown = set(metrics) - set(METRICS)
+        if unknown:
+            raise SamplerzooError(f"unknown metric {sorted(unknown)[0]!r}; known: {', '.join(METRICS)}")
+        self.layers = {m: resolve_feature_layer_for_metric(m, feature_extractor=extractor) for m in metrics}
+        weights = inception_weights(feature_weights) if extractor == INCEPTION else feature_weights
+        self.extractor = create_feature_extractor(extractor, sorted(set(self.layers.values())), cuda=cuda,
+                                                  feature_extractor_weights_path=weights, verbose=False)
+        self.cuda = cuda
+        self._references: dict[str, Features] = {}
+
+    def features(self, images: Tensor) -> Features:
+        """The features of one batch of uint8 images, on the CPU (torch-fidelity's step for one batch)."""
+        with torch.no_grad():
+            out = self.extractor(images.cuda() if self.cuda else images)
+        return {name: value.cpu() for name, value in self.extractor.convert_features_tuple_to_dict(out).items()}
+
+    def score(self, samples: Features, reference: TensorImages, reference_name: str) -> dict[str, float]:
+        """The metrics of the sample features against the reference images (features and FID statistics of the
+        reference are cached by torch-fidelity under its name)."""
+        cache = {"cache_root": str(cache_root()), "verbose": False}
+        name = f"samplerzoo-{reference_name}-{self.extractor.get_name()}"
+        if name not in self._references:
+            self._references[name] = extract_featuresdict_from_input_id_cached(
+                2, self.extractor, input2=reference, input2_cache_name=name, batch_size=500, cuda=self.cuda,
+                save_cpu_ram=True, **cache)
+        real = self._references[name]
+        result: dict[str, float] = {}
+        if "fid" in self.layers:
+            layer = self.layers["fid"]
+            result |= fid_statistics_to_metric(fid_featuresdict_to_statistics(samples, layer),
+                                               fid_featuresdict_to_statistics_cached(real, name, self.extractor,
+                                                                                     layer, **cache), False)
+        if "kid" in self.layers:
+            subset = min(1000, len(samples[self.layers["kid"]]), len(real[self.layers["kid"]]))
+            result |= kid_featuresdict_to_metric(samples, real, self.layers["kid"], kid_subset_size=subset,
+                                                 verbose=False)
+        if "isc" in self.layers:
+            result |= isc_featuresdict_to_metric(samples, self.layers["isc"], verbose=False)
+        return {NAMES[key]: float(value) for key, value in result.items()}
+
+
+def concat(batches: Sequence[Features]) -> Features:
+    """Features of consecutive batches as one set, in order."""
+    return {name: torch.cat([batch[name] for batch in batches]) for name in batches[0]}
+
+
+def measure(samples: Dataset[Tensor], reference: TensorImages, reference_name: str, metrics: list[str],
             extractor: str = DIGITS_EXTRACTOR, feature_weights: str | None = None, cuda: bool = False,
             batch: int = 500) -> dict[str, float]:
-    """FID / KID / IS of ``samples`` against ``reference``; the reference statistics are cached by name."""
-    register_extractors()
-    unknown = set(metrics) - {"fid", "kid", "isc"}
-    if unknown:
-        raise SamplerzooError(f"unknown metric {sorted(unknown)[0]!r}; known: fid, kid, isc")
-    weights = inception_weights(feature_weights) if extractor == INCEPTION else feature_weights
-    n = min(len(samples), len(reference))
-    result = torch_fidelity.calculate_metrics(
-        input1=samples, input2=reference, input2_cache_name=f"samplerzoo-{reference_name}-{extractor}",
-        cache_root=str(cache_root()),
-        cuda=cuda, batch_size=batch, fid="fid" in metrics, kid="kid" in metrics, isc="isc" in metrics,
-        feature_extractor=extractor, feature_extractor_weights_path=weights, kid_subset_size=min(1000, n),
-        save_cpu_ram=True, verbose=False)
-    names = {"frechet_inception_distance": "fid", "kernel_inception_distance_mean": "kid",
-             "kernel_inception_distance_std": "kid_std", "inception_score_mean": "isc",
-             "inception_score_std": "isc_std"}
-    return {names[k]: float(v) for k, v in result.items() if k in names}
+    """FID / KID / IS of uint8 ``samples`` against ``reference``; the reference's features are cached by name."""
+    meter = Meter(metrics, extractor, feature_weights, cuda)
+    loader: DataLoader[Tensor] = DataLoader(samples, batch_size=batch)
+    return meter.score(concat([meter.features(images) for images in loader]), reference, reference_name)

@@ -8,13 +8,14 @@ import typer
 from rich.console import Console
 
 from ..errors import SamplerzooError
-from . import bench, catalogue, checkpoints
+from . import bench, catalogue, checkpoints, report
 
 app = typer.Typer(help="samplerzoo: every diffusion sampler, measured.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 catalogue.add_commands(app)
 checkpoints.add_commands(app)
 bench.add_commands(app)
+report.add_commands(app)
 
 stderr = Console(stderr=True)
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..bench import distributed
 from ..bench.harness import DTYPES, Point, sweep
 from ..bench.harness import Progress as Callbacks
 from ..errors import SamplerzooError
@@ -66,7 +67,8 @@ def bench(
     guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale for class-conditional "
                                                               "checkpoints (labels are seed % classes).")] = None,
 ) -> None:
-    """Sweep samplers x schedules x NFE on a checkpoint: exact NFE, per-sample seeds, FID/KID, resumable."""
+    """Sweep samplers x schedules x NFE on a checkpoint: exact NFE, per-sample seeds, FID/KID, resumable; under
+    torchrun the processes share each point's samples."""
     if dtype not in DTYPES:
         raise SamplerzooError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
     if device.startswith("cuda"):
@@ -76,8 +78,10 @@ def bench(
             raise SamplerzooError("--device cuda was asked for, but no CUDA device is available")
     path = results or Path("results") / f"bench-{Path(checkpoint).name}.jsonl"
     nfes = split_ints(nfe, "--nfe")
+    distributed.join(device)  # under torchrun: only the first process draws and prints
+    first = distributed.rank() == 0
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=stderr, transient=True)
+                    console=stderr, transient=True, disable=not first)
     task = bars.add_task("sampling", total=None)
 
     def start_point(point: Point, total: int) -> None:
@@ -92,6 +96,8 @@ def bench(
     finally:
         if bars.live.is_started:
             bars.stop()
+    if not first:
+        return
     floors: dict[str, float] = next((row["floor"] for row in rows if row.get("floor")), {})
     floor_text = ", ".join(f"{k} {v:.4g}" for k, v in floors.items() if not k.endswith("_std"))
     stdout.print(render(rows, f"{checkpoint}: {samples} samples a point, seeds {seed}.., results in {path}"))

@@ -1,0 +1,347 @@
+"""Reports of a results file: Markdown tables (samplers x NFE, best per NFE in bold, the best three at each NFE),
+a long-format CSV (one line per point) and an NFE-vs-metric plot on log-log axes.
+
+Everything but ``read_results`` and ``write_report`` is a pure function of the rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..errors import SamplerzooError
+from ..plugins import get_sampler
+
+REQUIRED = ("checkpoint", "sampler", "schedule", "requested_nfe", "status")
+TITLES = {"fid": "FID", "kid": "KID", "isc": "IS"}
+HIGHER_IS_BETTER = {"isc"}
+SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_step", "dtype", "guidance_scale")
+"""What a section's rows share: all of a point's config but sampler, options, schedule and NFE."""
+CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "stochastic", "requested_nfe", "counted_nfe", "status")
+CSV_TRAILING = ("samples", "seed", "final_step", "final_step_used", "dtype", "guidance_scale", "reference",
+                "reference_samples", "extractor", "floor_samples", "device", "processes", "wall_seconds",
+                "sampling_seconds", "metric_seconds", "reason")
+SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+@dataclass(frozen=True)
+class Section:
+    """The rows of one checkpoint under one set of sweep settings."""
+
+    settings: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One table: the rows of a section on one schedule, samplers x requested NFE, for one metric."""
+
+    schedule: str
+    metric: str
+    samplers: list[str]
+    nfes: list[int]
+    cells: dict[tuple[str, int], dict[str, Any]]
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines results file; a missing, empty or malformed file is a one-line error. A last line
+    with no newline that does not parse is being written (or was torn by a crash) and is left out."""
+    if not path.is_file():
+        raise SamplerzooError(f"{path}: no such results file")
+    text = path.read_text()
+    lines = text.splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines) and not text.endswith("\n"):
+                break
+            raise SamplerzooError(f"{path}:{number}: not a JSON line") from None
+        missing = [key for key in REQUIRED if key not in row] if isinstance(row, dict) else ["an object"]
+        if missing:
+            raise SamplerzooError(f"{path}:{number}: not a results row (no {missing[0]})")
+        rows.append(row)
+    if not rows:
+        raise SamplerzooError(f"{path}: no results rows")
+    return rows
+
+
+def stochastic(sampler: str) -> bool | None:
+    """Whether a sampler injects noise, from the registry; ``None`` when it is not installed here."""
+    try:
+        return get_sampler(sampler).stochastic
+    except SamplerzooError:
+        return None
+
+
+def label(row: dict[str, Any]) -> str:
+    """A table row's name: the sampler, with its options if it has any."""
+    options = row.get("options") or {}
+    return " ".join([row["sampler"], *(f"{k}={v}" for k, v in sorted(options.items()))])
+
+
+def sections(rows: list[dict[str, Any]]) -> list[Section]:
+    """The rows grouped by checkpoint and sweep settings, in order of first appearance."""
+    grouped: dict[str, Section] = {}
+    for row in rows:
+        settings = {key: row.get(key) for key in SETTINGS}
+        grouped.setdefault(json.dumps(settings, sort_keys=True), Section(settings, [])).rows.append(row)
+    return list(grouped.values())
+
+
+def metric_names(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """The metrics measured in ``rows`` (standard deviations left out), FID first."""
+    names = {name for row in rows for name in row.get("metrics", {}) if not name.endswith("_std")}
+    return sorted(names, key=lambda name: (name != "fid", name))
+
+
+def kind(name: str) -> bool | None:
+    """Whether the sampler of a table row name is stochastic (``None``: not installed)."""
+    return stochastic(name.split(" ")[0])
+
+
+def sampler_order(labels: Iterable[str]) -> list[str]:
+    """Deterministic samplers first, then stochastic ones, then ones not installed; by name within each."""
+    return sorted(set(labels), key=lambda name: ({False: 0, True: 1, None: 2}[kind(name)], name))
+
+
+def grids(section: Section) -> list[Grid]:
+    """One grid per schedule and metric of a section."""
+    out = []
+    for schedule in dict.fromkeys(row["schedule"] for row in section.rows):
+        rows = [row for row in section.rows if row["schedule"] == schedule]
+        cells = {(label(row), row["requested_nfe"]): row for row in rows}
+        samplers = sampler_order(name for name, _ in cells)
+        nfes = sorted({nfe for _, nfe in cells})
+        out += [Grid(schedule, metric, samplers, nfes, cells) for metric in metric_names(rows)]
+    return out
+
+
+def value(row: dict[str, Any] | None, metric: str) -> float | None:
+    if row is None or row["status"] != "ok" or metric not in row.get("metrics", {}):
+        return None
+    return float(row["metrics"][metric])
+
+
+def ranking(grid: Grid, nfe: int) -> list[tuple[str, float]]:
+    """The samplers measured at ``nfe``, best first."""
+    measured = [(name, v) for name in grid.samplers
+                if (v := value(grid.cells.get((name, nfe)), grid.metric)) is not None]
+    return sorted(measured, key=lambda item: -item[1] if grid.metric in HIGHER_IS_BETTER else item[1])
+
+
+def unreachable(section: Section) -> dict[tuple[str, int], str]:
+    """The reasons of the section's unreachable points, by (sampler, NFE), in table order: footnotes 1, 2, ..."""
+    reasons = {(label(row), row["requested_nfe"]): row.get("reason", "") for row in section.rows
+               if row["status"] != "ok"}
+    order = sampler_order(name for name, _ in reasons)
+    return {point: reasons[point] for point in sorted(reasons, key=lambda p: (order.index(p[0]), p[1]))}
+
+
+def number(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def cell(grid: Grid, name: str, nfe: int, notes: list[tuple[str, int]]) -> str:
+    """A table cell: the value (bold when best at its NFE), ``—`` and a footnote when unreachable, blank if not run."""
+    row = grid.cells.get((name, nfe))
+    if row is None:
+        return ""
+    if row["status"] != "ok":
+        return "—" + str(notes.index((name, nfe)) + 1).translate(SUPERSCRIPTS)
+    v = value(row, grid.metric)
+    if v is None:
+        return ""
+    text = number(v) + (f" (NFE {row['counted_nfe']})" if row.get("counted_nfe", nfe) != nfe else "")
+    best = ranking(grid, nfe)[0][1]
+    return f"**{text}**" if v == best else text
+
+
+def table(grid: Grid, notes: list[tuple[str, int]]) -> list[str]:
+    """The Markdown table of a grid; ``notes`` are the unreachable points, numbered from 1."""
+    kinds = {False: "", True: "yes", None: "?"}
+    lines = ["| sampler | stochastic | " + " | ".join(map(str, grid.nfes)) + " |",
+             "|---|---|" + "---:|" * len(grid.nfes)]
+    for name in grid.samplers:
+        cells = " | ".join(cell(grid, name, nfe, notes) for nfe in grid.nfes)
+        lines.append(f"| {name} | {kinds[kind(name)]} | {cells} |")
+    return lines
+
+
+def podium(grid: Grid) -> list[str]:
+    """The best three samplers at each NFE, as a Markdown table."""
+    lines = ["| NFE | 1st | 2nd | 3rd |", "|---:|---|---|---|"]
+    for nfe in grid.nfes:
+        best = [f"{name} {number(v)}" for name, v in ranking(grid, nfe)[:3]]
+        lines.append(f"| {nfe} | " + " | ".join(best + [""] * (3 - len(best))) + " |")
+    return lines
+
+
+def duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s" if seconds >= 60 else f"{seconds:.1f} s"
+
+
+def bench_commands(section: Section, results: str) -> list[str]:
+    """``zoo bench`` commands that regenerate the section's points: one per set of schedules and NFE."""
+    plans: dict[str, tuple[set[str], set[int]]] = {}
+    for row in section.rows:
+        schedules, nfes = plans.setdefault(row["sampler"], (set(), set()))
+        schedules.add(row["schedule"])
+        nfes.add(row["requested_nfe"])
+    groups: dict[tuple[str, str], list[str]] = {}
+    for sampler, (schedules, nfes) in plans.items():
+        groups.setdefault((",".join(sorted(schedules)), ",".join(map(str, sorted(nfes)))), []).append(sampler)
+    s, first = section.settings, section.rows[0]
+    common = (f"--samples {s['samples']} --seed {s['seed']} --batch {first.get('batch', 500)} "
+              f"--metrics {','.join(first.get('metric_names', ['fid', 'kid']))} --final-step {s['final_step']} "
+              f"--dtype {s['dtype']}" + (f" --guidance-scale {s['guidance_scale']}" if s["guidance_scale"] else "")
+              + (f" --device {first['device']}" if first.get("device", "cpu") != "cpu" else ""))
+    return [f"zoo bench --checkpoint {s['checkpoint']} --sampler {','.join(samplers)} --schedule {schedules} "
+            f"--nfe {nfes} {common} --results {results}" for (schedules, nfes), samplers in groups.items()]
+
+
+def distinct(values: Iterable[Any]) -> list[Any]:
+    return list({json.dumps(v, sort_keys=True): v for v in values}.values())
+
+
+def header(section: Section, results: str) -> list[str]:
+    """What a reader needs to trust and reproduce a section's tables."""
+    s, rows = section.settings, section.rows
+    first = rows[0]
+    ok = [row for row in rows if row["status"] == "ok"]
+    floor = ", ".join(f"{TITLES.get(k, k)} {number(v)}" for k, v in first.get("floor", {}).items()
+                      if not k.endswith("_std")) or "not measured"
+    versions = "; ".join(", ".join(f"{k} {v}" for k, v in sorted(vs.items()))
+                         for vs in distinct(row.get("versions", {}) for row in rows))
+    processes = max(row.get("processes", 1) for row in rows)
+    lines = [
+        f"- Checkpoint: `{s['checkpoint']}`" + (f", guidance scale {s['guidance_scale']}" if s["guidance_scale"]
+                                                 else ""),
+        f"- Reference: {s['reference']} ({first.get('reference_samples', '?')} images), features: {s['extractor']}",
+        f"- Samples: {s['samples']} per point, seeds {s['seed']}–{s['seed'] + s['samples'] - 1} (sample i uses seed "
+        f"{s['seed']} + i); final step {s['final_step']}; {s['dtype']}",
+        f"- Floor ({first.get('floor_samples', 0)} held-out real images vs the reference): {floor}",
+        f"- Device: {', '.join(distinct(row.get('device', '?') for row in rows))}"
+        + (f", {processes} processes (torchrun)" if processes > 1 else ""),
+        f"- Versions: {versions}",
+        f"- Total wall time: {duration(sum(row.get('wall_seconds', 0.0) for row in rows))} over {len(rows)} points "
+        f"({len(ok)} measured, {len(rows) - len(ok)} unreachable)",
+        "- Points regenerated by (finished points are skipped):",
+    ]
+    return lines + [f"  - `{command}`" for command in bench_commands(section, results)]
+
+
+def markdown(rows: list[dict[str, Any]], results: str, command: str) -> str:
+    """The Markdown report of a results file's rows."""
+    lines = [f"# Results: {results}", "", f"Regenerate this report: `{command}`. The CSV beside it has one line per "
+             "point (long format: pivot it for any table).", ""]
+    for section in sections(rows):
+        reasons = unreachable(section)
+        notes = list(reasons)
+        lines += [f"## {section.settings['checkpoint']}", "", *header(section, results), ""]
+        for grid in grids(section):
+            title = f"{TITLES.get(grid.metric, grid.metric)}, {grid.schedule} schedule"
+            better = "higher" if grid.metric in HIGHER_IS_BETTER else "lower"
+            lines += [f"### {title}", "", f"{better.capitalize()} is better; the best at each NFE (column) is in bold, "
+                      "— marks an NFE the sampler cannot spend exactly (see the notes), a blank was not run; "
+                      "stochastic ? means the sampler is not installed here.", "",
+                      *table(grid, notes), "", f"Best three at each NFE ({title}):", "", *podium(grid), ""]
+        if reasons:
+            lines += ["Unreachable points:", ""]
+            lines += [f"{n}. {name} at NFE {nfe}: {reason}"
+                      for n, ((name, nfe), reason) in enumerate(reasons.items(), 1)]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Long format, one line per point (``pandas.read_csv`` then ``pivot`` gives any table); metrics and floors
+    in their own columns (``fid``, ``kid``, ``kid_std``, ``floor_fid``, ...), blank when not measured."""
+    metrics = sorted({name for row in rows for name in row.get("metrics", {})})
+    floors = sorted({name for row in rows for name in row.get("floor", {})})
+    columns = [*CSV_COLUMNS, *metrics, *(f"floor_{name}" for name in floors), *CSV_TRAILING]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        line = {key: row.get(key, "") for key in columns}
+        line |= {name: row.get("metrics", {}).get(name, "") for name in metrics}
+        line |= {f"floor_{name}": row.get("floor", {}).get(name, "") for name in floors}
+        line |= {"options": json.dumps(row.get("options") or {}, sort_keys=True),
+                 "stochastic": stochastic(row["sampler"])}
+        writer.writerow({key: "" if v is None else v for key, v in line.items()})
+    return out.getvalue()
+
+
+def styles(labels: list[str]) -> dict[str, dict[str, Any]]:
+    """A distinct color and marker per sampler (up to 60 samplers before colors repeat); solid for deterministic,
+    dashed for stochastic, dotted for samplers not installed here."""
+    from matplotlib import colormaps
+
+    colors = [c for name in ("tab20", "tab20b", "tab20c") for c in colormaps[name].colors]  # type: ignore[attr-defined]
+    markers = "osD^vP*X<>ph"
+    lines = {False: "-", True: "--", None: ":"}
+    return {name: {"color": colors[i % len(colors)], "marker": markers[i % len(markers)],
+                   "linestyle": lines[kind(name)]} for i, name in enumerate(labels)}
+
+
+def plot(rows: list[dict[str, Any]], metric: str = "fid") -> Figure:
+    """``metric`` against counted NFE on log-log axes: one panel per checkpoint section and schedule, one line per
+    sampler, the floor as a horizontal line, the legend outside on the right."""
+    panels = [(section, grid) for section in sections(rows) for grid in grids(section) if grid.metric == metric]
+    if not panels:
+        raise SamplerzooError(f"no {metric} values to plot")
+    figure = Figure(figsize=(13, 5.5 * len(panels)), layout="constrained")
+    FigureCanvasAgg(figure)
+    style = styles(sampler_order(label(row) for row in rows))
+    for ax, (section, grid) in zip(figure.subplots(len(panels), 1, squeeze=False)[:, 0], panels, strict=True):
+        for name in grid.samplers:
+            points = sorted((row.get("counted_nfe", nfe), v) for (sampler, nfe), row in grid.cells.items()
+                            if sampler == name and (v := value(row, metric)) is not None and v > 0)
+            if points:
+                ax.plot(*zip(*points, strict=True), label=name, markersize=4, linewidth=1.2, **style[name])
+        floor = section.rows[0].get("floor", {}).get(metric)
+        if floor:
+            ax.axhline(floor, color="black", linewidth=1, linestyle=(0, (1, 3)),
+                       label=f"floor ({section.rows[0].get('floor_samples')} held-out real images)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(grid.nfes, [str(n) for n in grid.nfes])
+        ax.minorticks_off()
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_xlabel("NFE (counted network evaluations)")
+        ax.set_ylabel(TITLES.get(metric, metric) + (" (higher is better)" if metric in HIGHER_IS_BETTER else ""))
+        ax.set_title(f"{section.settings['checkpoint']}, {grid.schedule} schedule: {section.settings['samples']} "
+                     "samples a point (solid: deterministic, dashed: stochastic)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small",
+                  ncols=math.ceil(len(grid.samplers) / 24))
+    return figure
+
+
+def write_report(results: Path, out: Path | None = None, command: str | None = None) -> list[Path]:
+    """Write ``NAME.md``, ``NAME.csv`` and ``NAME.png`` for ``results`` (``NAME.jsonl``) next to it, or into ``out``;
+    returns the paths written. The plot shows FID, else the first metric measured."""
+    rows = read_results(results)
+    folder = out or results.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    md, table_csv, png = (folder / (results.stem + suffix) for suffix in (".md", ".csv", ".png"))
+    md.write_text(markdown(rows, str(results), command or f"zoo report {results}"))
+    table_csv.write_text(csv_text(rows))
+    written = [md, table_csv]
+    metrics = metric_names(rows)
+    if metrics:
+        plot(rows, metrics[0]).savefig(png, dpi=110, bbox_inches="tight")
+        written.append(png)
+    return written
