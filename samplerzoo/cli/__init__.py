@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from ..errors import SamplerzooError
-from . import bench, catalogue, checkpoints, report
+from . import bench, catalogue, checkpoints, likelihood, report
 
 app = typer.Typer(help="samplerzoo: every diffusion sampler, measured.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -16,6 +16,7 @@ catalogue.add_commands(app)
 checkpoints.add_commands(app)
 bench.add_commands(app)
 report.add_commands(app)
+likelihood.add_commands(app)
 
 stderr = Console(stderr=True)
 

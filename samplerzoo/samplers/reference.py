@@ -7,7 +7,8 @@
   1993, II.4-5), integrating dx/du = x - D(x, e^u) in u = log sigma: the slope stays O(1) where dx/dsigma =
   (x - D)/sigma blows up as sigma -> 0, so the step size does not collapse at the small-sigma end. Each sample
   carries its own u and step size (the denoiser takes a sigma per sample), so a sample's trajectory does not
-  depend on the rest of its batch. A schedule ending at 0 ends with D at its last nonzero sigma.
+  depend on the rest of its batch. A schedule ending at 0 ends with D at its last nonzero sigma. The adaptive
+  core, :func:`dopri5`, integrates any dy/du = f(y, u); the likelihood integrates (x, divergence) through it.
 """
 
 from __future__ import annotations
@@ -94,21 +95,58 @@ class ODESolution(NamedTuple):
     nfe: int
 
 
+Slope = Callable[[Tensor, Tensor], Tensor]
+"""``f(y, u) -> dy/du`` with ``u = log sigma`` of shape ``(batch,)``."""
+
+
+def dopri5(f: Slope, y: Tensor, sigma_from: float, sigma_to: float, rtol: float, atol: float,
+           on_step: Callable[[int, Tensor, Tensor, Tensor], None] | None = None) -> Tensor:
+    """Integrate dy/du = f(y, u) in u = log sigma from sigma_from to sigma_to with adaptive Dormand-Prince 5(4).
+
+    Each sample has its own u and step size. Error control per sample (Hairer, Norsett & Wanner 1993, Sec. II.4):
+    err = RMS over the sample of (y5 - y4) / (atol + rtol max(|y|, |y_new|)); a step is accepted when err <= 1,
+    and the next step is h * clip(0.9 err^(-1/5), 0.2, 5). ``on_step(i, y, u, k1)`` sees every attempted step,
+    with k1 = f(y, u); accept/reject decisions sync with the device.
+    """
+    batch, dims = y.shape[0], tuple(range(1, y.ndim))
+    end = math.log(sigma_to)
+    u = torch.full((batch,), math.log(sigma_from), dtype=y.dtype, device=y.device)
+    h = torch.full_like(u, (end - math.log(sigma_from)) / 20)  # first try: 20 steps; control adapts it
+
+    def remaining() -> Tensor:
+        return (end - u) * h.sign() > 0
+
+    k1, i = f(y, u), 0
+    while bool(remaining().any()):
+        active = remaining()
+        h = torch.where(active, torch.where((end - u).abs() < h.abs(), end - u, h), torch.zeros_like(h))
+        ks = rk_stages(f, y, u, h, k1, DORMAND_PRINCE)
+        y_new, y_low = combine(y, h, ks, DORMAND_PRINCE.b), combine(y, h, ks, DORMAND_PRINCE.b_low)
+        scale = atol + rtol * torch.maximum(y.abs(), y_new.abs())
+        err = ((y_new - y_low) / scale).pow(2).mean(dims).sqrt()
+        if not bool(torch.isfinite(err[active]).all()):
+            raise FloatingPointError(f"dopri5: non-finite solution at sigma {u[active].exp().tolist()} "
+                                     "(the denoiser returned inf or nan)")
+        accept = active & (err <= 1)
+        mask = per_sample(accept, y)
+        y, k1, u = torch.where(mask, y_new, y), torch.where(mask, ks[-1], k1), torch.where(accept, u + h, u)
+        factor = (0.9 * err.clamp_min(1e-10) ** -0.2).clamp(0.2, 5.0)
+        h = torch.where(active, h * factor, h)
+        if on_step is not None:
+            on_step(i, y, u, k1)
+        i += 1
+    return y
+
+
 def solve_ode(model: Denoiser, x: Tensor, sigma_from: float, sigma_to: float, rtol: float = 1e-6,
               atol: float = 1e-6, callback: Callback | None = None) -> ODESolution:
-    """Integrate the PF-ODE from sigma_from to sigma_to (both > 0) with adaptive Dormand-Prince 5(4) in log sigma.
+    """Integrate the PF-ODE dx/du = x - D(x, e^u) from sigma_from to sigma_to (both > 0) with :func:`dopri5`.
 
-    Error control per sample (Hairer, Norsett & Wanner 1993, Sec. II.4): err = RMS over the sample of
-    (x5 - x4) / (atol + rtol max(|x|, |x_new|)); a step is accepted when err <= 1, and the next step is
-    h * clip(0.9 err^(-1/5), 0.2, 5). Returns the solution and the number of (batched) denoiser calls. The
-    callback sees every attempted step, with per-sample sigmas; accept/reject decisions sync with the device.
+    Returns the solution and the number of (batched) denoiser calls. The callback sees every attempted step,
+    with per-sample sigmas.
     """
     if not (sigma_from > 0 and sigma_to > 0):
         raise ValueError(f"solve_ode integrates between positive sigmas, got {sigma_from} -> {sigma_to}")
-    batch, dims = x.shape[0], tuple(range(1, x.ndim))
-    end = math.log(sigma_to)
-    u = torch.full((batch,), math.log(sigma_from), dtype=x.dtype, device=x.device)
-    h = torch.full_like(u, (end - math.log(sigma_from)) / 20)  # first try: 20 steps; control adapts it
     nfe = 0
 
     def f(x: Tensor, u: Tensor) -> Tensor:
@@ -116,29 +154,10 @@ def solve_ode(model: Denoiser, x: Tensor, sigma_from: float, sigma_to: float, rt
         nfe += 1
         return x - denoise(model, x, u.exp())  # dx/du = sigma dx/dsigma
 
-    def remaining() -> Tensor:
-        return (end - u) * h.sign() > 0
+    def step(i: int, x: Tensor, u: Tensor, k1: Tensor) -> None:
+        notify(callback, x, i, u.exp(), u.exp(), x - k1)
 
-    k1, i = f(x, u), 0
-    while bool(remaining().any()):
-        active = remaining()
-        h = torch.where(active, torch.where((end - u).abs() < h.abs(), end - u, h), torch.zeros_like(h))
-        ks = rk_stages(f, x, u, h, k1, DORMAND_PRINCE)
-        x_new, x_low = combine(x, h, ks, DORMAND_PRINCE.b), combine(x, h, ks, DORMAND_PRINCE.b_low)
-        scale = atol + rtol * torch.maximum(x.abs(), x_new.abs())
-        err = ((x_new - x_low) / scale).pow(2).mean(dims).sqrt()
-        if not bool(torch.isfinite(err[active]).all()):
-            raise FloatingPointError(f"dopri5: non-finite solution at sigma {u[active].exp().tolist()} "
-                                     "(the denoiser returned inf or nan)")
-        accept = active & (err <= 1)
-        mask = per_sample(accept, x)
-        x, k1, u = torch.where(mask, x_new, x), torch.where(mask, ks[-1], k1), torch.where(accept, u + h, u)
-        factor = (0.9 * err.clamp_min(1e-10) ** -0.2).clamp(0.2, 5.0)
-        h = torch.where(active, h * factor, h)
-        if callback is not None:
-            notify(callback, x, i, u.exp(), u.exp(), x - k1)
-        i += 1
-    return ODESolution(x, nfe)
+    return ODESolution(dopri5(f, x, sigma_from, sigma_to, rtol, atol, None if callback is None else step), nfe)
 
 
 def sample_dopri5(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,

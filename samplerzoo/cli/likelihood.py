@@ -1,0 +1,67 @@
+"""``zoo nll``: bits/dim of the digits under a checkpoint, through the probability-flow ODE."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, cast
+
+import typer
+from rich.console import Console
+
+from ..errors import SamplerzooError, UnknownNameError
+from ..likelihood import BIN_WIDTH
+
+stdout = Console()
+stderr = Console(stderr=True)
+SPLITS = ("train", "test")
+
+
+def nll(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path.")] = "digits",
+        split: Annotated[str, typer.Option(help="Digits split: train or test.")] = "test",
+        samples: Annotated[int | None, typer.Option(help="The first N images of the split (default: all).")] = None,
+        divergence: Annotated[str, typer.Option(help="exact (d vector-Jacobian products per call) or hutchinson."
+                                                )] = "hutchinson",
+        probes: Annotated[int, typer.Option(help="Hutchinson probes per image.")] = 1,
+        probe: Annotated[str, typer.Option(help="Hutchinson probe: rademacher or gaussian.")] = "rademacher",
+        sigma_min: Annotated[float | None, typer.Option(help="Density at this sigma (default: the model's).")] = None,
+        sigma_max: Annotated[float | None, typer.Option(help="Terminal sigma (default: the model's).")] = None,
+        bin_width: Annotated[float, typer.Option(help="Dequantization bin width in [-1, 1] (2/256: 8-bit).")
+                             ] = BIN_WIDTH,
+        rtol: Annotated[float, typer.Option(help="Relative tolerance of the adaptive solver.")] = 1e-5,
+        atol: Annotated[float, typer.Option(help="Absolute tolerance of the adaptive solver.")] = 1e-5,
+        seed: Annotated[int, typer.Option(help="First seed; image i dequantizes and probes with seed + i.")] = 0,
+        batch: Annotated[int, typer.Option(help="Images per solver batch (does not change the results).")] = 100,
+        ) -> None:
+    """Bits/dim of a digits split under a checkpoint (class-conditional: its null-label model), with the standard
+    error over images and the counted denoiser calls."""
+    from ..checkpoints import load
+    from ..data import Split, digits
+    from ..likelihood import image_bits_per_dim, sigma_range
+
+    if split not in SPLITS:
+        raise UnknownNameError("split", split, SPLITS)
+    images = digits(cast(Split, split))[0]
+    if samples is not None and not 1 <= samples <= len(images):
+        raise SamplerzooError(f"--samples {samples}: the {split} split has {len(images)} images; accepted: "
+                              f"1..{len(images)}")
+    if batch < 1:
+        raise SamplerzooError(f"--batch {batch}: accepted: a positive number of images")
+    images = images[:samples]
+    model = load(checkpoint)
+    low, high = sigma_range(model, sigma_min, sigma_max)
+    start = time.perf_counter()
+    result = image_bits_per_dim(model, images, range(seed, seed + len(images)), bin_width=bin_width, batch=batch,
+                                sigma_min=low, sigma_max=high, divergence=divergence, probes=probes,
+                                probe=probe, rtol=rtol, atol=atol)
+    seconds = time.perf_counter() - start
+    bpd = result.bpd.double()
+    error = float(bpd.std() / len(bpd) ** 0.5) if len(bpd) > 1 else float("nan")
+    estimate = "exact divergence" if divergence == "exact" else f"Hutchinson, {probes} {probe} probe(s)"
+    stdout.print(f"{checkpoint}, {split} split, {len(bpd)} images: {float(bpd.mean()):.4f} +- {error:.4f} bits/dim "
+                 f"(standard error over images); sigma {low:.6g} -> {high:.6g}, {estimate}, bin width {bin_width:.6g}; "
+                 f"{result.nfe} denoiser calls in {result.batches} batch(es) of up to {batch}; {seconds:.1f} s",
+                 highlight=False, soft_wrap=True)
+
+
+def add_commands(app: typer.Typer) -> None:
+    app.command("nll")(nll)
