@@ -17,7 +17,7 @@ import pluggy
 
 from . import hookspecs
 from .checkpoints.loading import CheckpointSpec
-from .errors import RegistrationError, SamplerzooError
+from .errors import RegistrationError
 from .registry import Catalogue, SamplerSpec, ScheduleSpec
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
@@ -47,6 +47,12 @@ class Registry:
     plugins: dict[str, PluginInfo]
 
 
+def _builtin_first(ep: importlib.metadata.EntryPoint) -> bool:
+    """Sort key: samplerzoo's own ``builtin`` entry point loads first, so its names always win a clash (entry
+    points otherwise come in sys.path order, and a plugin earlier on the path would take ``euler``)."""
+    return not (ep.name == "builtin" and ep.dist is not None and ep.dist.name == "samplerzoo")
+
+
 def _wanted(name: str) -> bool:
     only = os.environ.get(ONLY_PLUGINS_ENV)
     return name == "builtin" or only is None or name in {p.strip() for p in only.split(",")}
@@ -61,7 +67,7 @@ def plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     found: dict[str, PluginInfo] = {}
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=_builtin_first):
         if not _wanted(ep.name) or ep.name in found:
             continue
         dist = ep.dist
@@ -80,10 +86,10 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, spec_type: type[Any], cat
         info = infos.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
 
         def register(spec: Any, _info: PluginInfo = info) -> None:
-            if not isinstance(spec, spec_type):
-                raise SamplerzooError(f"{hook_name}: register() takes a {spec_type.__name__}, "
-                                      f"got {type(spec).__name__}")
-            try:  # one bad spec is skipped; the plugin's other specs still register
+            if not isinstance(spec, spec_type):  # one bad spec is skipped; the plugin's other specs still register
+                _info.errors.append(f"{hook_name}: register() takes a {spec_type.__name__}, got {type(spec).__name__}")
+                return
+            try:
                 catalogue.add(replace(spec, plugin=_info.distribution or _info.name))
             except RegistrationError as exc:
                 _info.errors.append(str(exc))

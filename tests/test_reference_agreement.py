@@ -1,4 +1,4 @@
-"""Registry-driven agreement with k-diffusion: every registered sampler whose ``reference`` names a
+"""Registry-driven agreement with k-diffusion: every built-in sampler whose ``reference`` names a
 ``k_diffusion.sampling.sample_*`` function with k-diffusion's usual (model, x, sigmas, ...) signature is run
 against it, with the options written in the reference, on the same sigmas and the same noise.
 
@@ -43,7 +43,7 @@ def k_reference(spec: SamplerSpec) -> tuple[str, dict[str, Any]] | None:
 
 
 def k_diffusion_names() -> list[str]:
-    references = {n: k_reference(sz.get_sampler(n)) for n in sz.get_samplers()}
+    references = {n: k_reference(spec) for n, spec in sz.get_samplers().items() if spec.plugin == "samplerzoo"}
     return sorted(n for n, ref in references.items() if ref is not None and ref[0] not in SIGMA_FREE)
 
 

@@ -43,7 +43,7 @@ def test_builtins_come_through_the_entry_point() -> None:
     assert info.distribution == "samplerzoo" and not info.errors
     assert {"euler", "heun", "dpm2", "euler_ancestral", "ddim", "ddpm"} <= set(info.samplers)
     assert {"karras", "exponential", "polyexponential", "vp", "linspace", "leading", "trailing"} <= set(info.schedules)
-    assert all(spec.plugin == "samplerzoo" for spec in sz.get_samplers().values())
+    assert all(sz.get_sampler(name).plugin == "samplerzoo" for name in info.samplers)
 
 
 def test_aliases_resolve_case_insensitively() -> None:
@@ -52,7 +52,7 @@ def test_aliases_resolve_case_insensitively() -> None:
 
 
 def test_unknown_name_lists_close_matches() -> None:
-    with pytest.raises(sz.UnknownNameError, match=r"^unknown sampler 'dpm3'; did you mean dpm2.*known: ddim"):
+    with pytest.raises(sz.UnknownNameError, match=r"^unknown sampler 'dpm3'; did you mean dpm2.*known: .*ddim"):
         sz.get_sampler("dpm3")
     with pytest.raises(sz.UnknownNameError, match=r"^unknown schedule 'karas'; did you mean karras\?"):
         sz.get_schedule("karas")

@@ -62,11 +62,15 @@ def list_plugins() -> None:
     table = Table(title="plugins")
     for column in ("plugin", "distribution", "samplers", "schedules", "errors"):
         table.add_column(column)
+    errors = []
     for info in registry().plugins.values():
         dist = f"{info.distribution} {info.version}".strip()
-        table.add_row(info.name, dist, ", ".join(info.samplers), ", ".join(info.schedules),
-                      "\n".join(info.errors) or "-")
+        table.add_row(info.name, dist, ", ".join(info.samplers), ", ".join(info.schedules), str(len(info.errors)))
+        errors += [f"plugin {info.name!r} ({dist or 'registered at run time'}): {error}" for error in info.errors]
     stdout.print(table)
+    if errors:  # below the table, one unwrapped line each: a table cell would wrap them at any terminal width
+        stdout.print("Skipped (everything else works):\n" + "\n".join(errors), soft_wrap=True, highlight=False,
+                     markup=False)
 
 
 def info(name: Annotated[str, typer.Argument(help="Sampler name or alias.")]) -> None:
