@@ -51,3 +51,13 @@ def test_unknown_sampler_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch,
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: unknown sampler 'dpm3'; did you mean dpm2")
+
+
+def test_unknown_option_is_a_usage_error_not_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["zoo", "--bogus"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "No such option: --bogus" in err and "Traceback" not in err

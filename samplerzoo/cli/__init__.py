@@ -19,6 +19,8 @@ report.add_commands(app)
 likelihood.add_commands(app)
 
 stderr = Console(stderr=True)
+CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+"""click's base exception, wherever typer takes click from (its own vendored copy since typer 0.20)."""
 
 
 def main() -> None:
@@ -29,10 +31,6 @@ def main() -> None:
         sys.exit(1)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except CLICK_EXCEPTION as exc:  # usage errors arrive here in non-standalone mode
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
