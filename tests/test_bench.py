@@ -36,9 +36,14 @@ def test_points_spend_exactly_their_nfe_and_unreachable_ones_say_why(tmp_path: P
 
 
 def test_images_and_metrics_do_not_depend_on_batch_size(tmp_path: Path) -> None:
+    runs = [sz.generate(sz.load("digits-ideal"), "euler_ancestral", 4, seeds, (1, 8, 8)).samples
+            for seeds in (range(40), range(32, 40))]
+    assert torch.equal(runs[0][32:], runs[1])  # a sample is a function of its own seed alone
     fid = [harness.sweep("digits-ideal", ["euler_ancestral"], ["karras"], [4], results=tmp_path / f"{b}.jsonl",
                          batch=b, **SMALL)[0]["metrics"]["fid"] for b in (8, 40)]
-    assert fid[0] == pytest.approx(fid[1], rel=1e-9, abs=1e-9)
+    # Same images; the classifier's float32 features may round differently at another batch size (BLAS picks
+    # its kernels by shape), which moves FID in the 8th digit.
+    assert fid[0] == pytest.approx(fid[1], rel=1e-6)
 
 
 def test_rerun_skips_finished_points_and_a_crash_loses_none(tmp_path: Path) -> None:
