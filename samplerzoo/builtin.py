@@ -7,16 +7,16 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from . import schedules
+from . import schedules, time_schedules
 from .analytic import GaussianMixture, finite_dataset
 from .checkpoints import CheckpointSpec
 from .checkpoints.diffusers_format import load_diffusers, noise_schedule
 from .data import digits
 from .hookspecs import hookimpl
 from .registry import SamplerSpec, ScheduleSpec
-from .samplers import ancestral, dpm_solver, langevin, multistep, ode, reference, sde, unipc
+from .samplers import ancestral, dpm_solver, flow, langevin, multistep, ode, reference, sde, unipc
 
-SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc)
+SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, flow)
 
 
 @hookimpl
@@ -41,6 +41,8 @@ def register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
                           needs_table=True))
     register(ScheduleSpec("trailing", schedules.trailing, "trailing spacing over the trained table",
                           needs_table=True))
+    for name, fn, description, extra in time_schedules.SCHEDULES:
+        register(ScheduleSpec(name, fn, description, **extra))
 
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -50,6 +52,8 @@ SHIPPED = {
     "digits-x0": "sample (x0) prediction UNet on digits, linear betas",
     "digits-edm": "EDM-preconditioned UNet on digits, continuous sigma",
     "digits-cond": "class-conditional epsilon UNet on digits, label dropout 0.1 for classifier-free guidance",
+    "digits-flow": "rectified-flow velocity UNet on digits, logit-normal t (SD3), FlowMatchEuler config, shift 1",
+    "digits-zsnr": "v-prediction UNet on digits, zero terminal SNR (rescaled linear betas), trailing spacing",
 }
 
 

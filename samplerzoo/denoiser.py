@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
 
 
@@ -26,7 +27,11 @@ class NoiseLevels(Protocol):
 
 @runtime_checkable
 class Denoiser(NoiseLevels, Protocol):
-    """``D(x, sigma, **cond) -> x0_hat``, with ``sigma`` a tensor of shape ``(batch,)``."""
+    """``D(x, sigma, **cond) -> x0_hat``, with ``sigma`` a tensor of shape ``(batch,)``.
+
+    Where sigma is inf (a model whose ``sigma_max`` is inf: flow models at t = 1, zero terminal SNR), ``x`` is the
+    state normalised by sigma, x / sigma: the unit start noise (:func:`noised`).
+    """
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor: ...
 
@@ -41,6 +46,11 @@ class Checkpoint(Denoiser, Protocol):
 
     @property
     def num_classes(self) -> int: ...
+
+
+def noised(x0: Tensor, sigma: Tensor, noise: Tensor) -> Tensor:
+    """x0 + sigma n, and at sigma = inf the normalised state n itself (``sigma`` broadcasts against x0)."""
+    return torch.where(torch.isinf(sigma), noise, x0 + torch.where(torch.isinf(sigma), 0, sigma) * noise)
 
 
 def network_calls(denoiser: Denoiser) -> int:

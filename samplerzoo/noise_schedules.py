@@ -50,7 +50,8 @@ def interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
 
 
 class DiscreteVP:
-    """A discrete-time VP model trained on ``alphas_cumprod`` (DDPM, iDDPM, LDM).
+    """A discrete-time VP model trained on ``alphas_cumprod`` (DDPM, iDDPM, LDM). With zero terminal SNR (the last
+    alpha_bar = 0, diffusers' ``rescale_betas_zero_snr``) the last trained level is sigma = inf.
 
     ``sigma_to_t`` chooses how a sigma between trained levels becomes a timestep: ``log`` interpolates
     linearly in log sigma (k-diffusion, diffusers' ``_sigma_to_t``), ``linear`` interpolates linearly in
@@ -101,6 +102,7 @@ class DiscreteVP:
             t = interp(s.log(), table.log(), steps)
         else:
             t = interp(s, table, steps)
+        t = torch.where(torch.isinf(s), float(len(table) - 1), t)  # zero terminal SNR: sigma = inf is the last level
         return t.to(sigma.dtype)
 
     def sigma(self, t: Tensor) -> Tensor:

@@ -75,6 +75,10 @@ class SamplerSpec:
     history yet) carries that step's O(h^2) local error into the result, so its global order is at most 2
     however high its later steps' order; fixed-coefficient Adams-Bashforth on a non-uniform grid and
     DPM-Solver++(3M)'s published second difference (half the Taylor weight) are second order too."""
+    starts_at_infinity: bool = False
+    """The sampler takes the step from sigma = inf itself (given x = the unit start noise, the state normalised by
+    sigma): flow samplers published in flow time t, which start at t = 1. Otherwise ``generate()`` takes that step
+    (one evaluation, in data-prediction form) and hands the sampler the rest of the schedule."""
 
     def __post_init__(self) -> None:
         _check_name("sampler", self.name, self.aliases)

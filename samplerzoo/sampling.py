@@ -1,7 +1,15 @@
-"""Drive a sampler by an NFE budget: schedule, per-sample seeded noise, counted network evaluations."""
+"""Drive a sampler by an NFE budget: schedule, per-sample seeded noise, counted network evaluations.
+
+A schedule may start at sigma = inf (pure noise: a flow model's t = 1, zero terminal SNR), where x = sigma n cannot
+be formed. The start is then the unit noise n, the state normalised by sigma (the Denoiser convention), and
+:func:`run_sampler` takes the first step in data-prediction form, x(sigma_1) = D(n; inf) + sigma_1 n: the exact
+limit of DDIM / Euler from sigma -> inf, one evaluation counted inside the budget. The sampler then runs on the
+rest of the schedule, unchanged; a sampler that declares ``starts_at_infinity`` takes that step itself.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -13,7 +21,8 @@ from .denoiser import CountingDenoiser, Denoiser, network_calls
 from .errors import SamplerzooError, UnknownNameError, UnreachableNFEError
 from .noise import BrownianTreeNoise, NoiseSampler, SeededNoise
 from .plugins import get_sampler, get_schedule
-from .steps import denoise
+from .registry import SamplerSpec
+from .steps import ddim_step, denoise
 
 FinalStep = Literal["auto", "zero", "sigma_min", "denoise"]
 FINAL_STEPS: tuple[str, ...] = ("auto", "zero", "sigma_min", "denoise")
@@ -34,12 +43,41 @@ class Generation:
     counted_nfe: int
 
 
-def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: FinalStep = "auto",
+def sampler_spec(sampler: SamplerSpec | str) -> SamplerSpec:
+    return sampler if isinstance(sampler, SamplerSpec) else get_sampler(sampler)
+
+
+def from_infinity(sigmas: Tensor) -> bool:
+    """Whether the schedule starts at sigma = inf (pure noise)."""
+    return math.isinf(float(sigmas[0]))
+
+
+def run_sampler(spec: SamplerSpec, model: Denoiser, start: Tensor, sigmas: Tensor, noise: NoiseSampler | None = None,
+                **options: Any) -> Tensor:
+    """Run ``spec`` on ``sigmas`` from the unit noise ``start`` (x = sigmas[0] * start), also from sigma = inf."""
+    if not from_infinity(sigmas):
+        return spec.fn(model, start * float(sigmas[0]), sigmas, noise=noise, **options)
+    if spec.starts_at_infinity:
+        return spec.fn(model, start, sigmas, noise=noise, **options)
+    x = ddim_step(start, denoise(model, start, sigmas[0]), sigmas[0], sigmas[1])  # D(n; inf) + sigma_1 n
+    return x if len(sigmas) == 2 else spec.fn(model, x, sigmas[1:], noise=noise, **options)
+
+
+def planned_nfe(spec: SamplerSpec, sigmas: Tensor, **options: Any) -> int | None:
+    """The denoiser calls :func:`run_sampler` makes on ``sigmas`` (the step from infinity included); None when the
+    sampler is adaptive."""
+    if not from_infinity(sigmas) or spec.starts_at_infinity:
+        return spec.nfe(sigmas, **options)
+    rest = spec.nfe(sigmas[1:], **options) if len(sigmas) > 2 else 0
+    return None if rest is None else 1 + rest
+
+
+def resolve_final_step(model: Denoiser, sampler: SamplerSpec | str, nfe: int, final_step: FinalStep = "auto",
                        **options: Any) -> tuple[FinalStep, int]:
     """The concrete final step (``auto`` resolved) and the number of steps that spend exactly ``nfe``."""
     if final_step not in FINAL_STEPS:
         raise UnknownNameError("final step", final_step, FINAL_STEPS)
-    spec = get_sampler(sampler)
+    spec = sampler_spec(sampler)
     per_call = network_calls(model)
     if nfe % per_call:
         raise UnreachableNFEError(f"each denoiser call makes {per_call} network calls (unbatched guidance), so NFE "
@@ -56,35 +94,47 @@ def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: Fina
             raise to_zero from None
 
 
-def sampling_plan(model: Denoiser, sampler: str, nfe: int, schedule: str = "karras",
+def sampling_plan(model: Denoiser, sampler: SamplerSpec | str, nfe: int, schedule: str = "karras",
                   final_step: FinalStep = "auto", schedule_options: dict[str, Any] | None = None,
                   **options: Any) -> tuple[FinalStep, Tensor]:
     """The concrete final step and the sigmas on which ``sampler`` (with ``options``) spends exactly ``nfe``
-    network evaluations in total."""
-    final_step, steps = resolve_final_step(model, sampler, nfe, final_step, **options)
-    to_zero = final_step == "zero"
-    sigmas = get_schedule(schedule)(steps if to_zero else steps + 1, model, **(schedule_options or {}))
-    return final_step, sigmas if to_zero else sigmas[:-1]
+    network evaluations in total, the step from sigma = inf included where the schedule starts there."""
+    spec = sampler_spec(sampler)
+    build = get_schedule(schedule)
+
+    def levels(steps: int, final: FinalStep) -> Tensor:
+        sigmas = build(steps if final == "zero" else steps + 1, model, **(schedule_options or {}))
+        return sigmas if final == "zero" else sigmas[:-1]
+
+    # A schedule that starts at inf does so at any length: then the step from infinity spends one call of the
+    # budget and the sampler's own steps follow it.
+    infinite = not spec.starts_at_infinity and from_infinity(levels(1, "zero"))
+    budget = nfe - network_calls(model) if infinite else nfe
+    if infinite and budget == 0 and final_step in ("auto", "zero"):
+        return "zero", levels(1, "zero")
+    final, steps = resolve_final_step(model, spec, budget, final_step, **options)
+    return final, levels(steps + infinite, final)
 
 
-def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], sample_shape: Sequence[int], *,
-             schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
+def generate(model: Denoiser, sampler: SamplerSpec | str, nfe: int, seeds: Sequence[int],
+             sample_shape: Sequence[int], *, schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
              final_step: FinalStep = "auto", device: torch.device | str = "cpu",
              dtype: torch.dtype = torch.float32, **options: Any) -> Generation:
     """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked)."""
-    spec = get_sampler(sampler)
-    final_step, sigmas = sampling_plan(model, sampler, nfe, schedule, final_step, schedule_options, **options)
+    spec = sampler_spec(sampler)
+    final_step, sigmas = sampling_plan(model, spec, nfe, schedule, final_step, schedule_options, **options)
     start = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
     noise: NoiseSampler = start
     if spec.brownian:
-        lowest = float(sigmas[sigmas > 0].min())
-        noise = BrownianTreeNoise(seeds, sample_shape, lowest, float(sigmas[0]), device=device, dtype=dtype)
+        finite = sigmas[torch.isfinite(sigmas)]  # the sampler's own levels: the step from infinity draws no noise
+        noise = BrownianTreeNoise(seeds, sample_shape, float(finite[finite > 0].min()), float(finite.max()),
+                                  device=device, dtype=dtype)
     counter = CountingDenoiser(model)
     with torch.no_grad():
-        samples = spec.fn(counter, start.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+        samples = run_sampler(spec, counter, start.randn(), sigmas, noise, **options)
         if final_step == "denoise":
             samples = denoise(counter, samples, sigmas[-1])
-    declared = spec.nfe(sigmas, **options)
+    declared = planned_nfe(spec, sigmas, **options)
     if declared is not None:
         declared = (declared + (final_step == "denoise")) * network_calls(model)
     if declared is not None and counter.calls != declared:

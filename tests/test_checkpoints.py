@@ -171,8 +171,8 @@ def wrong_shape(tmp_path: Path) -> Path:
 
 BAD = [
     (lambda p: p / "missing", "missing: not a registered checkpoint, a diffusers model directory"),
-    (lambda p: write_bare(p, tiny_unet(), {**SCHEDULER, "prediction_type": "flow"}),
-     "scheduler_config.json: unknown prediction_type 'flow'; known: epsilon, v_prediction, sample"),
+    (lambda p: write_bare(p, tiny_unet(), {**SCHEDULER, "prediction_type": "flux"}),
+     "scheduler_config.json: unknown prediction_type 'flux'; known: epsilon, v_prediction, sample"),
     (lambda p: write_bare(p, tiny_unet(), {**SCHEDULER, "beta_schedule": "sigmoid"}),
      "scheduler_config.json: unknown beta_schedule 'sigmoid'; known: linear, scaled_linear, squaredcos_cap_v2"),
     (corrupt, "diffusion_pytorch_model.safetensors: corrupt or unreadable weights"),
@@ -180,7 +180,7 @@ BAD = [
                   "architecture expects (8, 3, 3, 3)"),
     (lambda p: (p.mkdir(exist_ok=True), (p / "scheduler_config.json").write_text("{"), p)[-1],
      "scheduler_config.json: not valid JSON"),
-    (lambda p: described(p, ".json", prediction="flow"), "model.json: unknown parameterization 'flow'"),
+    (lambda p: described(p, ".json", prediction="flux"), "model.json: unknown parameterization 'flux'"),
     (lambda p: described(p, ".json", architecture="os.system"),
      "model.json: unknown architecture 'os.system'; known: UNet2DModel"),
     (lambda p: described(p, ".json", noise_schedule={"type": "cosine"}), "model.json: unknown noise_schedule type"),

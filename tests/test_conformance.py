@@ -96,8 +96,10 @@ def test_reference_agreement_with_k_diffusion(k_sampling: types.ModuleType) -> N
 
 def test_check_sampler_runs_what_applies() -> None:
     assert conformance.check_sampler("dpm_2") == ["check_nfe_accounting", "check_nfe_budget", "check_determinism",
-                                                  "check_batch_invariance", "check_convergence_order"]
-    assert conformance.check_sampler(sz.get_sampler("dopri5")) == ["check_determinism", "check_batch_invariance"]
+                                                  "check_batch_invariance", "check_convergence_order",
+                                                  "check_infinite_start"]
+    assert conformance.check_sampler(sz.get_sampler("dopri5")) == ["check_determinism", "check_batch_invariance",
+                                                                   "check_infinite_start"]
 
 
 class DemoPlugin:
@@ -140,7 +142,7 @@ def test_pytest_plugin_parametrizes_and_checks(pytester: pytest.Pytester, demo_p
 
         @pytest.mark.samplerzoo_plugin("demo")
         def test_conformance(samplerzoo_sampler, sampler_conformance):
-            assert sampler_conformance(samplerzoo_sampler)[-1] == "check_convergence_order"
+            assert sampler_conformance(samplerzoo_sampler)[-1] == "check_infinite_start"
     """, test_failing="""
         import pytest
 

@@ -1,4 +1,5 @@
-"""diffusers' ``beta_schedule`` names turned into ``alphas_cumprod`` (Ho et al. 2020; Nichol & Dhariwal 2021)."""
+"""diffusers' ``beta_schedule`` names turned into ``alphas_cumprod`` (Ho et al. 2020; Nichol & Dhariwal 2021), with
+the optional zero-terminal-SNR rescale (Lin et al. 2024)."""
 
 from __future__ import annotations
 
@@ -41,4 +42,18 @@ def alphas_cumprod(config: Mapping[str, Any], source: str) -> Tensor:
                               "or trained_betas")
     if not ((betas > 0) & (betas < 1)).all():
         raise CheckpointError(f"{source}: betas must lie in (0, 1)")
+    if config.get("rescale_betas_zero_snr", False):
+        betas = rescale_zero_terminal_snr(betas)
     return torch.cumprod(1 - betas, 0)
+
+
+def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
+    """Shift and scale sqrt(alpha_bar) so that it ends at 0 and keeps its first value (Lin et al. 2024, Common
+    Diffusion Noise Schedules and Sample Steps are Flawed, Alg. 1; diffusers' ``rescale_betas_zero_snr``); the last
+    beta becomes 1, alpha_bar_T = 0 exactly (sigma_T = inf)."""
+    root = torch.cumprod(1 - betas, 0).sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * (first / (first - last))
+    alpha_bar = root**2
+    alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])
+    return 1 - alphas
