@@ -166,9 +166,10 @@ def check_infinite_start(spec: SamplerSpec, nfe: int = 24, **options: Any) -> No
     """Started at sigma = inf (pure noise; :func:`samplerzoo.testing.infinite_start`, through ``generate()``), the
     samples are finite, the counted NFE is the requested budget, and they are right: a deterministic sampler's
     error against the exact solution from infinity is below 0.05 at 4 ``nfe`` and at most half (or 1e-4) its error
-    at ``nfe``, and its mean (the first step's own error is odd in the noise) within 1e-3; a stochastic sampler's mean and std equal those of the same sampler started one level later from the
-    exact state, within 5 standard errors plus the std the first step from infinity gives up by design (D + sigma_1 n
-    has spread sigma_1 where the exact state has sqrt(sigma_1^2 + std^2))."""
+    at ``nfe``, and its mean error (the first step's own error is odd in the noise) within 1e-3; a stochastic
+    sampler's mean and std equal those of the same sampler started one level later from the exact state, within 5
+    standard errors plus the std the first step from infinity gives up by design (D + sigma_1 n has spread sigma_1
+    where the exact state has sqrt(sigma_1^2 + std^2))."""
     runs = []
     for budget in (nfe, 4 * nfe) if not spec.stochastic else (nfe,):
         try:

@@ -46,16 +46,17 @@ def check_steps(n: int) -> None:
         raise SamplerzooError(f"a schedule needs at least 1 step, got {n}")
 
 
-def finite_sigma_max(model: HasSigmaRange, name: str) -> float:
+def finite_sigma_max(model: HasSigmaRange, what: str) -> float:
     """sigma_max, or where it is inf (a model that starts from pure noise) its largest finite trained level: the top
-    of a schedule defined by its ends in log sigma, which cannot start at inf."""
+    of a schedule defined by its ends in log sigma, which cannot start at inf (``what`` names the user, for the
+    error)."""
     if math.isfinite(model.sigma_max):
         return model.sigma_max
     table = getattr(model, "sigma_table", None)
     finite = None if table is None else table[torch.isfinite(table)]
     if finite is None or not len(finite):
-        raise SamplerzooError(f"schedule {name!r} needs a finite sigma_max; this model's is inf and it has no finite "
-                              "trained levels (use kl_optimal, linear_quadratic or normal)")
+        raise SamplerzooError(f"{what} needs a finite sigma_max; this model's is inf and it has no finite trained "
+                              "levels (schedules that start at inf: kl_optimal, linear_quadratic, normal)")
     return float(finite.max())
 
 
@@ -63,22 +64,22 @@ def karras(n: int, model: HasSigmaRange, rho: float = 7.0) -> Tensor:
     """sigma_i = (smax^(1/rho) + i/(n-1) (smin^(1/rho) - smax^(1/rho)))^rho (Karras et al. 2022, Eq. 5)."""
     check_steps(n)
     ramp = torch.linspace(0, 1, n, dtype=torch.float64)
-    lo, hi = model.sigma_min ** (1 / rho), finite_sigma_max(model, "karras") ** (1 / rho)
+    lo, hi = model.sigma_min ** (1 / rho), finite_sigma_max(model, "schedule 'karras'") ** (1 / rho)
     return append_zero((hi + ramp * (lo - hi)) ** rho)
 
 
 def exponential(n: int, model: HasSigmaRange) -> Tensor:
     """Log-uniform sigmas, i.e. uniform steps in log-SNR lambda = -log sigma (Lu et al. 2022, Sec. 3.3)."""
     check_steps(n)
-    return append_zero(torch.linspace(math.log(finite_sigma_max(model, "exponential")), math.log(model.sigma_min), n,
-                                      dtype=torch.float64).exp())
+    top = finite_sigma_max(model, "schedule 'exponential'")
+    return append_zero(torch.linspace(math.log(top), math.log(model.sigma_min), n, dtype=torch.float64).exp())
 
 
 def polyexponential(n: int, model: HasSigmaRange, rho: float = 1.0) -> Tensor:
     """log sigma follows a polynomial ramp of degree rho (k-diffusion's get_sigmas_polyexponential)."""
     check_steps(n)
     ramp = torch.linspace(1, 0, n, dtype=torch.float64) ** rho
-    log_min, log_max = math.log(model.sigma_min), math.log(finite_sigma_max(model, "polyexponential"))
+    log_min, log_max = math.log(model.sigma_min), math.log(finite_sigma_max(model, "schedule 'polyexponential'"))
     return append_zero((ramp * (log_max - log_min) + log_min).exp())
 
 

@@ -165,8 +165,9 @@ def restarted_from_exact(spec: SamplerSpec, run: InfiniteStart, **options: Any) 
     (mean + sqrt(sigma_1^2 + std^2) n), its noise drawn from the same per-seed streams after the start."""
     problem = infinite_start_problem()
     seeds, sigmas = range(len(run.start)), run.sigmas[1:]
-    noise: NoiseSampler = SeededNoise(seeds, problem.sample_shape, dtype=torch.float64)
-    noise.randn()  # the start draw
+    seeded = SeededNoise(seeds, problem.sample_shape, dtype=torch.float64)
+    seeded.randn()  # the start draw
+    noise: NoiseSampler = seeded
     if spec.brownian:  # the Brownian paths generate() gives the sampler's own levels
         noise = BrownianTreeNoise(seeds, problem.sample_shape, float(sigmas[sigmas > 0].min()), float(sigmas[0]),
                                   dtype=torch.float64)

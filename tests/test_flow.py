@@ -7,6 +7,7 @@ posterior mean again, at finite sigma and at sigma = inf (where the denoiser is 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -123,7 +124,7 @@ def test_logit_normal_training_times_are_log_normal_sigmas() -> None:
 def flow_euler(model: NetworkDenoiser, noise: Tensor, times: Tensor) -> Tensor:
     """Flow Euler as published, in t: x_t' = x_t + (t' - t) v(x_t, t), from x_1 = noise."""
     x_t = noise
-    for t, t_next in zip(times[:-1], times[1:], strict=True):
+    for t, t_next in itertools.pairwise(times):
         x_t = x_t + (t_next - t) * rectified_flow_net(x_t, torch.full((len(x_t),), 1000 * float(t), dtype=x_t.dtype))
     return x_t
 
@@ -227,7 +228,7 @@ def ancestral_rf_in_t(sampler: str, x_t: Tensor, times: list[float], draws: list
     def denoised(x: Tensor, t: float) -> Tensor:
         return x - t * rectified_flow_net(x, torch.full((len(x),), 1000 * t, dtype=x.dtype))
 
-    for i, (t, t_next) in enumerate(zip(times[:-1], times[1:], strict=True)):
+    for i, (t, t_next) in enumerate(itertools.pairwise(times)):
         d0 = denoised(x_t, t)
         t_down, renoise = rf_split_in_t(t, t_next, eta)
         if t_next == 0:
@@ -283,9 +284,9 @@ def test_flow_config_bad_input_is_one_line(tmp_path: object) -> None:
     ]:
         with pytest.raises(sz.CheckpointError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
             flow_match_from_config(config, "cfg", image_seq_len=16)
-    with pytest.raises(sz.SamplerzooError, match="^schedule 'normal': shift and mu apply to flow models only$"):
+    with pytest.raises(sz.SamplerzooError, match=r"^schedule 'normal': shift and mu apply to flow models only$"):
         sz.get_schedule("normal")(4, sz.schedules.SigmaRange(), shift=3.0)
-    with pytest.raises(sz.SamplerzooError, match="^schedule 'karras' needs a finite sigma_max"):
+    with pytest.raises(sz.SamplerzooError, match=r"^schedule 'karras' needs a finite sigma_max"):
         sz.get_schedule("karras")(4, MODELS["trigflow"]())
     with pytest.raises(sz.SamplerzooError, match=r"^linear_quadratic needs 0 < linear_steps < 4 steps, got 4$"):
         sz.get_schedule("linear_quadratic")(4, MODELS["flow"](), linear_steps=4)

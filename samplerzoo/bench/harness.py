@@ -23,7 +23,7 @@ from ..denoiser import Checkpoint
 from ..errors import SamplerzooError, UnreachableNFEError
 from ..guidance import class_conditioned
 from ..plugins import get_sampler, get_schedule
-from ..sampling import generate, resolve_final_step
+from ..sampling import generate, sampling_plan
 from . import distributed
 from .metrics import DIGITS_EXTRACTOR, Features, Meter, TensorImages, concat, measure
 from .results import ResultsFile
@@ -95,8 +95,8 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
     process measures the features of all processes, in sample order, and returns the row's measurements."""
     spec = get_sampler(point.sampler)
     # An unreachable budget fails here, on every process, before any work.
-    resolve_final_step(class_conditioned(model, [point.seed], point.guidance_scale), spec.name, point.nfe,
-                       point.final_step, **point.options)  # type: ignore[arg-type]
+    sampling_plan(class_conditioned(model, [point.seed], point.guidance_scale), spec, point.nfe, point.schedule,
+                  point.final_step, **point.options)  # type: ignore[arg-type]
     mine = distributed.shard(point.samples, batch)
     features: list[tuple[int, Features]] = []
     plan: dict[str, Any] = {}
