@@ -3,7 +3,8 @@
 For each checkpoint: 2,000 samples with Heun at 35 NFE (seeds 0..1999); the classifier's class histogram
 of the samples (and its distance from uniform), its mean confidence on samples against its confidence on
 held-out real digits, and the FID/KID of the samples next to the floor (held-out real images against the
-training split). Writes results/digits-quality.md.
+training split). Writes results/digits-quality.md. An entry NAME:SAMPLER:SCHEDULE (e.g. digits-flow:flow_heun:normal)
+measures a checkpoint with another sampler and schedule at the same 35 NFE.
 
     python benchmarks/digits_quality.py [--checkpoints digits,digits-v,...] [--samples 2000]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -25,12 +27,12 @@ from samplerzoo.data import digits, to_uint8
 from samplerzoo.guidance import class_conditioned
 
 
-def sample(name: str, n: int, batch: int = 500) -> torch.Tensor:
+def sample(name: str, n: int, batch: int = 500, sampler: str = "heun", schedule: str = "karras") -> torch.Tensor:
     model = sz.load(name)
     images = []
     for start in range(0, n, batch):
         seeds = range(start, min(start + batch, n))
-        run = sz.generate(class_conditioned(model, seeds), "heun", 35, seeds, model.sample_shape)
+        run = sz.generate(class_conditioned(model, seeds), sampler, 35, seeds, model.sample_shape, schedule=schedule)
         images.append(run.samples)
     return torch.cat(images)
 
@@ -51,7 +53,7 @@ def main() -> None:
     floor_metrics = floor(base)
     lines = [
         "# Digits checkpoints: sample quality", "",
-        f"Command: `python benchmarks/digits_quality.py --samples {args.samples}` "
+        f"Command: `python benchmarks/digits_quality.py {' '.join(sys.argv[1:])}` "
         f"({platform.machine()}, torch {torch.__version__}, samplerzoo {sz.__version__}).", "",
         f"Each checkpoint: {args.samples} samples, Heun (EDM Alg. 2) at exactly 35 NFE on the karras schedule, "
         "seeds 0.. (class-conditional: label seed % 10, no guidance). Classifier: the "
@@ -65,9 +67,13 @@ def main() -> None:
         "| checkpoint | class histogram (0-9) | TV from uniform | mean confidence | FID | KID | seconds |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in args.checkpoints.split(","):
+    for entry in args.checkpoints.split(","):
+        name, *setting = entry.split(":")
         start = time.perf_counter()
-        samples = sample(name, args.samples)
+        samples = sample(name, args.samples, 500, *setting)
+        if not torch.isfinite(samples).all():
+            lines.append(f"| {entry} | non-finite samples: not measured | | | | | |")
+            continue
         with torch.no_grad():
             probs = classifier(samples.clamp(-1, 1)).softmax(-1)
         histogram = probs.argmax(-1).bincount(minlength=10)
@@ -75,7 +81,8 @@ def main() -> None:
         metrics = measure(TensorImages(to_uint8(samples)), reference_images("digits-train"), "digits-train",
                           ["fid", "kid"])
         seconds = time.perf_counter() - start
-        lines.append(f"| {name} | {' '.join(map(str, histogram.tolist()))} | {tv:.3f} | "
+        label = f"{name} ({setting[0]}, {setting[1]})" if setting else name
+        lines.append(f"| {label} | {' '.join(map(str, histogram.tolist()))} | {tv:.3f} | "
                      f"{probs.max(-1).values.mean().item():.4f} | {metrics['fid']:.3f} | {metrics['kid']:.4f} | "
                      f"{seconds:.0f} |")
         print(lines[-1], flush=True)
