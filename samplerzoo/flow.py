@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .errors import CheckpointError
+from .noise_schedules import EDM
 
 TIME_SHIFT_TYPES = ("exponential", "linear")
 FLOW_SCHEDULERS = ("FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler", "FlowMatchLCMScheduler")
@@ -113,32 +114,21 @@ class FlowMatch:
 
 
 @dataclass(frozen=True)
-class TrigFlow:
+class TrigFlow(EDM):
     """TrigFlow (Lu & Song 2024, sCM, Sec. 2-3): D = cos(t) x_t - sin(t) sigma_d F(x_t / sigma_d, c_noise(t)), with
-    sigma = sigma_d tan(t). In the sigma frame the network sees x / sqrt(sigma^2 + sigma_d^2) (EDM's c_in) and
+    sigma = sigma_d tan(t). In the sigma frame the network sees x / sqrt(sigma^2 + sigma_d^2), EDM's c_in, and
     c_noise = time_scale * t, t = atan(sigma / sigma_d); its prediction is v-prediction with sigma_data = sigma_d
-    (adapters' ``trigflow``). Training draws tan(t) = e^tau / sigma_d, tau ~ N(P_mean, P_std^2): log sigma is normal.
+    (adapters' ``trigflow``). Training draws tan(t) = e^tau / sigma_d, tau ~ N(P_mean, P_std^2): EDM's log-normal
+    sigma. t = pi/2 is sigma = inf.
     """
 
-    sigma_data: float = 0.5
+    sigma_max: float = math.inf
     P_mean: float = -1.0
     P_std: float = 1.4
-    sigma_min: float = 0.002
     time_scale: float = 1.0
-    sigma_max: float = math.inf
-
-    @property
-    def sigma_table(self) -> None:
-        return None
-
-    def c_in(self, sigma: Tensor) -> Tensor:
-        return (sigma**2 + self.sigma_data**2).rsqrt()
 
     def c_noise(self, sigma: Tensor) -> Tensor:
         return self.time_scale * torch.atan(sigma / self.sigma_data)
-
-    def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor:
-        return (self.P_mean + self.P_std * torch.randn(n, generator=generator)).exp()
 
 
 def _check_flow_config(config: Mapping[str, Any], source: str) -> None:
