@@ -49,6 +49,18 @@ def interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
     return f0 + w * (f1 - f0)
 
 
+def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
+    """Shift and scale sqrt(alpha_bar) so that it ends at 0 and keeps its first value (Lin et al. 2024, Common
+    Diffusion Noise Schedules and Sample Steps are Flawed, Alg. 1; diffusers' ``rescale_betas_zero_snr``); the last
+    beta becomes 1, alpha_bar_T = 0 exactly (sigma_T = inf)."""
+    root = torch.cumprod(1 - betas, 0).sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * (first / (first - last))
+    alpha_bar = root**2
+    alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])
+    return 1 - alphas
+
+
 class DiscreteVP:
     """A discrete-time VP model trained on ``alphas_cumprod`` (DDPM, iDDPM, LDM). With zero terminal SNR (the last
     alpha_bar = 0, diffusers' ``rescale_betas_zero_snr``) the last trained level is sigma = inf.
@@ -72,9 +84,11 @@ class DiscreteVP:
 
     @classmethod
     def linear_betas(cls, beta_start: float = 1e-4, beta_end: float = 0.02, steps: int = 1000,
-                     sigma_to_t: SigmaToT = "log") -> DiscreteVP:
-        """DDPM's linear beta schedule (Ho et al. 2020, Sec. 4)."""
+                     sigma_to_t: SigmaToT = "log", zero_terminal_snr: bool = False) -> DiscreteVP:
+        """DDPM's linear beta schedule (Ho et al. 2020, Sec. 4), optionally rescaled to zero terminal SNR."""
         betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
+        if zero_terminal_snr:
+            betas = rescale_zero_terminal_snr(betas)
         return cls(torch.cumprod(1 - betas, 0), sigma_to_t)
 
     @property

@@ -62,7 +62,8 @@ def zsnr_v_net(x_vp: Tensor, timestep: Tensor, table: Tensor) -> Tensor:
     return alpha * eps - noise_scale * x0
 
 
-ZSNR_SCHEDULE = DiscreteVP(alphas_cumprod(ZSNR, "test"))
+ZSNR_SCHEDULE = DiscreteVP.linear_betas(zero_terminal_snr=True)
+assert torch.equal(ZSNR_SCHEDULE.alphas_cumprod, alphas_cumprod(ZSNR, "test"))  # the option = the config key
 MODELS = {
     "flow": lambda: NetworkDenoiser(rectified_flow_net, "flow", FlowMatch()),
     "flow_shift3": lambda: NetworkDenoiser(rectified_flow_net, "flow_prediction", FlowMatch(time_shift=TimeShift(3.0))),
@@ -194,6 +195,9 @@ def test_comfyui_schedule_formulas() -> None:
     indices = [round(float(beta.ppf(1 - k / 6, 0.6, 0.6)) * 999) for k in range(6)]
     torch.testing.assert_close(sz.get_schedule("beta")(6, sz.schedules.SigmaRange(0.01, 157.4, table))[:-1],
                                table[indices])
+    vp = sz.schedules.SigmaRange(float(table[0]), float(table[-1]), table)  # ComfyUI's normal on a VP model is
+    torch.testing.assert_close(sz.get_schedule("normal")(7, vp), sz.schedules.linspace(7, vp))  # our linspace
+    torch.testing.assert_close(sz.get_schedule("sgm_uniform")(7, vp)[:-1], sz.schedules.linspace(8, vp)[:-2])
     lq = sz.get_schedule("linear_quadratic")(8, flow)  # Mochi: 4 linear steps of 0.025 / 4 in t, then quadratic
     t = 1 / (1 + 1 / lq)  # flow time, 1 at sigma = inf
     torch.testing.assert_close(t[:5], torch.tensor([1, 1 - 0.025 / 4, 1 - 0.05 / 4, 1 - 0.075 / 4, 1 - 0.025],

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError
+from ..noise_schedules import rescale_zero_terminal_snr
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
@@ -46,14 +47,3 @@ def alphas_cumprod(config: Mapping[str, Any], source: str) -> Tensor:
         betas = rescale_zero_terminal_snr(betas)
     return torch.cumprod(1 - betas, 0)
 
-
-def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
-    """Shift and scale sqrt(alpha_bar) so that it ends at 0 and keeps its first value (Lin et al. 2024, Common
-    Diffusion Noise Schedules and Sample Steps are Flawed, Alg. 1; diffusers' ``rescale_betas_zero_snr``); the last
-    beta becomes 1, alpha_bar_T = 0 exactly (sigma_T = inf)."""
-    root = torch.cumprod(1 - betas, 0).sqrt()
-    first, last = root[0].clone(), root[-1].clone()
-    root = (root - last) * (first / (first - last))
-    alpha_bar = root**2
-    alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])
-    return 1 - alphas
