@@ -63,7 +63,6 @@ def zsnr_v_net(x_vp: Tensor, timestep: Tensor, table: Tensor) -> Tensor:
 
 
 ZSNR_SCHEDULE = DiscreteVP.linear_betas(zero_terminal_snr=True)
-assert torch.equal(ZSNR_SCHEDULE.alphas_cumprod, alphas_cumprod(ZSNR, "test"))  # the option = the config key
 MODELS = {
     "flow": lambda: NetworkDenoiser(rectified_flow_net, "flow", FlowMatch()),
     "flow_shift3": lambda: NetworkDenoiser(rectified_flow_net, "flow_prediction", FlowMatch(time_shift=TimeShift(3.0))),
@@ -91,6 +90,12 @@ def test_schedules_reaching_infinity_feed_the_network_the_unit_noise(schedule: o
     sigma = torch.tensor([1e6, 1e9], dtype=torch.float64)
     torch.testing.assert_close(sigma * schedule.c_in(sigma), torch.ones(2, dtype=torch.float64), rtol=1e-5, atol=0)
     assert torch.isfinite(schedule.c_noise(torch.tensor([INF], dtype=torch.float64))).all()  # type: ignore[attr-defined]
+
+
+def test_zero_terminal_snr_option_is_the_config_key() -> None:
+    assert torch.equal(ZSNR_SCHEDULE.alphas_cumprod, alphas_cumprod(ZSNR, "test"))
+    assert ZSNR_SCHEDULE.alphas_cumprod[-1] == 0 and math.isinf(ZSNR_SCHEDULE.sigma_max)
+    assert math.isfinite(DiscreteVP.linear_betas().sigma_max)
 
 
 def test_predictions_without_a_limit_at_infinity_say_so() -> None:
