@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .denoiser import CountingDenoiser, Denoiser, network_calls
 from .errors import SamplerzooError, UnknownNameError, UnreachableNFEError
-from .noise import BrownianTreeNoise, NoiseSampler, SeededNoise
+from .noise import BrownianTreeNoise, NoiseSampler, NoiseSource, seeded_noise
 from .plugins import get_sampler, get_schedule
 from .steps import denoise
 
@@ -32,6 +32,9 @@ class Generation:
     final_step: str
     declared_nfe: int | None
     counted_nfe: int
+    noise: str = "counter"
+    """The per-sample noise source that drew the start and the steps' noise (:data:`~samplerzoo.noise.NOISE_SOURCES`;
+    Brownian samplers take their path from ``BrownianTreeNoise`` with either)."""
 
 
 def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: FinalStep = "auto",
@@ -70,18 +73,23 @@ def sampling_plan(model: Denoiser, sampler: str, nfe: int, schedule: str = "karr
 def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], sample_shape: Sequence[int], *,
              schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
              final_step: FinalStep = "auto", device: torch.device | str = "cpu",
-             dtype: torch.dtype = torch.float32, **options: Any) -> Generation:
-    """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked)."""
+             dtype: torch.dtype = torch.float32, noise: NoiseSource = "counter", **options: Any) -> Generation:
+    """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked).
+
+    Sample i's start and step noise come from its seed alone, through the ``noise`` source: ``counter`` (the
+    default; :class:`~samplerzoo.noise.CounterNoise`, hashed for the whole batch at once) or ``torch`` (one
+    ``torch.Generator`` per sample, :class:`~samplerzoo.noise.SeededNoise`: NVlabs/edm's draws, and samplerzoo's
+    before the counter source). The two give different images for the same seed."""
+    start = seeded_noise(noise, seeds, sample_shape, device=device, dtype=dtype)  # an unknown name fails here
     spec = get_sampler(sampler)
     final_step, sigmas = sampling_plan(model, sampler, nfe, schedule, final_step, schedule_options, **options)
-    start = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
-    noise: NoiseSampler = start
+    steps_noise: NoiseSampler = start
     if spec.brownian:
         lowest = float(sigmas[sigmas > 0].min())
-        noise = BrownianTreeNoise(seeds, sample_shape, lowest, float(sigmas[0]), device=device, dtype=dtype)
+        steps_noise = BrownianTreeNoise(seeds, sample_shape, lowest, float(sigmas[0]), device=device, dtype=dtype)
     counter = CountingDenoiser(model)
     with torch.no_grad():
-        samples = spec.fn(counter, start.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+        samples = spec.fn(counter, start.randn() * float(sigmas[0]), sigmas, noise=steps_noise, **options)
         if final_step == "denoise":
             samples = denoise(counter, samples, sigmas[-1])
     declared = spec.nfe(sigmas, **options)
@@ -89,4 +97,4 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
         declared = (declared + (final_step == "denoise")) * network_calls(model)
     if declared is not None and counter.calls != declared:
         raise SamplerzooError(f"sampler {spec.name!r} declared {declared} evaluations but made {counter.calls}")
-    return Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls)
+    return Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls, noise)
