@@ -57,8 +57,9 @@ MIX = (0xBF58476D1CE4E5B9 - 2**64, 0x94D049BB133111EB - 2**64)
 """SplitMix64's two finaliser multipliers (Stafford's Mix13), as signed int64."""
 UNIFORM_BITS = 24
 """Bits per Box–Muller uniform: exact in float32, so float32 and float64 runs draw the same normals (to rounding)."""
-KEY_BLOCK = 64
-"""Draws whose per-sample keys :class:`CounterNoise` hashes at once (a run's start and steps: one block)."""
+DRAW_BLOCK = 64
+"""Most draws :class:`CounterNoise` hashes at once, when they fit in ``HASH_CHUNK_PAIRS``: a small batch's run (its
+start and steps) then costs one hash of the whole block, where a draw at a time is bound by per-op overhead."""
 HASH_CHUNK_PAIRS = 2**16
 """Box–Muller pairs :func:`hashed_normals` makes at once on the CPU: 512 KiB of int64 scratch, which stays in cache
 (about 1.5x faster than whole batches of 3x32x32 samples)."""
@@ -165,20 +166,26 @@ class CounterNoise:
         self.sample_keys = seed_keys(self.seeds, self.device)
         self.draws = 0
         """Draws made so far: the next :meth:`randn` is draw number ``draws``."""
-        self._keys: tuple[int, Tensor] = (-1, self.sample_keys)
+        self.elements = math.prod(self.sample_shape)
+        per_draw = max(1, len(self.seeds) * ((self.elements + 1) // 2))
+        self.draws_per_block = max(1, min(DRAW_BLOCK, HASH_CHUNK_PAIRS // per_draw))
+        self._block: tuple[int, Tensor] = (-1, torch.empty(0))
 
-    def keys(self, k: int) -> Tensor:
-        """Draw k's key for every sample, mix64(mix64(seed) - (k + 1) gamma), hashed ``KEY_BLOCK`` draws at a time."""
-        block, row = divmod(k, KEY_BLOCK)
-        if self._keys[0] != block:
-            counters = -stream_offsets((block + 1) * KEY_BLOCK, self.device)[block * KEY_BLOCK:]
-            self._keys = (block, mix64(self.sample_keys + counters[:, None]))
-        return self._keys[1][row]
+    def block(self, index: int) -> Tensor:
+        """The normals of draws index * b, ..., (index + 1) * b - 1 (b = ``draws_per_block``), shape (b, samples,
+        elements): draw k's key for every sample is mix64(mix64(seed) - (k + 1) gamma)."""
+        first, count = index * self.draws_per_block, self.draws_per_block
+        counters = -stream_offsets(first + count, self.device)[first:]  # -(k + 1) gamma
+        keys = mix64(self.sample_keys + counters[:, None])
+        return hashed_normals(keys, self.elements, compute_dtype(self.dtype))
 
     def draw(self, k: int) -> Tensor:
-        """Draw ``k`` (from 0) for every sample, shape ``(len(seeds), *sample_shape)``, whatever was drawn before."""
-        normals = hashed_normals(self.keys(k), math.prod(self.sample_shape), compute_dtype(self.dtype))
-        return normals.to(self.dtype).reshape(len(self.seeds), *self.sample_shape)
+        """Draw ``k`` (from 0) for every sample, shape ``(len(seeds), *sample_shape)``, whatever was drawn before;
+        hashed with the rest of its block (small draws: up to ``DRAW_BLOCK`` at once) and kept until the next."""
+        index, row = divmod(k, self.draws_per_block)
+        if self._block[0] != index:
+            self._block = (index, self.block(index))
+        return self._block[1][row].to(self.dtype, copy=True).reshape(len(self.seeds), *self.sample_shape)
 
     def randn(self) -> Tensor:
         """The next draw: a standard normal batch of shape ``(len(seeds), *sample_shape)``."""

@@ -17,7 +17,7 @@ from torch import Tensor
 import samplerzoo as sz
 from samplerzoo import noise as noise_module
 from samplerzoo import testing
-from samplerzoo.noise import BrownianTreeNoise, CounterNoise, SeededNoise
+from samplerzoo.noise import BrownianTreeNoise, CounterNoise, SeededNoise, hashed_normals, seed_keys
 
 N = 20000
 
@@ -71,6 +71,14 @@ def test_chunking_does_not_change_the_draws(chunk: int, monkeypatch: pytest.Monk
     batch = (slice(0, 50), slice(9, 10)) if chunk == 1 else (slice(0, 50),)  # one pair per chunk: keep it short
     for rows in batch:
         assert torch.equal(CounterNoise(seeds[rows], shape).draw(3), default[rows])
+
+
+def test_a_keys_normals_do_not_depend_on_the_layout_of_the_keys() -> None:
+    keys = seed_keys(range(12), torch.device("cpu")).reshape(3, 4)
+    normals = hashed_normals(keys, 9, torch.float32)
+    assert normals.shape == (3, 4, 9)
+    assert torch.equal(hashed_normals(keys.t(), 9, torch.float32), normals.transpose(0, 1))  # strided keys
+    assert torch.equal(hashed_normals(keys[:, 1::2], 9, torch.float32), normals[:, 1::2])
 
 
 def test_float32_float64_and_half_types_draw_the_same_normals() -> None:
