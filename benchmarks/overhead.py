@@ -9,9 +9,9 @@ Run from the repository root::
     python benchmarks/overhead.py [--batch 16] [--shape 3 32 32] [--nfe 21] [--repeats 15] \
         [--noise-batches 16 100 500 2000] [--noise-shapes 1x8x8 3x32x32] [--out results/overhead.md]
 
-It also times the per-sample noise sources alone (one draw for a batch: ``CounterNoise``, generate()'s default,
-against ``SeededNoise``'s generator per sample and a plain ``torch.randn`` of the batch) at each ``--noise-batches``
-size and ``--noise-shapes`` sample shape.
+It also times the per-sample noise sources alone (per draw, over a run of ``--nfe`` draws for a batch:
+``CounterNoise``, generate()'s default, against ``SeededNoise``'s generator per sample and a plain ``torch.randn``
+of the batch) at each ``--noise-batches`` size and ``--noise-shapes`` sample shape.
 
 The sampler -> k-diffusion / diffusers mapping is read from each sampler's ``reference`` string
 ("k_diffusion.sampling.sample_x(kw=...)", "diffusers.XScheduler(kw=...)"; keyword arguments the target does
@@ -288,25 +288,30 @@ def measure(sides: list[Side], repeats: int, warmup: int) -> None:
                 gc.enable()
 
 
-def noise_sides(batch: int, shape: tuple[int, ...]) -> dict[str, Side]:
-    """One draw for the whole batch from each source; seeds hashed and generators seeded outside the timer."""
+def noise_sides(batch: int, shape: tuple[int, ...], draws: int) -> dict[str, Side]:
+    """``draws`` draws for the whole batch from one source of each kind, timed per draw (a sampling run's noise);
+    seeds hashed and generators seeded outside the timer."""
     seeds = range(batch)
 
-    def draws(make: Callable[[], CounterNoise | SeededNoise]) -> Prepare:
-        return lambda: make().randn
+    def run(make: Callable[[], CounterNoise | SeededNoise]) -> Prepare:
+        def prepare() -> Callable[[], object]:
+            source = make()
+            return lambda: [source.randn() for _ in range(draws)]
+        return prepare
 
-    return {"counter": Side(draws(lambda: CounterNoise(seeds, shape)), nfe=1),
-            "torch": Side(draws(lambda: SeededNoise(seeds, shape)), nfe=1),
-            "randn": Side(lambda: lambda: torch.randn(batch, *shape), nfe=1)}
+    return {"counter": Side(run(lambda: CounterNoise(seeds, shape)), nfe=draws),
+            "torch": Side(run(lambda: SeededNoise(seeds, shape)), nfe=draws),
+            "randn": Side(lambda: lambda: [torch.randn(batch, *shape) for _ in range(draws)], nfe=draws)}
 
 
-def noise_table(batches: list[int], shapes: list[tuple[int, ...]], repeats: int, warmup: int) -> list[str]:
-    """Microseconds per draw of each noise source, per sample shape and batch size."""
+def noise_table(batches: list[int], shapes: list[tuple[int, ...]], draws: int, repeats: int,
+                warmup: int) -> list[str]:
+    """Microseconds per draw of each noise source over a run of ``draws``, per sample shape and batch size."""
     lines = ["| sample shape | batch | CounterNoise us/draw | SeededNoise us/draw | torch.randn us/draw "
              "| SeededNoise / CounterNoise |", "|---|---:|---:|---:|---:|---:|"]
     for shape in shapes:
         for batch in batches:
-            sides = noise_sides(batch, shape)
+            sides = noise_sides(batch, shape, draws)
             measure(list(sides.values()), repeats, warmup)
             counter, seeded, randn = (sides[k].per_nfe_us() for k in ("counter", "torch", "randn"))
             lines.append(f"| {'x'.join(map(str, shape))} | {batch} | {counter:.1f} | {seeded:.1f} | {randn:.1f} "
@@ -453,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
             profiles.append((row, profile(ours(spec, model, x0, sigmas, options, "randn")),
                              profile(k_diffusion(fn, kwargs, model, x0, sigmas))))
 
-        noise_lines = noise_table(args.noise_batches, noise_shapes, args.repeats, args.warmup)
+        noise_lines = noise_table(args.noise_batches, noise_shapes, args.nfe, args.repeats, args.warmup)
 
     elapsed = time.perf_counter() - began
     lines = table(rows)
@@ -513,8 +518,9 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "## Noise sources alone",
         "",
-        "One draw of standard normals for the whole batch (float32, CPU, one thread), median of the rounds "
-        "(each round runs the three back to back): `CounterNoise(seeds, shape).randn()` (generate()'s default: "
+        f"Standard normals for the whole batch, {args.nfe} draws from one source (a sampling run's noise), per "
+        "draw (float32, CPU, one thread), median of the rounds (each round runs the three back to back): "
+        "`CounterNoise(seeds, shape).randn()` (generate()'s default: "
         "every element hashed from its seed and the draw's index), `SeededNoise(seeds, shape).randn()` "
         "(`noise=\"torch\"`: one `torch.Generator` per sample, a Python loop over the batch) and a plain "
         "`torch.randn(batch, *shape)` (one generator for the batch: no per-sample seeds, the floor).",
