@@ -180,12 +180,17 @@ class CounterNoise:
         return hashed_normals(keys, self.elements, compute_dtype(self.dtype))
 
     def draw(self, k: int) -> Tensor:
-        """Draw ``k`` (from 0) for every sample, shape ``(len(seeds), *sample_shape)``, whatever was drawn before;
-        hashed with the rest of its block (small draws: up to ``DRAW_BLOCK`` at once) and kept until the next."""
+        """Draw ``k`` (from 0) for every sample, shape ``(len(seeds), *sample_shape)``, whatever was drawn before.
+        Small draws are hashed with the rest of their block (up to ``DRAW_BLOCK``), which is kept until a draw
+        outside it is asked for."""
         index, row = divmod(k, self.draws_per_block)
-        if self._block[0] != index:
-            self._block = (index, self.block(index))
-        return self._block[1][row].to(self.dtype, copy=True).reshape(len(self.seeds), *self.sample_shape)
+        if self.draws_per_block == 1:  # a large draw: nothing to share, nothing kept
+            normals = self.block(index)[0]
+        else:
+            if self._block[0] != index:
+                self._block = (index, self.block(index))
+            normals = self._block[1][row].clone()  # the block stays: the caller may write into its copy
+        return normals.to(self.dtype).reshape(len(self.seeds), *self.sample_shape)
 
     def randn(self) -> Tensor:
         """The next draw: a standard normal batch of shape ``(len(seeds), *sample_shape)``."""
