@@ -36,8 +36,12 @@ def train(name: Annotated[str, typer.Argument(help="Recipe name, e.g. digits, di
           seed: Annotated[int | None, typer.Option(help="Seed (default: the recipe's).")] = None,
           out: Annotated[Path | None, typer.Option(help="Output directory (default: the shipped weights).")] = None,
           ) -> None:
-    """Train a shipped digits checkpoint (or the digits classifier) from scratch, deterministically given the seed."""
+    """Train a shipped digits checkpoint (or the digits classifier) from scratch, deterministically given the seed.
+
+    digits-latent trains its autoencoder and then its DiT; --steps sets the DiT's steps (the autoencoder's scale
+    with them)."""
     from ..classifier import save_classifier, train_classifier
+    from ..latent_training import LATENT_RECIPES, train_latent_and_save
     from ..training import RECIPES, train_and_save
 
     def log(step: int, loss: float) -> None:
@@ -50,11 +54,13 @@ def train(name: Annotated[str, typer.Argument(help="Recipe name, e.g. digits, di
         model, record = train_classifier(log=log, **options)  # type: ignore[arg-type]
         save_classifier(model, out or WEIGHTS / name)
         summary = f"held-out accuracy {record['held_out_accuracy']:.4f}"
-    elif name in RECIPES:
-        record = train_and_save(name, out or WEIGHTS / name, steps, seed, log=log)
+    elif name in RECIPES or name in LATENT_RECIPES:
+        train_named = train_and_save if name in RECIPES else train_latent_and_save
+        record = train_named(name, out or WEIGHTS / name, steps, seed, log=log)
         summary = f"final loss {record['final_loss']:.4f} after {record['recipe']['steps']} steps"
     else:
-        raise SamplerzooError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}, digits-classifier")
+        raise SamplerzooError(f"unknown recipe {name!r}; known: {', '.join([*RECIPES, *LATENT_RECIPES])}, "
+                              "digits-classifier")
     record_path = RESULTS / "training" / f"{name}.json"
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps({"command": command, **record}, indent=1) + "\n")
