@@ -30,7 +30,7 @@ DIGITS_VAE: dict[str, Any] = {
     "norm_num_groups": 8, "mid_block_add_attention": False,
 }
 DIGITS_DIT: dict[str, Any] = {
-    "sample_size": 4, "patch_size": 1, "in_channels": 2, "out_channels": 2, "num_layers": 4,
+    "sample_size": 4, "patch_size": 1, "in_channels": 2, "out_channels": 2, "num_layers": 3,
     "num_attention_heads": 4, "attention_head_dim": 16, "num_embeds_ada_norm": 10,
 }
 
@@ -43,12 +43,12 @@ class LatentRecipe:
     vae: dict[str, Any] = field(default_factory=lambda: dict(DIGITS_VAE))
     transformer: dict[str, Any] = field(default_factory=lambda: dict(DIGITS_DIT))
     scheduler: dict[str, Any] = field(default_factory=lambda: {**LINEAR_BETAS, "prediction_type": "epsilon"})
-    vae_steps: int = 2000
+    vae_steps: int = 1000
     vae_lr: float = 1e-3
     kl_weight: float = 1e-3
-    steps: int = 5000
-    batch: int = 128
-    lr: float = 5e-4
+    steps: int = 3000
+    batch: int = 96
+    lr: float = 1e-3
     ema: float = 0.999
     label_dropout: float = 0.1
     seed: int = 0
@@ -71,7 +71,7 @@ def train_vae(recipe: LatentRecipe, generator: torch.Generator, log: Callable[[i
     from diffusers import AutoencoderKL
 
     images, _ = digits("train")
-    vae = AutoencoderKL(**recipe.vae)
+    vae: Any = AutoencoderKL(**recipe.vae)
     optimizer = torch.optim.Adam(vae.parameters(), lr=recipe.vae_lr)
     losses = []
     for step in range(recipe.vae_steps):
@@ -119,7 +119,8 @@ def train_latent(recipe: LatentRecipe, log: Callable[[int, float], None] | None 
     schedule, prediction = noise_schedule(recipe.scheduler, recipe.name, "log")
     classes = int(recipe.transformer["num_embeds_ada_norm"])
     # eval(): diffusers' DiT drops labels by itself in training mode; the dropout here is seeded and explicit.
-    model = NetworkDenoiser(DiTNetwork(DiTTransformer2DModel(**recipe.transformer).eval()), prediction, schedule,
+    transformer: Any = DiTTransformer2DModel(**recipe.transformer)
+    model = NetworkDenoiser(DiTNetwork(transformer.eval()), prediction, schedule,
                             sample_shape=tuple(latents.shape[1:]), num_classes=classes, null_label=classes)
     ema, losses = fit(model, latents, labels, steps=recipe.steps, batch=recipe.batch, lr=recipe.lr, ema=recipe.ema,
                       label_dropout=recipe.label_dropout, null_label=classes, generator=generator, log=log)
@@ -137,7 +138,8 @@ def save_pipeline(vae: Any, model: NetworkDenoiser, scheduler: dict[str, Any], o
 
     config = {k: v for k, v in scheduler.items() if k != "_class_name"}
     assert isinstance(model.net, DiTNetwork)
-    DiTPipeline(transformer=model.net.transformer, vae=vae, scheduler=DDPMScheduler(**config)).save_pretrained(out)
+    pipe: Any = DiTPipeline(transformer=model.net.transformer, vae=vae, scheduler=DDPMScheduler(**config))
+    pipe.save_pretrained(out)
 
 
 def train_latent_and_save(name: str, out: Path, steps: int | None = None, seed: int | None = None,

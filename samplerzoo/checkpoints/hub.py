@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
+from .families.pipeline import quiet
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
@@ -23,11 +24,16 @@ def resolve(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:  # not cached (LocalEntryNotFoundError and its relatives)
         pass
-    try:
+    if constants.HF_HUB_OFFLINE:
+        reason = "HF_HUB_OFFLINE is set"
+    else:
         from diffusers import DiffusionPipeline
+        from diffusers.utils import logging
 
-        return Path(DiffusionPipeline.download(repo_id))
-    except Exception as exc:  # offline, unreachable, gated or unknown repository
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{repo_id}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and not "
-                              f"downloadable ({reason[:200]})") from None
+        try:
+            with quiet(logging, bars=True):  # download progress stays visible; diffusers' retry warnings do not
+                return Path(DiffusionPipeline.download(repo_id))
+        except Exception as exc:  # unreachable, gated or unknown repository
+            reason = first_line(exc)
+    raise CheckpointError(f"{repo_id}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and not "
+                          f"downloadable ({reason})")

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ...errors import CheckpointError
+from ...errors import CheckpointError, first_line
 from ...noise_schedules import NoiseSchedule
 from ..diffusers_format import noise_schedule, read_json
 
@@ -20,12 +20,14 @@ DECODE_BATCH = 64
 
 
 @contextmanager
-def quiet(*libraries: Any) -> Iterator[None]:
-    """Silence the progress bars and warnings of diffusers / transformers while they load (restored after)."""
+def quiet(*libraries: Any, bars: bool = False) -> Iterator[None]:
+    """Silence the warnings (and unless ``bars``, the progress bars) of diffusers / transformers' logging
+    modules for a while; their settings are restored after."""
     states = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in libraries]
     for lib, _, _ in states:
         lib.set_verbosity_error()
-        lib.disable_progress_bar()
+        if not bars:
+            lib.disable_progress_bar()
     try:
         yield
     finally:
@@ -48,9 +50,8 @@ def from_pretrained(pipeline_class: Any, directory: Path, text: bool = False, **
         with quiet(*libraries):
             pipe = pipeline_class.from_pretrained(directory, local_files_only=True, **components)
     except Exception as exc:  # diffusers and transformers raise assorted types for broken components
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise CheckpointError(f"{directory}: diffusers could not load the {pipeline_class.__name__} "
-                              f"({type(exc).__name__}: {reason})") from None
+                              f"({first_line(exc)})") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
