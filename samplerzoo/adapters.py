@@ -122,5 +122,6 @@ class NetworkDenoiser(nn.Module):
 
     def forward(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         c_skip, c_out, c_in = self.coefficients(sigma, x.ndim)
+        cond = {k: v.to(x.device) if isinstance(v, Tensor) else v for k, v in cond.items()}  # labels built on the CPU
         F = self.net(c_in * x, self.schedule.c_noise(sigma), **cond)
         return c_skip * x + c_out * F

@@ -22,7 +22,7 @@ from .adapters import NetworkDenoiser
 from .checkpoints.diffusers_format import noise_schedule
 from .checkpoints.families.dit import DiTNetwork
 from .data import digits
-from .training import LINEAR_BETAS, fit, loss_record, machine
+from .training import LINEAR_BETAS, fit, loss_record, machine, optimize
 
 DIGITS_VAE: dict[str, Any] = {
     "in_channels": 1, "out_channels": 1, "latent_channels": 2, "sample_size": 8, "block_out_channels": [32, 32],
@@ -73,18 +73,12 @@ def train_vae(recipe: LatentRecipe, generator: torch.Generator, log: Callable[[i
     images, _ = digits("train")
     vae: Any = AutoencoderKL(**recipe.vae)
     optimizer = torch.optim.Adam(vae.parameters(), lr=recipe.vae_lr)
-    losses = []
+    losses: list[float] = []
     for step in range(recipe.vae_steps):
         for group in optimizer.param_groups:
             group["lr"] = recipe.vae_lr * min(1.0, (step + 1) / 100) * (1 - step / recipe.vae_steps)
         index = torch.randint(len(images), (recipe.batch,), generator=generator)
-        loss = vae_loss(vae, images[index], recipe.kl_weight, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if log is not None and (step + 1) % 100 == 0:
-            log(step + 1, sum(losses[-100:]) / 100)
+        optimize(optimizer, vae_loss(vae, images[index], recipe.kl_weight, generator), losses, step, log)
     vae.eval().requires_grad_(False)
     with torch.no_grad():
         vae.register_to_config(scaling_factor=float(1 / vae.encode(images).latent_dist.mean.std()))

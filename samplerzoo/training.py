@@ -67,6 +67,17 @@ def denoising_loss(model: NetworkDenoiser, x0: Tensor, sigma: Tensor, noise: Ten
     return ((model(x0 + sigma.reshape(c_out.shape) * noise, sigma, **cond) - x0) / c_out).pow(2).mean()
 
 
+def optimize(optimizer: torch.optim.Optimizer, loss: Tensor, losses: list[float], step: int,
+             log: Callable[[int, float], None] | None) -> None:
+    """One optimizer step on ``loss``; the loss is recorded and the mean of the last 100 logged every 100 steps."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+    if log is not None and (step + 1) % 100 == 0:
+        log(step + 1, sum(losses[-100:]) / 100)
+
+
 def fit(model: NetworkDenoiser, data: Tensor, labels: Tensor, *, steps: int, batch: int, lr: float, ema: float,
         label_dropout: float, null_label: int | None, generator: torch.Generator,
         log: Callable[[int, float], None] | None = None) -> tuple[NetworkDenoiser, list[float]]:
@@ -75,7 +86,7 @@ def fit(model: NetworkDenoiser, data: Tensor, labels: Tensor, *, steps: int, bat
     the losses. The learning rate warms up for 200 steps, then decays as sqrt(1 - step / steps)."""
     ema_model = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    losses = []
+    losses: list[float] = []
     for step in range(steps):
         lr_scale = min(1.0, (step + 1) / 200) * (1 - step / steps) ** 0.5  # warm-up, then decay
         for group in optimizer.param_groups:
@@ -87,16 +98,10 @@ def fit(model: NetworkDenoiser, data: Tensor, labels: Tensor, *, steps: int, bat
             cond["class_labels"] = labels[index] if null_label is None else torch.where(drop, null_label, labels[index])
         sigma = model.schedule.training_sigmas(batch, generator)
         noise = torch.randn(data[index].shape, generator=generator)
-        loss = denoising_loss(model, data[index], sigma, noise, **cond)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimize(optimizer, denoising_loss(model, data[index], sigma, noise, **cond), losses, step, log)
         with torch.no_grad():
             for p_ema, p in zip(ema_model.parameters(), model.parameters(), strict=True):
                 p_ema.lerp_(p, 1 - ema)
-        losses.append(loss.item())
-        if log is not None and (step + 1) % 100 == 0:
-            log(step + 1, sum(losses[-100:]) / 100)
     return ema_model.eval(), losses
 
 

@@ -55,8 +55,9 @@ def write_hub_cache(hub: Path, repo_id: str, pipeline: Path) -> str:
 def test_hub_ids_resolve_from_the_cache_offline_and_fail_in_one_line_otherwise(tmp_path: Path, dit_dir: Path) -> None:
     commit = write_hub_cache(tmp_path / "hf" / "hub", "tiny-org/tiny-dit", dit_dir)
     script = ("import samplerzoo as sz\n"
+              "from samplerzoo.checkpoints.hub import resolve\n"
               "m = sz.load('tiny-org/tiny-dit')\n"
-              "print(m.sample_shape, m.num_classes)\n"
+              "print(m.sample_shape, m.num_classes, resolve('tiny-org/tiny-dit'))\n"
               "try:\n    sz.load('tiny-org/not-cached')\n"
               "except sz.CheckpointError as e:\n    print('error:', e)\n")
     # The hub's environment is read at import: a fresh interpreter with HF_HOME pointing at the fake cache.
@@ -64,10 +65,10 @@ def test_hub_ids_resolve_from_the_cache_offline_and_fail_in_one_line_otherwise(t
     env.pop("HF_HUB_CACHE", None)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     lines = done.stdout.strip().splitlines()
-    assert done.returncode == 0 and lines[0] == "(4, 8, 8) 1000", done.stderr[-2000:]
+    snapshot = tmp_path / "hf" / "hub" / "models--tiny-org--tiny-dit" / "snapshots" / commit
+    assert done.returncode == 0 and lines[0] == f"(4, 8, 8) 1000 {snapshot}", done.stderr[-2000:]
     assert lines[1].startswith("error: tiny-org/not-cached: not in the Hugging Face cache") and len(lines) == 2
     assert lines[1].endswith(f"({tmp_path / 'hf' / 'hub'}) and not downloadable (HF_HUB_OFFLINE is set)")
-    assert commit in str(list((tmp_path / "hf" / "hub").glob("models--tiny-org--tiny-dit/snapshots/*"))[0])
 
 
 class ClaimsFakePipelines:
@@ -87,8 +88,8 @@ def test_a_plugin_family_is_asked_through_the_hook(tmp_path: Path) -> None:
         assert sz.load(tmp_path).sample_shape == (1, 8, 8)
     finally:
         unregister_plugin("fake-family")
-    with pytest.raises(sz.CheckpointError, match="'FakePipeline' is not supported; supported families: unet2d: "
-                                                 "DDPMPipeline, DDIMPipeline, PNDMPipeline; sd: StableDiffusionPipeline"):
+    with pytest.raises(sz.CheckpointError, match="'FakePipeline' is not supported; supported families: "
+                                                 "unet2d: DDPMPipeline, DDIMPipeline, PNDMPipeline; sd: "):
         sz.load(tmp_path)
 
 
@@ -153,3 +154,21 @@ def test_dit_labels_cycle_over_samples_and_guidance_uses_the_null_class(dit_dir:
     assert guided.cond["class_labels"].tolist() == [7, 9, 7]  # sample i takes labels[i % 2]
     assert guided.model.unconditional["class_labels"].tolist() == [1000] * 3
     assert model.condition([998, 1001]).cond["class_labels"].tolist() == [998, 1]  # default: i % num_classes
+
+
+def test_zoo_train_digits_latent_writes_a_loadable_dit_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    from samplerzoo.cli import main
+
+    monkeypatch.chdir(tmp_path)  # the record goes to ./results/training/
+    monkeypatch.setattr(sys, "argv", ["zoo", "train", "digits-latent", "--steps", "3", "--out", str(tmp_path / "dl")])
+    main()
+    record = json.loads((tmp_path / "results" / "training" / "digits-latent.json").read_text())
+    assert record["command"] == "zoo train digits-latent --steps 3" and len(record["loss_every_100"]) == 1
+    assert record["recipe"]["vae_steps"] == 1 and 0 < record["vae"]["scaling_factor"] < 100
+    index = json.loads((tmp_path / "dl" / "model_index.json").read_text())
+    assert index["_class_name"] == "DiTPipeline" and index["transformer"] == ["diffusers", "DiTTransformer2DModel"]
+    model = sz.load(tmp_path / "dl")
+    assert (model.sample_shape, model.num_classes, model.null_label) == ((2, 4, 4), 10, 10)
+    run = sz.generate(model.condition([0, 1], guidance_scale=2.0), "dpmpp_2m", 4, [0, 1], model.sample_shape)
+    assert (run.counted_nfe, run.forwards) == (4, 8) and model.decode(run.samples).shape == (2, 1, 8, 8)

@@ -94,6 +94,7 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
 
     from ..checkpoints import load
     from ..data import to_uint8
+    from ..denoiser import decode
     from ..guidance import class_conditioned
     from ..sampling import generate
 
@@ -102,7 +103,7 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
     run = generate(class_conditioned(model, seeds, guidance_scale), sampler, nfe, seeds, model.sample_shape,
                    schedule=schedule)
     columns = model.num_classes or int(n**0.5 + 0.999)  # conditional: label seed % classes, one column each
-    grid = image_grid(to_uint8(run.samples), columns=columns, scale=scale)
+    grid = image_grid(to_uint8(decode(model, run.samples)), columns=columns, scale=scale)
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid.squeeze(-1).numpy() if grid.shape[-1] == 1 else grid.numpy()).save(out)
     stdout.print(f"wrote {out}: {n} samples, {checkpoint}, {sampler}, {run.counted_nfe} NFE (counted), "
