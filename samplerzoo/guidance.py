@@ -160,13 +160,14 @@ def condition_on_labels(model: Denoiser, samples: Sequence[int], *, labels: Sequ
     bad = [label for label in labels or () if not 0 <= int(label) < num_classes]
     if bad:
         raise SamplerzooError(f"label {bad[0]} is out of range; this checkpoint has labels 0..{num_classes - 1}")
+    chosen = torch.tensor(cycle(list(labels or range(num_classes)), samples), dtype=torch.long)
+    if not guided(guidance_scale):
+        return Conditioned(model, class_labels=chosen)
     null_label = getattr(model, "null_label", None)
-    if guided(guidance_scale) and null_label is None:
+    if null_label is None:
         raise SamplerzooError("classifier-free guidance needs a model trained with a null label (samplerzoo.json "
                               "'null_label'); this one has none")
-    chosen = torch.tensor(cycle(list(labels or range(num_classes)), samples), dtype=torch.long)
-    return bind(model, {"class_labels": chosen}, {"class_labels": torch.full_like(chosen, int(null_label or 0))},
-                guidance_scale)
+    return bind(model, {"class_labels": chosen}, {"class_labels": torch.full_like(chosen, null_label)}, guidance_scale)
 
 
 def prompts_for(samples: Sequence[int], labels: Sequence[int] | None, prompts: Sequence[str] | None,
