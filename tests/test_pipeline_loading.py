@@ -172,3 +172,20 @@ def test_zoo_train_digits_latent_writes_a_loadable_dit_pipeline(tmp_path: Path, 
     assert (model.sample_shape, model.num_classes, model.null_label) == ((2, 4, 4), 10, 10)
     run = sz.generate(model.condition([0, 1], guidance_scale=2.0), "dpmpp_2m", 4, [0, 1], model.sample_shape)
     assert (run.counted_nfe, run.forwards) == (4, 8) and model.decode(run.samples).shape == (2, 1, 8, 8)
+
+
+def test_shipped_digits_latent_is_listed_and_samples_a_decoded_grid(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from samplerzoo.cli import main
+
+    spec = sz.get_checkpoint("digits-latent")
+    assert (spec.prediction, spec.schedule) == ("epsilon", "DiscreteVP")
+    model = sz.load("digits-latent")
+    assert (model.sample_shape, model.num_classes, model.null_label) == ((2, 4, 4), 10, 10)
+    out = tmp_path / "grid.png"
+    monkeypatch.setattr(sys, "argv", ["zoo", "sample", "--checkpoint", "digits-latent", "--sampler", "heun", "--nfe",
+                                      "7", "-n", "10", "--scale", "1", "--guidance-scale", "2", "--out", str(out)])
+    main()
+    assert Image.open(out).size == (10 * 9, 9)  # ten decoded 8x8 digits, one class per column
