@@ -19,7 +19,7 @@ import torch
 
 from ..checkpoints import load
 from ..data import Split, digits, to_uint8
-from ..denoiser import Checkpoint
+from ..denoiser import Checkpoint, decode
 from ..errors import SamplerzooError, UnreachableNFEError
 from ..guidance import class_conditioned
 from ..plugins import get_sampler, get_schedule
@@ -109,7 +109,7 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
         run = generate(class_conditioned(model, seeds, point.guidance_scale), spec.name, point.nfe, seeds,
                        model.sample_shape, schedule=point.schedule, final_step=point.final_step,  # type: ignore[arg-type]
                        device=device, dtype=DTYPES[point.dtype], **point.options)
-        images = to_uint8(run.samples.float())
+        images = to_uint8(decode(model, run.samples).float())  # a latent checkpoint's samples through its VAE
         sampling_seconds += time.perf_counter() - tick
         # Every batch spends the same schedule (generate() has checked its counted NFE); keep the first's.
         plan = plan or {"counted_nfe": run.counted_nfe, "steps": run.steps, "final_step_used": run.final_step}
