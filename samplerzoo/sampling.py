@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from .denoiser import CountingDenoiser, Denoiser, network_calls
+from .denoiser import CountingDenoiser, Denoiser
 from .errors import SamplerzooError, UnknownNameError, UnreachableNFEError
 from .noise import BrownianTreeNoise, NoiseSampler, NoiseSource, seeded_noise
 from .plugins import get_sampler, get_schedule
@@ -26,12 +26,16 @@ sigma_min, so Heun's 35 and DPM-Solver-2's 10 are both reachable; runs record wh
 
 @dataclass(frozen=True)
 class Generation:
+    """A finished run. ``counted_nfe`` counts denoiser calls per sample (the NFE budget samplers are written
+    in); ``forwards`` counts network forward passes per sample, which classifier-free guidance doubles."""
+
     samples: Tensor
     sigmas: Tensor
     steps: int
     final_step: str
     declared_nfe: int | None
     counted_nfe: int
+    forwards: int
     noise: str = "counter"
     """The per-sample noise source that drew the start and the steps' noise (:data:`~samplerzoo.noise.NOISE_SOURCES`;
     Brownian samplers take their path from ``BrownianTreeNoise`` with either)."""
@@ -43,18 +47,13 @@ def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: Fina
     if final_step not in FINAL_STEPS:
         raise UnknownNameError("final step", final_step, FINAL_STEPS)
     spec = get_sampler(sampler)
-    per_call = network_calls(model)
-    if nfe % per_call:
-        raise UnreachableNFEError(f"each denoiser call makes {per_call} network calls (unbatched guidance), so NFE "
-                                  f"{nfe} is unreachable; use a multiple of {per_call}")
-    calls = nfe // per_call
     if final_step != "auto":
-        return final_step, spec.steps_for_nfe(calls - (final_step == "denoise"), final_step == "zero", **options)
+        return final_step, spec.steps_for_nfe(nfe - (final_step == "denoise"), final_step == "zero", **options)
     try:
-        return "zero", spec.steps_for_nfe(calls, True, **options)
+        return "zero", spec.steps_for_nfe(nfe, True, **options)
     except UnreachableNFEError as to_zero:
         try:
-            return "sigma_min", spec.steps_for_nfe(calls, False, **options)
+            return "sigma_min", spec.steps_for_nfe(nfe, False, **options)
         except UnreachableNFEError:
             raise to_zero from None
 
@@ -74,7 +73,8 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
              schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
              final_step: FinalStep = "auto", device: torch.device | str = "cpu",
              dtype: torch.dtype = torch.float32, noise: NoiseSource = "counter", **options: Any) -> Generation:
-    """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked).
+    """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked); the
+    network forwards they cost are counted too.
 
     Sample i's start and step noise come from its seed alone, through the ``noise`` source: ``counter`` (the
     default; :class:`~samplerzoo.noise.CounterNoise`, hashed for the whole batch at once) or ``torch`` (one
@@ -94,7 +94,8 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
             samples = denoise(counter, samples, sigmas[-1])
     declared = spec.nfe(sigmas, **options)
     if declared is not None:
-        declared = (declared + (final_step == "denoise")) * network_calls(model)
+        declared = declared + (final_step == "denoise")
     if declared is not None and counter.calls != declared:
         raise SamplerzooError(f"sampler {spec.name!r} declared {declared} evaluations but made {counter.calls}")
-    return Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls, noise)
+    return Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls, counter.forwards,
+                      noise)

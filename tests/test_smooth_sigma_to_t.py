@@ -92,6 +92,7 @@ def test_the_likelihood_reads_discrete_vp_networks_through_the_smooth_map() -> N
     smooth = with_sigma_to_t(model)
     assert isinstance(smooth, sz.NetworkDenoiser) and smooth.schedule.sigma_to_t == "smooth"  # type: ignore[attr-defined]
     assert smooth.net is model.net and smooth.sample_shape == (3,) and model.schedule.sigma_to_t == "log"
+    assert smooth.decoder is model.decoder and smooth.conditioner is model.conditioner
     assert with_sigma_to_t(model, "model") is model
     assert with_sigma_to_t(model, "nearest").schedule.sigma_to_t == "nearest"  # type: ignore[attr-defined]
     gaussian = sz.Gaussian(torch.zeros(3, dtype=F64), 0.5)

@@ -19,7 +19,7 @@ import torch
 
 from ..checkpoints import load
 from ..data import Split, digits, to_uint8
-from ..denoiser import Checkpoint
+from ..denoiser import Checkpoint, decode
 from ..errors import SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..guidance import class_conditioned
 from ..noise import NOISE_SOURCES
@@ -113,7 +113,7 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
                        model.sample_shape, schedule=point.schedule, final_step=point.final_step,  # type: ignore[arg-type]
                        device=device, dtype=DTYPES[point.dtype], noise=point.noise,  # type: ignore[arg-type]
                        **point.options)
-        images = to_uint8(run.samples.float())
+        images = to_uint8(decode(model, run.samples).float())  # a latent checkpoint's samples through its VAE
         sampling_seconds += time.perf_counter() - tick
         # Every batch spends the same schedule (generate() has checked its counted NFE); keep the first's.
         plan = plan or {"counted_nfe": run.counted_nfe, "steps": run.steps, "final_step_used": run.final_step}
