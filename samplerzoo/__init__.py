@@ -6,7 +6,7 @@ from .checkpoints import CheckpointSpec, get_checkpoint, get_checkpoints, load
 from .denoiser import Checkpoint, CountingDenoiser, Denoiser
 from .errors import CheckpointError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from .hookspecs import hookimpl
-from .noise import SeededNoise
+from .noise import CounterNoise, SeededNoise
 from .plugins import get_sampler, get_samplers, get_schedule, get_schedules
 from .registry import SamplerSpec, ScheduleSpec
 from .sampling import Generation, generate
@@ -15,6 +15,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "CheckpointSpec",
+    "CounterNoise",
     "CountingDenoiser",
     "Denoiser",
     "Gaussian",

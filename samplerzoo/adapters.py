@@ -14,13 +14,15 @@ eps exactly at infinite sigma), so they refuse.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from .denoiser import Denoiser
 from .errors import SamplerzooError, UnknownNameError
+from .guidance import Conditioner, condition_on_labels
 from .noise_schedules import NoiseSchedule
 
 Network = Callable[..., Tensor]
@@ -92,10 +94,16 @@ def parameterization(name: str) -> str:
 
 
 class NetworkDenoiser(nn.Module):
-    """A network wrapped into the Denoiser frame: ``c_skip * x + c_out * net(c_in * x, c_noise, **cond)``."""
+    """A network wrapped into the Denoiser frame: ``c_skip * x + c_out * net(c_in * x, c_noise, **cond)``.
+
+    As a Checkpoint it decodes with ``decoder`` (latent models: the pipeline's VAE; pixel models: none, the
+    identity) and builds conditioning with ``conditioner`` (text models: the pipeline's prompt encoders; by
+    default class labels, guided against ``null_label``).
+    """
 
     def __init__(self, net: Network, prediction: str, schedule: NoiseSchedule, *,
-                 sample_shape: tuple[int, ...] = (), num_classes: int = 0, null_label: int | None = None) -> None:
+                 sample_shape: tuple[int, ...] = (), num_classes: int = 0, null_label: int | None = None,
+                 decoder: Callable[[Tensor], Tensor] | None = None, conditioner: Conditioner | None = None) -> None:
         super().__init__()
         self.net = net
         self.prediction = parameterization(prediction)
@@ -103,7 +111,15 @@ class NetworkDenoiser(nn.Module):
         self.sample_shape = tuple(sample_shape)
         self.num_classes = num_classes
         self.null_label = null_label  # the label trained as "no condition" (label dropout), for CFG
+        self.decoder = decoder
+        self.conditioner: Conditioner = conditioner or condition_on_labels
         self._coefficients = PARAMETERIZATIONS[self.prediction]
+
+    def decode(self, x: Tensor) -> Tensor:
+        return x if self.decoder is None else self.decoder(x)
+
+    def condition(self, samples: Sequence[int], **request: Any) -> Denoiser:
+        return self.conditioner(self, samples, **request)
 
     @property
     def sigma_min(self) -> float:
@@ -121,33 +137,41 @@ class NetworkDenoiser(nn.Module):
     def sigma_table(self) -> Tensor | None:
         return self.schedule.sigma_table
 
+    def with_schedule(self, schedule: NoiseSchedule) -> NetworkDenoiser:
+        """The same checkpoint (network, decoder and conditioner shared, not copied) read through another noise
+        schedule."""
+        return NetworkDenoiser(self.net, self.prediction, schedule, sample_shape=self.sample_shape,
+                               num_classes=self.num_classes, null_label=self.null_label, decoder=self.decoder,
+                               conditioner=self.conditioner)
+
     def coefficients(self, sigma: Tensor, ndim: int) -> tuple[Tensor, Tensor, Tensor]:
         """(c_skip, c_out, c_in) for a (batch,) sigma, shaped to broadcast over ``ndim``-dimensional x; where sigma
-        is inf, the limits that multiply the normalised state x / sigma."""
+        is inf (a schedule that reaches it), the limits that multiply the normalised state x / sigma. No host sync:
+        :meth:`check_infinite_sigma` is asked once, before sampling from inf."""
         s = sigma.reshape(-1, *([1] * (ndim - 1)))
-        infinite = torch.isinf(s)
-        if not bool(infinite.any()):
+        if math.isfinite(self.schedule.sigma_max):
             c_in = self.schedule.c_in(s)
             return (*self._coefficients(s, c_in, self.schedule), c_in)
-        skip_limit, out_limit = self.limits_at_infinity()
+        infinite = torch.isinf(s)
         finite = torch.where(infinite, torch.ones_like(s), s)
         c_in = self.schedule.c_in(finite)
         c_skip, c_out = self._coefficients(finite, c_in, self.schedule)
+        limits = LIMITS_AT_INFINITY.get(self.prediction)
+        skip_limit, out_limit = limits(self.schedule) if limits is not None else (math.nan, math.nan)
         return (torch.where(infinite, skip_limit, c_skip), torch.where(infinite, out_limit, c_out),
                 torch.where(infinite, 1.0, c_in))
 
-    def limits_at_infinity(self) -> tuple[float, float]:
-        """(lim sigma c_skip, lim c_out), or a one-line error where the model has no sigma = inf."""
+    def check_infinite_sigma(self) -> None:
+        """Raise the one-line reason this model cannot be evaluated at sigma = inf, if there is one."""
         if not math.isinf(self.schedule.sigma_max):
             raise SamplerzooError(f"this checkpoint was trained up to sigma_max = {self.schedule.sigma_max:.4g} "
                                   f"({type(self.schedule).__name__}); it cannot be evaluated at sigma = inf")
-        limits = LIMITS_AT_INFINITY.get(self.prediction)
-        if limits is None:
+        if self.prediction not in LIMITS_AT_INFINITY:
             raise SamplerzooError(f"{self.prediction} prediction is undefined at sigma = inf (zero terminal SNR): its "
                                   "D = x + ... weights the infinite x by 1; use v, flow or x0 prediction")
-        return limits(self.schedule)
 
     def forward(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         c_skip, c_out, c_in = self.coefficients(sigma, x.ndim)
+        cond = {k: v.to(x.device) if isinstance(v, Tensor) else v for k, v in cond.items()}  # labels built on the CPU
         F = self.net(c_in * x, self.schedule.c_noise(sigma), **cond)
         return c_skip * x + c_out * F

@@ -17,9 +17,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from .denoiser import CountingDenoiser, Denoiser, network_calls
+from .denoiser import CountingDenoiser, Denoiser
 from .errors import SamplerzooError, UnknownNameError, UnreachableNFEError
-from .noise import BrownianTreeNoise, NoiseSampler, SeededNoise
+from .noise import BrownianTreeNoise, NoiseSampler, NoiseSource, seeded_noise
 from .plugins import get_sampler, get_schedule
 from .registry import SamplerSpec
 from .steps import ddim_step, denoise
@@ -35,12 +35,19 @@ sigma_min, so Heun's 35 and DPM-Solver-2's 10 are both reachable; runs record wh
 
 @dataclass(frozen=True)
 class Generation:
+    """A finished run. ``counted_nfe`` counts denoiser calls per sample (the NFE budget samplers are written
+    in); ``forwards`` counts network forward passes per sample, which classifier-free guidance doubles."""
+
     samples: Tensor
     sigmas: Tensor
     steps: int
     final_step: str
     declared_nfe: int | None
     counted_nfe: int
+    forwards: int
+    noise: str = "counter"
+    """The per-sample noise source that drew the start and the steps' noise (:data:`~samplerzoo.noise.NOISE_SOURCES`;
+    Brownian samplers take their path from ``BrownianTreeNoise`` with either)."""
 
 
 def sampler_spec(sampler: SamplerSpec | str) -> SamplerSpec:
@@ -57,10 +64,22 @@ def run_sampler(spec: SamplerSpec, model: Denoiser, start: Tensor, sigmas: Tenso
     """Run ``spec`` on ``sigmas`` from the unit noise ``start`` (x = sigmas[0] * start), also from sigma = inf."""
     if not from_infinity(sigmas):
         return spec.fn(model, start * float(sigmas[0]), sigmas, noise=noise, **options)
+    check_infinite_sigma(model)
     if spec.starts_at_infinity:
         return spec.fn(model, start, sigmas, noise=noise, **options)
     x = ddim_step(start, denoise(model, start, sigmas[0]), sigmas[0], sigmas[1])  # D(n; inf) + sigma_1 n
     return x if len(sigmas) == 2 else spec.fn(model, x, sigmas[1:], noise=noise, **options)
+
+
+def check_infinite_sigma(model: Denoiser) -> None:
+    """A one-line error, before any work, unless ``model`` can be evaluated at sigma = inf (its sigma_max is inf,
+    and a checkpoint's parameterization has a limit there)."""
+    if math.isfinite(model.sigma_max):
+        raise SamplerzooError(f"the schedule starts at sigma = inf, but this model ends at sigma_max = "
+                              f"{model.sigma_max:.4g}")
+    check = getattr(model, "check_infinite_sigma", None)
+    if check is not None:
+        check()
 
 
 def planned_nfe(spec: SamplerSpec, sigmas: Tensor, **options: Any) -> int | None:
@@ -78,18 +97,13 @@ def resolve_final_step(model: Denoiser, sampler: SamplerSpec | str, nfe: int, fi
     if final_step not in FINAL_STEPS:
         raise UnknownNameError("final step", final_step, FINAL_STEPS)
     spec = sampler_spec(sampler)
-    per_call = network_calls(model)
-    if nfe % per_call:
-        raise UnreachableNFEError(f"each denoiser call makes {per_call} network calls (unbatched guidance), so NFE "
-                                  f"{nfe} is unreachable; use a multiple of {per_call}")
-    calls = nfe // per_call
     if final_step != "auto":
-        return final_step, spec.steps_for_nfe(calls - (final_step == "denoise"), final_step == "zero", **options)
+        return final_step, spec.steps_for_nfe(nfe - (final_step == "denoise"), final_step == "zero", **options)
     try:
-        return "zero", spec.steps_for_nfe(calls, True, **options)
+        return "zero", spec.steps_for_nfe(nfe, True, **options)
     except UnreachableNFEError as to_zero:
         try:
-            return "sigma_min", spec.steps_for_nfe(calls, False, **options)
+            return "sigma_min", spec.steps_for_nfe(nfe, False, **options)
         except UnreachableNFEError:
             raise to_zero from None
 
@@ -109,7 +123,7 @@ def sampling_plan(model: Denoiser, sampler: SamplerSpec | str, nfe: int, schedul
     # A schedule that starts at inf does so at any length: then the step from infinity spends one call of the
     # budget and the sampler's own steps follow it.
     infinite = not spec.starts_at_infinity and from_infinity(levels(1, "zero"))
-    budget = nfe - network_calls(model) if infinite else nfe
+    budget = nfe - 1 if infinite else nfe
     if infinite and budget == 0 and final_step in ("auto", "zero"):
         return "zero", levels(1, "zero")
     final, steps = resolve_final_step(model, spec, budget, final_step, **options)
@@ -119,24 +133,31 @@ def sampling_plan(model: Denoiser, sampler: SamplerSpec | str, nfe: int, schedul
 def generate(model: Denoiser, sampler: SamplerSpec | str, nfe: int, seeds: Sequence[int],
              sample_shape: Sequence[int], *, schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
              final_step: FinalStep = "auto", device: torch.device | str = "cpu",
-             dtype: torch.dtype = torch.float32, **options: Any) -> Generation:
-    """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked)."""
+             dtype: torch.dtype = torch.float32, noise: NoiseSource = "counter", **options: Any) -> Generation:
+    """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked); the
+    network forwards they cost are counted too.
+
+    Sample i's start and step noise come from its seed alone, through the ``noise`` source: ``counter`` (the
+    default; :class:`~samplerzoo.noise.CounterNoise`, hashed for the whole batch at once) or ``torch`` (one
+    ``torch.Generator`` per sample, :class:`~samplerzoo.noise.SeededNoise`: NVlabs/edm's draws, and samplerzoo's
+    before the counter source). The two give different images for the same seed."""
+    start = seeded_noise(noise, seeds, sample_shape, device=device, dtype=dtype)  # an unknown name fails here
     spec = sampler_spec(sampler)
     final_step, sigmas = sampling_plan(model, spec, nfe, schedule, final_step, schedule_options, **options)
-    start = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
-    noise: NoiseSampler = start
+    steps_noise: NoiseSampler = start
     if spec.brownian:
         finite = sigmas[torch.isfinite(sigmas)]  # the sampler's own levels: the step from infinity draws no noise
-        noise = BrownianTreeNoise(seeds, sample_shape, float(finite[finite > 0].min()), float(finite.max()),
-                                  device=device, dtype=dtype)
+        steps_noise = BrownianTreeNoise(seeds, sample_shape, float(finite[finite > 0].min()), float(finite.max()),
+                                        device=device, dtype=dtype)
     counter = CountingDenoiser(model)
     with torch.no_grad():
-        samples = run_sampler(spec, counter, start.randn(), sigmas, noise, **options)
+        samples = run_sampler(spec, counter, start.randn(), sigmas, steps_noise, **options)
         if final_step == "denoise":
             samples = denoise(counter, samples, sigmas[-1])
     declared = planned_nfe(spec, sigmas, **options)
     if declared is not None:
-        declared = (declared + (final_step == "denoise")) * network_calls(model)
+        declared = declared + (final_step == "denoise")
     if declared is not None and counter.calls != declared:
         raise SamplerzooError(f"sampler {spec.name!r} declared {declared} evaluations but made {counter.calls}")
-    return Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls)
+    return Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls, counter.forwards,
+                      noise)

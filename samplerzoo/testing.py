@@ -15,7 +15,7 @@ from torch import Tensor
 from .analytic import Gaussian, GaussianMixture
 from .denoiser import CountingDenoiser
 from .errors import UnreachableNFEError
-from .noise import BrownianTreeNoise, NoiseSampler, SeededNoise
+from .noise import BrownianTreeNoise, CounterNoise, NoiseSampler, SeededNoise
 from .registry import SamplerSpec
 from .samplers.reference import solve_ode
 from .sampling import generate, run_sampler, sampling_plan
@@ -137,18 +137,19 @@ class InfiniteStart(NamedTuple):
 
 def infinite_start(spec: SamplerSpec, n: int = 2000, nfe: int = 24, **options: Any) -> InfiniteStart:
     """``n`` samples of :func:`infinite_start_problem` from pure noise on the kl_optimal schedule, through
-    :func:`samplerzoo.sampling.generate` with the smallest budget from ``nfe`` on that the sampler reaches (an
-    adaptive sampler: ``nfe // 2`` kl_optimal steps through :func:`run_sampler`, counted only)."""
+    :func:`samplerzoo.sampling.generate` (its default counter-based noise) with the smallest budget from ``nfe`` on
+    that the sampler reaches (an adaptive sampler: ``nfe // 2`` kl_optimal steps through :func:`run_sampler`,
+    counted only)."""
     problem = infinite_start_problem()
     seeds = range(n)
-    start = SeededNoise(seeds, problem.sample_shape, dtype=torch.float64).randn()
+    start = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64).randn()
     if not spec.adaptive:
         budget = reachable_budget(spec, problem, nfe, **options)
         run = generate(problem, spec, budget, seeds, problem.sample_shape, schedule=INFINITE_START_SCHEDULE,
                        dtype=torch.float64, **options)
         return InfiniteStart(run.samples, start, run.sigmas, budget, run.counted_nfe)
     sigmas, counter = kl_optimal(nfe // 2, problem), CountingDenoiser(problem)
-    noise = SeededNoise(seeds, problem.sample_shape, dtype=torch.float64)
+    noise = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64)
     samples = run_sampler(spec, counter, noise.randn(), sigmas, noise, **options)
     return InfiniteStart(samples, start, sigmas, None, counter.calls)
 
@@ -165,7 +166,7 @@ def restarted_from_exact(spec: SamplerSpec, run: InfiniteStart, **options: Any) 
     (mean + sqrt(sigma_1^2 + std^2) n), its noise drawn from the same per-seed streams after the start."""
     problem = infinite_start_problem()
     seeds, sigmas = range(len(run.start)), run.sigmas[1:]
-    seeded = SeededNoise(seeds, problem.sample_shape, dtype=torch.float64)
+    seeded = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64)
     seeded.randn()  # the start draw
     noise: NoiseSampler = seeded
     if spec.brownian:  # the Brownian paths generate() gives the sampler's own levels

@@ -19,9 +19,10 @@ import torch
 
 from ..checkpoints import load
 from ..data import Split, digits, to_uint8
-from ..denoiser import Checkpoint
-from ..errors import SamplerzooError, UnreachableNFEError
+from ..denoiser import Checkpoint, decode
+from ..errors import SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..guidance import class_conditioned
+from ..noise import NOISE_SOURCES
 from ..plugins import get_sampler, get_schedule
 from ..sampling import generate, sampling_plan
 from . import distributed
@@ -51,6 +52,8 @@ class Point:
     dtype: str = "float32"
     guidance_scale: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    noise: str = "counter"
+    """generate()'s per-sample noise source (samplerzoo.noise.NOISE_SOURCES); rows without it were drawn by "torch"."""
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -108,8 +111,9 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
         seeds = range(point.seed + start, point.seed + stop)  # class-conditional: label seed % classes
         run = generate(class_conditioned(model, seeds, point.guidance_scale), spec.name, point.nfe, seeds,
                        model.sample_shape, schedule=point.schedule, final_step=point.final_step,  # type: ignore[arg-type]
-                       device=device, dtype=DTYPES[point.dtype], **point.options)
-        images = to_uint8(run.samples.float())
+                       device=device, dtype=DTYPES[point.dtype], noise=point.noise,  # type: ignore[arg-type]
+                       **point.options)
+        images = to_uint8(decode(model, run.samples).float())  # a latent checkpoint's samples through its VAE
         sampling_seconds += time.perf_counter() - tick
         # Every batch spends the same schedule (generate() has checked its counted NFE); keep the first's.
         plan = plan or {"counted_nfe": run.counted_nfe, "steps": run.steps, "final_step_used": run.final_step}
@@ -136,6 +140,8 @@ def base_row(point: Point, batch: int, device: str) -> dict[str, Any]:
 
 def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
            **common: Any) -> Iterator[Point]:
+    if common.get("noise", "counter") not in NOISE_SOURCES:
+        raise UnknownNameError("noise source", common["noise"], NOISE_SOURCES)
     for sampler in samplers:
         name = get_sampler(sampler).name  # unknown names fail here, before any work
         for schedule in schedules:

@@ -66,6 +66,8 @@ def bench(
     = None,
     guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale for class-conditional "
                                                               "checkpoints (labels are seed % classes).")] = None,
+    noise: Annotated[str, typer.Option(help="Per-sample noise: counter (hashed per seed, batched) or torch (one "
+                                            "torch.Generator per seed, NVlabs/edm's draws).")] = "counter",
 ) -> None:
     """Sweep samplers x schedules x NFE on a checkpoint: exact NFE, per-sample seeds, FID/KID, resumable; under
     torchrun the processes share each point's samples."""
@@ -92,7 +94,7 @@ def bench(
         rows = sweep(checkpoint, split_names(sampler), split_names(schedule), nfes, samples, seed, path, batch=batch,
                      device=device, progress=Callbacks(start_point, lambda n: bars.advance(task, n)),
                      metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
-                     guidance_scale=guidance_scale)
+                     guidance_scale=guidance_scale, noise=noise)
     finally:
         if bars.live.is_started:
             bars.stop()

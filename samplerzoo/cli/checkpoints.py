@@ -36,8 +36,12 @@ def train(name: Annotated[str, typer.Argument(help="Recipe name, e.g. digits, di
           seed: Annotated[int | None, typer.Option(help="Seed (default: the recipe's).")] = None,
           out: Annotated[Path | None, typer.Option(help="Output directory (default: the shipped weights).")] = None,
           ) -> None:
-    """Train a shipped digits checkpoint (or the digits classifier) from scratch, deterministically given the seed."""
+    """Train a shipped digits checkpoint (or the digits classifier) from scratch, deterministically given the seed.
+
+    digits-latent trains its autoencoder and then its DiT; --steps sets the DiT's steps (the autoencoder's scale
+    with them)."""
     from ..classifier import save_classifier, train_classifier
+    from ..latent_training import LATENT_RECIPES, train_latent_and_save
     from ..training import RECIPES, train_and_save
 
     def log(step: int, loss: float) -> None:
@@ -50,11 +54,13 @@ def train(name: Annotated[str, typer.Argument(help="Recipe name, e.g. digits, di
         model, record = train_classifier(log=log, **options)  # type: ignore[arg-type]
         save_classifier(model, out or WEIGHTS / name)
         summary = f"held-out accuracy {record['held_out_accuracy']:.4f}"
-    elif name in RECIPES:
-        record = train_and_save(name, out or WEIGHTS / name, steps, seed, log=log)
+    elif name in RECIPES or name in LATENT_RECIPES:
+        train_named = train_and_save if name in RECIPES else train_latent_and_save
+        record = train_named(name, out or WEIGHTS / name, steps, seed, log=log)
         summary = f"final loss {record['final_loss']:.4f} after {record['recipe']['steps']} steps"
     else:
-        raise SamplerzooError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}, digits-classifier")
+        raise SamplerzooError(f"unknown recipe {name!r}; known: {', '.join([*RECIPES, *LATENT_RECIPES])}, "
+                              "digits-classifier")
     record_path = RESULTS / "training" / f"{name}.json"
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps({"command": command, **record}, indent=1) + "\n")
@@ -88,6 +94,7 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
 
     from ..checkpoints import load
     from ..data import to_uint8
+    from ..denoiser import decode
     from ..guidance import class_conditioned
     from ..sampling import generate
 
@@ -96,7 +103,7 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
     run = generate(class_conditioned(model, seeds, guidance_scale), sampler, nfe, seeds, model.sample_shape,
                    schedule=schedule)
     columns = model.num_classes or int(n**0.5 + 0.999)  # conditional: label seed % classes, one column each
-    grid = image_grid(to_uint8(run.samples), columns=columns, scale=scale)
+    grid = image_grid(to_uint8(decode(model, run.samples)), columns=columns, scale=scale)
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid.squeeze(-1).numpy() if grid.shape[-1] == 1 else grid.numpy()).save(out)
     stdout.print(f"wrote {out}: {n} samples, {checkpoint}, {sampler}, {run.counted_nfe} NFE (counted), "
