@@ -99,13 +99,19 @@ def test_zero_terminal_snr_option_is_the_config_key() -> None:
 
 
 def test_predictions_without_a_limit_at_infinity_say_so() -> None:
-    inf = torch.full((1,), INF)
+    """Before any work: run_sampler asks the model once (the adapter itself never syncs to look)."""
+    euler, start = sz.get_sampler("euler"), torch.zeros(1, 3)
+    sigmas = torch.tensor([INF, 1.0, 0.0], dtype=torch.float64)
+    epsilon = NetworkDenoiser(lambda x, t: x, "epsilon", ZSNR_SCHEDULE)
     with pytest.raises(sz.SamplerzooError, match=r"^epsilon prediction is undefined at sigma = inf \(zero terminal "
                                                  r"SNR\).*use v, flow or x0 prediction$"):
-        NetworkDenoiser(lambda x, t: x, "epsilon", ZSNR_SCHEDULE)(torch.zeros(1, 3), inf)
+        run_sampler(euler, epsilon, start, sigmas)
+    with pytest.raises(sz.SamplerzooError, match=r"^the schedule starts at sigma = inf, but this model ends at "
+                                                 r"sigma_max = 80$"):
+        run_sampler(euler, NetworkDenoiser(lambda x, t: x, "edm", EDM()), start, sigmas)
     with pytest.raises(sz.SamplerzooError, match=r"^this checkpoint was trained up to sigma_max = 80 \(EDM\); it "
                                                  r"cannot be evaluated at sigma = inf$"):
-        NetworkDenoiser(lambda x, t: x, "edm", EDM())(torch.zeros(1, 3), inf)
+        NetworkDenoiser(lambda x, t: x, "edm", EDM()).check_infinite_sigma()
 
 
 def test_constant_shift_scales_sigma_and_is_the_exponential_shift_of_log_s() -> None:
