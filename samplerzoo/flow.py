@@ -131,19 +131,32 @@ class TrigFlow(EDM):
         return self.time_scale * torch.atan(sigma / self.sigma_data)
 
 
+def _number(config: Mapping[str, Any], key: str, default: float, source: str) -> float:
+    """A finite number from a scheduler config, or a one-line error naming the key."""
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise CheckpointError(f"{source}: {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def _check_flow_config(config: Mapping[str, Any], source: str) -> None:
     kind = config.get("time_shift_type", "exponential")
     if kind not in TIME_SHIFT_TYPES:
         raise CheckpointError(f"{source}: unknown time_shift_type {kind!r}; known: {', '.join(TIME_SHIFT_TYPES)}")
-    if float(config.get("shift", 1.0)) <= 0:
+    for key, default in (("base_shift", 0.5), ("max_shift", 1.15), ("base_image_seq_len", 256),
+                         ("max_image_seq_len", 4096)):
+        _number(config, key, default, source)
+    if _number(config, "shift", 1.0, source) <= 0:
         raise CheckpointError(f"{source}: shift must be > 0, got {config['shift']}")
     for key in ("sigma_min", "sigma_max", "shift_terminal"):
-        value = config.get(key)
-        if value is not None and not 0 < float(value) <= 1:
-            raise CheckpointError(f"{source}: {key} {value} is not a flow time; flow times (diffusers' sigmas) lie "
-                                  "in (0, 1]")
-    if int(config.get("num_train_timesteps", 1000)) < 1:
+        if config.get(key) is not None and not 0 < _number(config, key, 1.0, source) <= 1:
+            raise CheckpointError(f"{source}: {key} {config[key]} is not a flow time; flow times (diffusers' sigmas) "
+                                  "lie in (0, 1]")
+    if _number(config, "num_train_timesteps", 1000, source) < 1:
         raise CheckpointError(f"{source}: num_train_timesteps must be >= 1")
+    if config.get("base_image_seq_len", 256) == config.get("max_image_seq_len", 4096):
+        raise CheckpointError(f"{source}: base_image_seq_len and max_image_seq_len must differ (the dynamic shift "
+                              "is the line through them)")
 
 
 def flow_match_from_config(config: Mapping[str, Any], source: str, image_seq_len: int | None = None) -> FlowMatch:
@@ -167,3 +180,11 @@ def flow_match_from_config(config: Mapping[str, Any], source: str, image_seq_len
     terminal = config.get("shift_terminal")
     return FlowMatch(int(config.get("num_train_timesteps", 1000)), shift, dynamic,
                      None if terminal is None else float(terminal))
+
+
+def trigflow_from_config(config: Mapping[str, Any], source: str) -> TrigFlow:
+    """The TrigFlow schedule of a diffusers SCMScheduler config (its ``sigma_data``)."""
+    sigma_data = _number(config, "sigma_data", 0.5, source)
+    if sigma_data <= 0:
+        raise CheckpointError(f"{source}: sigma_data must be > 0, got {config['sigma_data']}")
+    return TrigFlow(sigma_data=sigma_data)

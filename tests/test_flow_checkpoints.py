@@ -63,6 +63,9 @@ def test_other_flow_configs(tmp_path: Path) -> None:
     ({"shift": 0}, "shift must be > 0, got 0"),
     ({"sigma_min": 1.2}, "sigma_min 1.2 is not a flow time; flow times (diffusers' sigmas) lie in (0, 1]"),
     ({"prediction_type": "epsilon"}, "a rectified-flow scheduler config needs prediction_type flow_prediction"),
+    ({"shift": "3"}, "shift must be a finite number, got '3'"),
+    ({"use_dynamic_shifting": True, "max_shift": math.nan}, "max_shift must be a finite number, got nan"),
+    ({"_class_name": "SCMScheduler", "sigma_data": 0}, "sigma_data must be > 0, got 0"),
 ])
 def test_bad_flow_configs_are_one_line(change: dict[str, object], message: str, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

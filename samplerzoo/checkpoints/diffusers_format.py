@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ..adapters import NetworkDenoiser, parameterization
 from ..denoiser import Checkpoint
 from ..errors import CheckpointError, UnknownNameError
-from ..flow import FLOW_SCHEDULERS, TRIGFLOW_SCHEDULERS, TrigFlow, flow_match_from_config
+from ..flow import FLOW_SCHEDULERS, TRIGFLOW_SCHEDULERS, flow_match_from_config, trigflow_from_config
 from ..noise_schedules import EDM, DiscreteVP, NoiseSchedule, SigmaToT
 from .betas import alphas_cumprod
 from .weights import load_state_dict
@@ -83,7 +83,7 @@ def noise_schedule(config: dict[str, Any], source: str, sigma_to_t: SigmaToT,
                       "shift": config.get("flow_shift", 1.0)}
         return flow_match_from_config(config, source, image_seq_len), "flow"
     if config.get("_class_name") in TRIGFLOW_SCHEDULERS:
-        return TrigFlow(sigma_data=float(config.get("sigma_data", 0.5))), "trigflow"
+        return trigflow_from_config(config, source), "trigflow"
     if config.get("_class_name") in EDM_SCHEDULERS:
         # diffusers' EDM schedulers call EDM's raw F "epsilon" (c_out = +sigma*sd/sqrt(sigma^2+sd^2)).
         prediction = {"epsilon": "edm", "v_prediction": "v"}.get(config.get("prediction_type", "epsilon"), "?")
