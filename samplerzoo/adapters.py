@@ -105,6 +105,12 @@ class NetworkDenoiser(nn.Module):
         return (*self._coefficients(s, c_in, self.schedule), c_in)
 
     def forward(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        """D in the dtype of x: the coefficients in float32 at least, the network in the dtype of its weights."""
+        sigma = sigma.to(torch.promote_types(x.dtype, torch.float32))
         c_skip, c_out, c_in = self.coefficients(sigma, x.ndim)
-        F = self.net(c_in * x, self.schedule.c_noise(sigma), **cond)
-        return c_skip * x + c_out * F
+        F = self.net((c_in * x).to(self.network_dtype(x.dtype)), self.schedule.c_noise(sigma), **cond)
+        return (c_skip * x + c_out * F).to(x.dtype)
+
+    def network_dtype(self, default: torch.dtype) -> torch.dtype:
+        """The dtype of the network's floating-point weights (``default`` when it has none)."""
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()), default)

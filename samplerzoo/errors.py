@@ -31,3 +31,12 @@ class RegistrationError(SamplerzooError, ValueError):
 
 class CheckpointError(SamplerzooError, ValueError):
     """A checkpoint that is missing, malformed or inconsistent; the message names the file."""
+
+
+class NonFiniteError(SamplerzooError, FloatingPointError):
+    """Samples (or a solver's state) contain NaN or inf: nothing is scored or written from them."""
+
+
+class SamplerzooWarning(UserWarning):
+    """Something the user should know that did not stop the work (skipped results lines, a cache recomputed or not
+    kept, duplicate names collapsed); the CLI prints it as one ``warning: ...`` line on stderr."""

@@ -89,8 +89,12 @@ class Conditioned(_Wrapper):
 
 def class_conditioned(model: Checkpoint, seeds: Sequence[int], guidance_scale: float | None = None) -> Denoiser:
     """A class-conditional model with labels ``seed % num_classes`` bound, guided when ``guidance_scale`` is set
-    (classifier-free, against the model's ``null_label``); an unconditional model is returned as it is."""
+    (classifier-free, against the model's ``null_label``); an unconditional model is returned as it is, and refuses
+    a guidance scale (it has nothing to guide towards)."""
     if not model.num_classes:
+        if guidance_scale is not None:
+            raise SamplerzooError(f"guidance scale {guidance_scale}: the checkpoint is unconditional (no classes); "
+                                  "accepted: a guidance scale only with a class-conditional checkpoint (digits-cond)")
         return model
     labels = torch.tensor([seed % model.num_classes for seed in seeds])
     if guidance_scale is None:

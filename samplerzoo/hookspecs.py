@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .checkpoints import CheckpointSpec
-    from .registry import SamplerSpec, ScheduleSpec
+    from .registry import CheckpointSpec, SamplerSpec, ScheduleSpec
 
 PROJECT = "samplerzoo"
 hookspec = pluggy.HookspecMarker(PROJECT)

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from .denoiser import CountingDenoiser, Denoiser, network_calls
-from .errors import SamplerzooError, UnknownNameError, UnreachableNFEError
+from .errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
+from .finite import FiniteWatch, takes_callback
 from .noise import BrownianTreeNoise, NoiseSampler, SeededNoise
 from .plugins import get_sampler, get_schedule
 from .steps import denoise
@@ -26,12 +27,33 @@ sigma_min, so Heun's 35 and DPM-Solver-2's 10 are both reachable; runs record wh
 
 @dataclass(frozen=True)
 class Generation:
+    """What :func:`generate` made: the samples, the sigmas it stepped through, how the run ended, its NFE, and how
+    many samples hold NaN or inf (never score those: ``finite`` says whether all are usable)."""
+
     samples: Tensor
     sigmas: Tensor
     steps: int
     final_step: str
     declared_nfe: int | None
     counted_nfe: int
+    nonfinite: int = 0
+    """Samples holding NaN or inf."""
+    first_nonfinite_step: int | None = None
+    """The step i (sigmas[i] -> sigmas[i + 1]) in which a non-finite value first appeared; None if all are finite
+    (or the sampler reports no steps to a callback)."""
+
+    @property
+    def finite(self) -> bool:
+        return self.nonfinite == 0
+
+    def nonfinite_reason(self) -> str:
+        """One line on the non-finite samples, for errors and results rows."""
+        return nonfinite_reason(self.nonfinite, len(self.samples), self.first_nonfinite_step, self.steps)
+
+
+def nonfinite_reason(count: int, total: int, first_step: int | None, steps: int) -> str:
+    where = "" if first_step is None else f", first in step {first_step} of {steps}"
+    return f"{count} of {total} samples are not finite (NaN or inf{where})"
 
 
 def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: FinalStep = "auto",
@@ -70,9 +92,15 @@ def sampling_plan(model: Denoiser, sampler: str, nfe: int, schedule: str = "karr
 def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], sample_shape: Sequence[int], *,
              schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
              final_step: FinalStep = "auto", device: torch.device | str = "cpu",
-             dtype: torch.dtype = torch.float32, **options: Any) -> Generation:
-    """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked)."""
+             dtype: torch.dtype = torch.float32, strict: bool = False, **options: Any) -> Generation:
+    """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked).
+
+    Samples holding NaN or inf are counted in ``Generation.nonfinite``; with ``strict`` they raise NonFiniteError.
+    The state is in ``dtype``; a network runs in its own dtype (cast it with ``.to(dtype)``)."""
     spec = get_sampler(sampler)
+    if not len(seeds):
+        raise SamplerzooError("no seeds given; accepted: one seed per sample, at least one")
+    callback = options.pop("callback", None)
     final_step, sigmas = sampling_plan(model, sampler, nfe, schedule, final_step, schedule_options, **options)
     start = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
     noise: NoiseSampler = start
@@ -80,8 +108,10 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
         lowest = float(sigmas[sigmas > 0].min())
         noise = BrownianTreeNoise(seeds, sample_shape, lowest, float(sigmas[0]), device=device, dtype=dtype)
     counter = CountingDenoiser(model)
+    watch = FiniteWatch(callback)
+    hooks = {"callback": watch} if takes_callback(spec.fn) else {} if callback is None else {"callback": callback}
     with torch.no_grad():
-        samples = spec.fn(counter, start.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+        samples = spec.fn(counter, start.randn() * float(sigmas[0]), sigmas, noise=noise, **options, **hooks)
         if final_step == "denoise":
             samples = denoise(counter, samples, sigmas[-1])
     declared = spec.nfe(sigmas, **options)
@@ -89,4 +119,7 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
         declared = (declared + (final_step == "denoise")) * network_calls(model)
     if declared is not None and counter.calls != declared:
         raise SamplerzooError(f"sampler {spec.name!r} declared {declared} evaluations but made {counter.calls}")
-    return Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls)
+    run = Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls, *watch.report(samples))
+    if strict and not run.finite:
+        raise NonFiniteError(f"sampler {spec.name!r}: {run.nonfinite_reason()}")
+    return run
