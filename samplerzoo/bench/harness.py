@@ -247,11 +247,11 @@ def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list
     grid = list(points(checkpoint, samplers, schedules, nfes, samples, seed, **common))
     file = ResultsFile(results)
     first = distributed.rank() == 0
-    if first:
-        file.check_writable()
     done = distributed.share(file.finished() if first else {})
     pending = [point for point in grid if point.key() not in done]
     setup = prepare(checkpoint, pending, batch, device) if pending else None
+    if first:
+        file.check_writable()  # last: it makes the results file's folder
     progress.start_sweep(len(grid), len(pending))
     rows = {point.key(): done[point.key()] for point in grid if point.key() in done}
 

@@ -93,8 +93,9 @@ def sections(rows: list[dict[str, Any]]) -> list[Section]:
 
 
 def metric_names(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """The metrics measured in ``rows`` (standard deviations left out), FID first."""
-    names = {name for row in rows for name in row.get("metrics", {}) if not name.endswith("_std")}
+    """The metrics asked for or measured in ``rows`` (standard deviations left out), FID first."""
+    names = {name for row in rows for name in [*row.get("metric_names", []), *row.get("metrics", {})]
+             if not name.endswith("_std")}
     return sorted(names, key=lambda name: (name != "fid", name))
 
 

@@ -46,7 +46,7 @@ class Tally:
     bars: Progress
     points: int = 0
     finished: int = 0
-    running: str = ""
+    running: Point | None = None
     tasks: dict[str, Any] = field(default_factory=dict)
 
     def start_sweep(self, points: int, pending: int) -> None:
@@ -57,20 +57,29 @@ class Tally:
             self.tasks["point"] = self.bars.add_task("sampling", total=None)
 
     def start_point(self, point: Point, total: int) -> None:
-        self.running = f"{point.sampler} {point.schedule} NFE {point.nfe}"
-        self.bars.reset(self.tasks["point"], total=total, description=self.running)
+        self.running = point
+        description = f"{point.sampler} {point.schedule} NFE {point.nfe}"
+        self.bars.reset(self.tasks["point"], total=total, description=description)
 
     def sampled(self, n: int) -> None:
         self.bars.advance(self.tasks["point"], n)
 
     def point_finished(self, point: Point, row: dict[str, Any]) -> None:
         self.finished += 1
-        self.running = ""
+        self.running = None
         if "sweep" in self.tasks:
             self.bars.update(self.tasks["sweep"], completed=self.finished)
 
     def interrupted_line(self, path: Path, signal_name: str) -> str:
-        lost = f"; {self.running} was interrupted and not written" if self.running else ""
+        """What the interrupt kept, from the file itself: the running point may have been written just before."""
+        from ..bench.results import parse
+
+        if self.running is not None and path.is_file() and any(
+                row["key"] == self.running.key() for row in parse(path.read_bytes()).rows):
+            self.point_finished(self.running, {})
+        running = self.running
+        lost = (f"; {running.sampler} {running.schedule} NFE {running.nfe} was interrupted and not written"
+                if running else "")
         return (f"interrupted by {signal_name}: {self.finished} of {self.points} points of this sweep are kept in "
                 f"{path}{lost}; rerun the same command to resume")
 
@@ -120,7 +129,7 @@ def bench(
     distributed.join(device)  # under torchrun: only the first process draws and prints
     first = distributed.rank() == 0
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=stderr, transient=True, disable=not first)
+                    console=stderr, transient=True, disable=not first or not stderr.is_terminal)
     tally = Tally(bars)
     try:
         rows = sweep(checkpoint, split_names(sampler), split_names(schedule), nfes, samples, seed, path, batch=batch,

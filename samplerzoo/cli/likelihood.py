@@ -61,7 +61,8 @@ def nll(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path.")
     low, high = sigma_range(model, sigma_min, sigma_max)
     bars = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                     TextColumn("{task.completed:.0f}/{task.total:.0f} images"), TimeElapsedColumn(),
-                    TextColumn("ETA"), TimeRemainingColumn(), console=stderr, transient=True)
+                    TextColumn("ETA"), TimeRemainingColumn(), console=stderr, transient=True,
+                    disable=not stderr.is_terminal)
     task = bars.add_task(f"nll {checkpoint} {split}", total=len(images))
     start = time.perf_counter()
     with bars:
