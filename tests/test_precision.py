@@ -17,11 +17,12 @@ from samplerzoo.noise_schedules import EDM
 from samplerzoo.precision import in_dtype
 
 SHIPPED = ["digits", "digits-v", "digits-x0", "digits-edm", "digits-cond", "digits-ideal"]
-TOLERANCE = {torch.float64: ("max", 1e-4), torch.float16: ("mean", 0.03), torch.bfloat16: ("mean", 0.1)}
-"""Largest difference from float32 of samples in [-1, 1] after 4 Euler steps from sigma_max. float64 agrees to
-float32's rounding; float16 (11-bit mantissa) is within 0.004 on the networks and bfloat16 (8 bits) within 0.05, on
-average over pixels. The exact digits model snaps to its nearest training image, so a rounding flips a few samples
-to another image: 0.02 (float16) and 0.04 (bfloat16) on average, the median sample agreeing to 1e-10."""
+TOLERANCE = {torch.float64: 1e-4, torch.float16: 0.01, torch.bfloat16: 0.1}
+"""Largest difference from float32 of the median sample (its mean absolute pixel difference, pixels in [-1, 1])
+after 4 Euler steps from sigma_max; float64: of every pixel. Measured on 16 samples: float64 within 1e-5 (float32's
+rounding), float16 (11-bit mantissa) within 0.0035 and bfloat16 (8 bits) within 0.047 on the networks. The exact
+digits model snaps to its nearest training image, so a rounding can flip a sample to another image (a worst sample
+0.3-0.4 off) while the median sample agrees to 1e-9: hence the median."""
 
 
 def euler_from(model: sz.Checkpoint, x: Tensor, sigmas: Tensor, seeds: range) -> Tensor:
@@ -33,15 +34,16 @@ def euler_from(model: sz.Checkpoint, x: Tensor, sigmas: Tensor, seeds: range) ->
 def test_every_shipped_checkpoint_samples_in_every_dtype_close_to_float32(name: str) -> None:
     reference_model = sz.load(name)
     sigmas = sz.get_schedule("karras")(4, reference_model)
-    seeds = range(8)
+    seeds = range(16)
     x = SeededNoise(seeds, reference_model.sample_shape).randn() * float(sigmas[0])
     reference = euler_from(reference_model, x, sigmas, seeds)
-    for dtype, (kind, tolerance) in TOLERANCE.items():
+    for dtype, tolerance in TOLERANCE.items():
         model, precision = in_dtype(sz.load(name), dtype)
         samples = euler_from(model, x.to(dtype), sigmas, seeds)
         assert samples.dtype == dtype and bool(torch.isfinite(samples).all())
         difference = (samples.double() - reference.double()).abs()
-        assert float(getattr(difference, kind)()) <= tolerance, (name, dtype, float(getattr(difference, kind)()))
+        off = difference.max() if dtype == torch.float64 else difference.flatten(1).mean(1).median()
+        assert float(off) <= tolerance, (name, dtype, float(off))
         exact = not isinstance(model, nn.Module)
         assert precision == ("native" if not exact or dtype == torch.float64 else "state")
 
