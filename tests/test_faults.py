@@ -28,7 +28,8 @@ from samplerzoo.cli import main
 from samplerzoo.errors import SamplerzooWarning
 
 SMALL = {"samples": 16, "seed": 0, "metric_names": ("fid",)}
-ZOO = [sys.executable, "-c", "from samplerzoo.cli import main; main()"]
+ZOO = [sys.executable, "-c", "import faulthandler, signal; faulthandler.register(signal.SIGUSR1, all_threads=True); "
+       "from samplerzoo.cli import main; main()"]
 
 
 @pytest.fixture(autouse=True)
@@ -270,7 +271,14 @@ def test_ctrl_c_and_sigterm_keep_finished_points_and_say_where(tmp_path: Path) -
             time.sleep(0.05)
         run.send_signal(signum)
     for signum, (path, run) in runs.items():
-        out, err = run.communicate(timeout=120)
+        try:
+            out, err = run.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            run.send_signal(signal.SIGUSR1)  # faulthandler: where is it stuck?
+            time.sleep(3)
+            run.kill()
+            out, err = run.communicate()
+            pytest.fail(f"signal {signum} did not stop zoo bench: {err}")
         assert run.returncode == 128 + signum and "Traceback" not in out + err, err
         name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else "SIGTERM"
         (line,) = err.splitlines()

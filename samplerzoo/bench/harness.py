@@ -20,11 +20,11 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import get_checkpoints, load
+from ..checkpoints import load
 from ..checks import positive, unique
 from ..data import Split, digits, to_uint8
 from ..denoiser import Checkpoint
-from ..errors import SamplerzooError, UnknownNameError, UnreachableNFEError
+from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..guidance import class_conditioned
 from ..plugins import get_sampler, get_schedule, provenance
 from ..precision import DTYPES, dtype_named, in_dtype
@@ -142,11 +142,12 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
     if gathered is None:
         return None
     bad = sum(count for _, count, _ in gathered)
-    first = min((step for _, _, steps in gathered for step in steps), default=None)
-    measured: dict[str, Any] = {
-        "status": "nonfinite", "nonfinite_samples": bad, "first_nonfinite_step": first,
-        "reason": nonfinite_reason(bad, point.samples, first, plan["steps"]) + "; not scored"}
-    if not bad:
+    measured: dict[str, Any]
+    if bad:
+        first = min((step for _, _, steps in gathered for step in steps), default=None)
+        measured = {"status": "nonfinite", "nonfinite_samples": bad, "first_nonfinite_step": first,
+                    "reason": nonfinite_reason(bad, point.samples, first, plan["steps"]) + "; not scored"}
+    else:
         in_order = [batch_features for _, batch_features in sorted(chain(*(f for f, _, _ in gathered)),
                                                                     key=lambda item: item[0])]
         measured = {"status": "ok",
@@ -168,8 +169,10 @@ def base_row(point: Point, batch: int, device: str) -> dict[str, Any]:
 def point_provenance(point: Point) -> dict[str, dict[str, str]]:
     """The plugin (and its distribution's name and version) that provided the point's sampler, schedule and
     checkpoint; a checkpoint given as a path records the path."""
-    checkpoint = (provenance("checkpoint", point.checkpoint) if point.checkpoint.lower() in get_checkpoints()
-                  else {"path": point.checkpoint})
+    try:
+        checkpoint = provenance("checkpoint", point.checkpoint)
+    except UnknownNameError:
+        checkpoint = {"path": point.checkpoint}
     return {"sampler": provenance("sampler", point.sampler), "schedule": provenance("schedule", point.schedule),
             "checkpoint": checkpoint}
 
@@ -214,6 +217,9 @@ def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progr
                              setup.meters[point.extractor, point.metric_names])
     except UnreachableNFEError as exc:
         measured = {"status": "unreachable", "reason": str(exc)}
+    except NonFiniteError as exc:  # an adaptive solver cannot go on: no sample of the point is usable
+        measured = {"status": "nonfinite", "nonfinite_samples": None, "first_nonfinite_step": None,
+                    "reason": f"{exc}; not scored"}
     row: dict[str, Any] = {}  # on the other processes, replaced by the first one's row
     if distributed.rank() == 0:
         assert measured is not None  # the first process measures every point
