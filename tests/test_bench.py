@@ -107,8 +107,9 @@ def test_bench_command_prints_the_table(tmp_path: Path, monkeypatch: pytest.Monk
                                       "3", "--samples", "30", "--metrics", "fid,kid", "--results",
                                       str(tmp_path / "r.jsonl")])
     main()
-    out = capsys.readouterr().out
-    assert "dpm2" in out and "fid" in out and "kid" in out and " ok " in out
+    lines = capsys.readouterr().out.splitlines()  # piped: plain columns, every cell whole
+    assert lines[1].split()[:3] == ["sampler", "schedule", "NFE"] and {"fid", "kid"} <= set(lines[1].split())
+    assert lines[3].split()[:3] == ["dpm2", "karras", "3"] and lines[3].split()[-1] == "ok"
     assert sz.get_sampler("dpm2").name == "dpm2"
 
 

@@ -3,6 +3,8 @@ bad input. Whatever goes wrong, no number is reported for it, no row is lost, an
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -22,24 +24,28 @@ from torch import Tensor
 import samplerzoo as sz
 from samplerzoo import plugins
 from samplerzoo.bench import cache, harness
-from samplerzoo.bench.report import markdown, read_results
+from samplerzoo.bench.report import csv_text, markdown, plot, read_results
 from samplerzoo.bench.results import ResultsFile
 from samplerzoo.cli import main
 from samplerzoo.errors import SamplerzooWarning
 
 SMALL = {"samples": 16, "seed": 0, "metric_names": ("fid",)}
-ZOO = [sys.executable, "-c", "import faulthandler, signal; faulthandler.register(signal.SIGUSR1, all_threads=True); "
-       "from samplerzoo.cli import main; main()"]
+ZOO = [sys.executable, "-c", "from samplerzoo.cli import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One reference-feature cache for this module's sweeps (the cache tests use their own)."""
+    return tmp_path_factory.mktemp("cache")
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAMPLERZOO_CACHE", str(tmp_path / "cache"))
+def cache_folder(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMPLERZOO_CACHE", str(shared_cache))
 
 
-def environment(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "SAMPLERZOO_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1",
-            "SAMPLERZOO_PLUGINS": "builtin"}
+def environment() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "SAMPLERZOO_PLUGINS": "builtin"}
 
 
 def zoo(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -118,6 +124,11 @@ def test_a_nonfinite_point_has_its_own_status_and_no_metrics(checkpoint: str, sa
     text = markdown(read_results(tmp_path / "r.jsonl"), "r.jsonl", "zoo report r.jsonl")
     assert "✗¹" in text and f"at NFE {nfe}: 16 of 16 samples are not finite" in text.split("Points without a value")[1]
     assert "(0 measured, 0 unreachable, 1 with non-finite samples)" in text
+    (line,) = csv.DictReader(io.StringIO(csv_text(read_results(tmp_path / "r.jsonl"))))
+    assert (line["status"], line["fid"], line["nonfinite_samples"]) == ("nonfinite", "", "16")
+    (axes,) = plot(read_results(tmp_path / "r.jsonl")).axes
+    marks = [line for line in axes.get_lines() if line.get_label() == "non-finite samples (not scored)"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [nfe]  # at the panel's top edge, at its NFE
 
 
 def test_bench_and_sample_say_so_on_the_command_line(nan_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -188,18 +199,22 @@ def test_a_point_claimed_by_another_process_is_read_back_not_recomputed(tmp_path
     assert len(ResultsFile(path).read().rows) == 3
 
 
-def test_two_zoo_bench_runs_on_one_file_share_the_points(tmp_path: Path) -> None:
+def test_two_zoo_bench_runs_on_one_file_share_the_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "r.jsonl"
-    args = ["bench", "--checkpoint", "digits-ideal", "--sampler", "euler,heun", "--nfe", "2,3", "--samples", "16",
+    args = ["bench", "--checkpoint", "digits-ideal", "--sampler", "euler,heun", "--nfe", "2,3,4", "--samples", "64",
             "--batch", "16", "--metrics", "fid", "--json", "--results", str(path)]
-    runs = [subprocess.Popen([*ZOO, *args], env=environment(tmp_path), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [run.communicate(timeout=300) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], outputs
+    other = subprocess.Popen([*ZOO, *args], env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    while not (tmp_path / ".r.jsonl.locks").is_dir() and other.poll() is None:  # its checks are done: now this
+        time.sleep(0.05)  # process runs the same sweep, at the same time
+    code, out, err = zoo(args, monkeypatch, capsys)
+    outputs = [other.communicate(timeout=300), (out, err)]
+    assert [other.returncode, code] == [0, 0], outputs
     assert not any("Traceback" in out + err for out, err in outputs)
     keys = [json.loads(line)["key"] for line in path.read_text().splitlines()]
-    assert len(keys) == 4 and len(set(keys)) == 4  # each point computed once, by one of the two
-    for out, _ in outputs:  # and both report all four, with the same numbers
+    assert len(keys) == 6 and len(set(keys)) == 6  # each point computed once, by one of the two
+    for out, _ in outputs:  # and both report all six, with the same numbers
         assert sorted((r["key"], r["metrics"]["fid"]) for r in json.loads(out)) == sorted(
             (r["key"], r["metrics"]["fid"]) for r in ResultsFile(path).read().rows)
 
@@ -257,31 +272,39 @@ def test_duplicate_keys_count_once_in_bench_and_report(tmp_path: Path) -> None:
 # --- 4. interrupts --------------------------------------------------------------------------------------------
 
 
+INTERRUPTED = """
+import faulthandler, json, signal, sys
+from samplerzoo.cli import run
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+codes = [run(["bench", "--checkpoint", "digits-ideal", "--sampler", "euler", "--nfe", "1,400,500", "--samples", "1000",
+              "--batch", "100", "--metrics", "fid", "--results", path]) for path in sys.argv[1:]]
+print(json.dumps(codes))
+"""
+
+
 def test_ctrl_c_and_sigterm_keep_finished_points_and_say_where(tmp_path: Path) -> None:
-    runs = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        path = tmp_path / f"{signum}.jsonl"
-        args = ["bench", "--checkpoint", "digits-ideal", "--sampler", "euler", "--nfe", "1,400,500", "--samples",
-                "1000", "--batch", "100", "--metrics", "fid", "--results", str(path)]
-        runs[signum] = (path, subprocess.Popen([*ZOO, *args], env=environment(tmp_path), stdout=subprocess.PIPE,
-                                               stderr=subprocess.PIPE, text=True))
+    """One real process runs two sweeps, the first stopped by SIGINT and the second by SIGTERM, each just after its
+    first point is written (during the second)."""
+    paths = {signal.SIGINT: tmp_path / "int.jsonl", signal.SIGTERM: tmp_path / "term.jsonl"}
+    run = subprocess.Popen([sys.executable, "-c", INTERRUPTED, *map(str, paths.values())], env=environment(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    for signum, (path, run) in runs.items():
+    for signum, path in paths.items():
         while not (path.is_file() and path.read_text().count("\n")) and time.monotonic() < deadline:
             time.sleep(0.05)
         run.send_signal(signum)
-    for signum, (path, run) in runs.items():
-        try:
-            out, err = run.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            run.send_signal(signal.SIGUSR1)  # faulthandler: where is it stuck?
-            time.sleep(3)
-            run.kill()
-            out, err = run.communicate()
-            pytest.fail(f"signal {signum} did not stop zoo bench: {err}")
-        assert run.returncode == 128 + signum and "Traceback" not in out + err, err
+    try:
+        out, err = run.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        run.send_signal(signal.SIGUSR1)  # faulthandler: where is it stuck?
+        time.sleep(3)
+        run.kill()
+        pytest.fail(f"the signals did not stop zoo bench: {run.communicate()[1]}")
+    assert run.returncode == 0 and json.loads(out) == [130, 143] and "Traceback" not in out + err, err
+    lines = err.splitlines()
+    assert len(lines) == 2, lines
+    for line, (signum, path) in zip(lines, paths.items(), strict=True):
         name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else "SIGTERM"
-        (line,) = err.splitlines()
         assert line.startswith(f"interrupted by {name}: 1 of 3 points of this sweep are kept in {path}; ")
         assert line.endswith("; rerun the same command to resume") and ("interrupted and not written" not in line
                                                                        or "euler karras NFE 400 was" in line), line
@@ -298,7 +321,9 @@ def reference_features() -> dict[str, Tensor]:
 
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "truncated"])
-def test_a_damaged_cache_file_is_recomputed_and_replaced(damage: str) -> None:
+def test_a_damaged_cache_file_is_recomputed_and_replaced(damage: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMPLERZOO_CACHE", str(tmp_path / "cache"))
     fresh = reference_features()
     (path,) = cache.cache_root().glob("*.safetensors")
     data = path.read_bytes()

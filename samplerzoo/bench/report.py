@@ -270,7 +270,7 @@ def markdown(rows: list[dict[str, Any]], results: str, command: str) -> str:
 def csv_text(rows: list[dict[str, Any]]) -> str:
     """Long format, one line per point (``pandas.read_csv`` then ``pivot`` gives any table); metrics and floors
     in their own columns (``fid``, ``kid``, ``kid_std``, ``floor_fid``, ...), blank when not measured."""
-    metrics = sorted({name for row in rows for name in row.get("metrics", {})})
+    metrics = sorted({name for row in rows for name in [*row.get("metrics", {}), *row.get("metric_names", [])]})
     floors = sorted({name for row in rows for name in row.get("floor", {})})
     columns = [*CSV_COLUMNS, *metrics, *(f"floor_{name}" for name in floors), *CSV_TRAILING]
     out = io.StringIO()

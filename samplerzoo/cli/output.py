@@ -17,15 +17,21 @@ from rich.text import Text
 
 stdout = Console()
 stderr = Console(stderr=True)
+LABEL_STYLES = {"error": "red", "warning": "yellow"}
+
+
+def labelled(label: str, message: str) -> None:
+    """``label: message`` on stderr as one unwrapped line (the message is never read as rich markup)."""
+    stderr.print(f"[{LABEL_STYLES[label]}]{label}:[/] ", end="", highlight=False)
+    stderr.print(message, highlight=False, soft_wrap=True, markup=False)
 
 
 def error(message: str) -> None:
-    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True, markup=True)
+    labelled("error", message)
 
 
 def warning(message: str) -> None:
-    stderr.print("[yellow]warning:[/yellow] ", end="", highlight=False)
-    stderr.print(message, highlight=False, soft_wrap=True, markup=False)
+    labelled("warning", message)
 
 
 def print_json(value: Any) -> None:
