@@ -27,19 +27,26 @@ CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if
 """click's base exception, wherever typer takes click from (its own vendored copy since typer 0.20)."""
 
 
+SHOWN: set[str] = set()
+"""The samplerzoo warnings this command has printed: each is said once, wherever it is raised again."""
+
+
 def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                  file: TextIO | None = None, line: str | None = None) -> None:
-    """samplerzoo's warnings as one ``warning: ...`` line; others as Python prints them."""
+    """samplerzoo's warnings as one ``warning: ...`` line, once each; others as Python prints them."""
     if issubclass(category, SamplerzooWarning):
-        output.warning(str(message))
+        if str(message) not in SHOWN:
+            SHOWN.add(str(message))
+            output.warning(str(message))
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def run(args: list[str]) -> int:
     """Run one command and return its exit code."""
+    SHOWN.clear()
     with interrupts.handled(), warnings.catch_warnings():
-        warnings.simplefilter("default", SamplerzooWarning)
+        warnings.simplefilter("always", SamplerzooWarning)
         warnings.showwarning = show_warning
         try:
             code: Any = app(args, standalone_mode=False)
