@@ -9,10 +9,14 @@ responsibilities. A finite data set is the mixture with s_k = 0 (D is a softmax-
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from .denoiser import Denoiser
+from .guidance import condition_on_labels
 
 
 class GaussianMixture:
@@ -68,6 +72,14 @@ class GaussianMixture:
         # sum_k r_k [mu_k + shrink_k (x - mu_k)] = (r*shrink).sum x + (r*(1-shrink)) @ mu
         denoised = (r * shrink).sum(1, keepdim=True) * xf + (r * (1 - shrink)) @ mu
         return denoised.reshape(x.shape)
+
+    def decode(self, x: Tensor) -> Tensor:
+        """Samples are the data itself (a pixel-space Checkpoint)."""
+        return x
+
+    def condition(self, samples: Sequence[int], **request: Any) -> Denoiser:
+        """Unconditional: requests for labels, prompts or guidance fail as for any unconditional checkpoint."""
+        return condition_on_labels(self, samples, **request)
 
     def classifier(self, x: Tensor, sigma: Tensor) -> Tensor:
         """The Bayes classifier's logits log p(k | x; sigma), reading each component as a class."""

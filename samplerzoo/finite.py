@@ -52,8 +52,17 @@ class FiniteWatch:
     def report(self, samples: Tensor) -> tuple[int, int | None]:
         """(samples holding NaN or inf, the first step where one appeared); the step is ``None`` when all samples
         are finite, or when the sampler reported no steps."""
-        bad = int((~torch.isfinite(samples)).flatten(1).any(1).sum())
+        bad = count_nonfinite(samples)
         if not bad or self.last_step is None:
             return bad, None
         first = UNSEEN if self.first is None else int(self.first)
         return bad, self.last_step if first == UNSEEN else first
+
+
+def count_nonfinite(*batches: Tensor) -> int:
+    """How many samples (along dim 0) hold NaN or inf in any of ``batches``: the same samples in several forms,
+    such as latents and the images decoded from them."""
+    bad = torch.zeros(len(batches[0]), dtype=torch.bool)
+    for batch in batches:
+        bad |= ~torch.isfinite(batch).flatten(1).all(1).cpu()
+    return int(bad.sum())

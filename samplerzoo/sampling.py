@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from .denoiser import CountingDenoiser, Denoiser, network_calls
+from .denoiser import CountingDenoiser, Denoiser
 from .errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from .finite import FiniteWatch, takes_callback
 from .noise import BrownianTreeNoise, NoiseSampler, SeededNoise
@@ -27,8 +27,10 @@ sigma_min, so Heun's 35 and DPM-Solver-2's 10 are both reachable; runs record wh
 
 @dataclass(frozen=True)
 class Generation:
-    """What :func:`generate` made: the samples, the sigmas it stepped through, how the run ended, its NFE, and how
-    many samples hold NaN or inf (never score those: ``finite`` says whether all are usable)."""
+    """A finished run. ``counted_nfe`` counts denoiser calls per sample (the NFE budget samplers are written
+    in); ``forwards`` counts network forward passes per sample, which classifier-free guidance doubles.
+    ``nonfinite`` counts the samples holding NaN or inf (never score those: ``finite`` says whether all are
+    usable)."""
 
     samples: Tensor
     sigmas: Tensor
@@ -36,6 +38,7 @@ class Generation:
     final_step: str
     declared_nfe: int | None
     counted_nfe: int
+    forwards: int
     nonfinite: int = 0
     """Samples holding NaN or inf."""
     first_nonfinite_step: int | None = None
@@ -62,18 +65,13 @@ def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: Fina
     if final_step not in FINAL_STEPS:
         raise UnknownNameError("final step", final_step, FINAL_STEPS)
     spec = get_sampler(sampler)
-    per_call = network_calls(model)
-    if nfe % per_call:
-        raise UnreachableNFEError(f"each denoiser call makes {per_call} network calls (unbatched guidance), so NFE "
-                                  f"{nfe} is unreachable; use a multiple of {per_call}")
-    calls = nfe // per_call
     if final_step != "auto":
-        return final_step, spec.steps_for_nfe(calls - (final_step == "denoise"), final_step == "zero", **options)
+        return final_step, spec.steps_for_nfe(nfe - (final_step == "denoise"), final_step == "zero", **options)
     try:
-        return "zero", spec.steps_for_nfe(calls, True, **options)
+        return "zero", spec.steps_for_nfe(nfe, True, **options)
     except UnreachableNFEError as to_zero:
         try:
-            return "sigma_min", spec.steps_for_nfe(calls, False, **options)
+            return "sigma_min", spec.steps_for_nfe(nfe, False, **options)
         except UnreachableNFEError:
             raise to_zero from None
 
@@ -93,7 +91,8 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
              schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
              final_step: FinalStep = "auto", device: torch.device | str = "cpu",
              dtype: torch.dtype = torch.float32, strict: bool = False, **options: Any) -> Generation:
-    """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked).
+    """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked); the
+    network forwards they cost are counted too.
 
     Samples holding NaN or inf are counted in ``Generation.nonfinite``; with ``strict`` they raise NonFiniteError.
     The state is in ``dtype``; a network runs in its own dtype (cast it with ``.to(dtype)``)."""
@@ -116,10 +115,11 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
             samples = denoise(counter, samples, sigmas[-1])
     declared = spec.nfe(sigmas, **options)
     if declared is not None:
-        declared = (declared + (final_step == "denoise")) * network_calls(model)
+        declared = declared + (final_step == "denoise")
     if declared is not None and counter.calls != declared:
         raise SamplerzooError(f"sampler {spec.name!r} declared {declared} evaluations but made {counter.calls}")
-    run = Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls, *watch.report(samples))
+    run = Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls, counter.forwards,
+                     *watch.report(samples))
     if strict and not run.finite:
         raise NonFiniteError(f"sampler {spec.name!r}: {run.nonfinite_reason()}")
     return run

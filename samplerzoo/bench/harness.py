@@ -23,8 +23,9 @@ from typing import Any
 from ..checkpoints import load
 from ..checks import positive, unique
 from ..data import Split, digits, to_uint8
-from ..denoiser import Checkpoint
+from ..denoiser import Checkpoint, decode
 from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
+from ..finite import count_nonfinite
 from ..guidance import class_conditioned
 from ..plugins import get_sampler, get_schedule, provenance
 from ..precision import DTYPES, dtype_named, in_dtype
@@ -133,10 +134,11 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
         sampling_seconds += time.perf_counter() - tick
         # Every batch spends the same schedule (generate() has checked its counted NFE); keep the first's.
         plan = plan or {"counted_nfe": run.counted_nfe, "steps": run.steps, "final_step_used": run.final_step}
-        nonfinite += run.nonfinite
+        images = decode(model, run.samples)  # a latent checkpoint's samples through its VAE
+        nonfinite += count_nonfinite(run.samples, images)
         first_steps += [] if run.first_nonfinite_step is None else [run.first_nonfinite_step]
         if not nonfinite:  # once a sample is not finite the point is not scored: no more features
-            features.append((start, meter.features(to_uint8(run.samples.float()))))
+            features.append((start, meter.features(to_uint8(images.float()))))
         progress.sampled(stop - start)
     gathered = distributed.gather((features, nonfinite, first_steps))
     if gathered is None:

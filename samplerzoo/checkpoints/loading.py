@@ -1,4 +1,5 @@
-"""``load(spec)``: a Denoiser from a registered name, a diffusers directory, or a described safetensors file."""
+"""``load(spec)``: a Checkpoint from a registered name, a diffusers directory, a described safetensors file or a
+Hugging Face hub id."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..plugins import registry
 from ..registry import CheckpointSpec
 from .description import DESCRIPTION_SUFFIXES, load_described
 from .diffusers_format import load_diffusers
+from .hub import is_hub_id, resolve
 
 __all__ = ["CheckpointSpec", "get_checkpoint", "get_checkpoints", "load"]
 
@@ -24,8 +26,9 @@ def get_checkpoint(name: str) -> CheckpointSpec:
 
 
 def load(spec: str | Path) -> Checkpoint:
-    """A Denoiser from a registered checkpoint name, a diffusers model directory, or a safetensors file with
-    its JSON/TOML description (or the description itself)."""
+    """A Checkpoint from a registered checkpoint name, a local diffusers directory (a pipeline of any supported
+    family, or a bare UNet2DModel), a safetensors file with its JSON/TOML description (or the description
+    itself), or a Hugging Face hub id ``org/name`` (from the hub cache, else downloaded)."""
     catalogue = registry().checkpoints
     if isinstance(spec, str) and spec.lower() in catalogue.names:
         return catalogue.get(spec).load()
@@ -34,5 +37,8 @@ def load(spec: str | Path) -> Checkpoint:
         return load_diffusers(path)
     if path.is_file() and path.suffix in (".safetensors", *DESCRIPTION_SUFFIXES):
         return load_described(path)
-    raise CheckpointError(f"{spec}: not a registered checkpoint, a diffusers model directory, or a .safetensors/"
-                          f".json/.toml file; registered: {', '.join(sorted(catalogue.specs)) or 'none'}")
+    if not path.exists() and is_hub_id(str(spec)):
+        return load_diffusers(resolve(str(spec)))
+    raise CheckpointError(f"{spec}: not a registered checkpoint, a diffusers model directory, a .safetensors/"
+                          f".json/.toml file or a hub id org/name; registered: "
+                          f"{', '.join(sorted(catalogue.specs)) or 'none'}")

@@ -41,13 +41,18 @@ def train(name: Annotated[str, typer.Argument(help="Recipe name, e.g. digits, di
           seed: Annotated[int | None, typer.Option(help="Seed (default: the recipe's).")] = None,
           out: Annotated[Path | None, typer.Option(help="Output directory (default: the shipped weights).")] = None,
           ) -> None:
-    """Train a shipped digits checkpoint (or the digits classifier) from scratch, deterministically given the seed."""
+    """Train a shipped digits checkpoint (or the digits classifier) from scratch, deterministically given the seed.
+
+    digits-latent trains its autoencoder and then its DiT; --steps sets the DiT's steps (the autoencoder's scale
+    with them)."""
     from ..classifier import save_classifier, train_classifier
     from ..files import check_writable
+    from ..latent_training import LATENT_RECIPES, train_latent_and_save
     from ..training import RECIPES, train_and_save
 
-    if name != "digits-classifier" and name not in RECIPES:
-        raise SamplerzooError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}, digits-classifier")
+    if name != "digits-classifier" and name not in RECIPES and name not in LATENT_RECIPES:
+        raise SamplerzooError(f"unknown recipe {name!r}; known: {', '.join([*RECIPES, *LATENT_RECIPES])}, "
+                              "digits-classifier")
     if steps is not None:
         positive("--steps", steps, "training steps")
     folder = out or WEIGHTS / name
@@ -65,7 +70,8 @@ def train(name: Annotated[str, typer.Argument(help="Recipe name, e.g. digits, di
         save_classifier(model, folder)
         summary = f"held-out accuracy {record['held_out_accuracy']:.4f}"
     else:
-        record = train_and_save(name, folder, steps, seed, log=log)
+        train_named = train_and_save if name in RECIPES else train_latent_and_save
+        record = train_named(name, folder, steps, seed, log=log)
         summary = f"final loss {record['final_loss']:.4f} after {record['recipe']['steps']} steps"
     record_path.write_text(json.dumps({"command": command, **record}, indent=1) + "\n")
     stdout.print(f"{name}: {summary}, {record['seconds']:.0f} s; record in {record_path}")
@@ -112,7 +118,9 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
 
     from ..checkpoints import load
     from ..data import to_uint8
+    from ..denoiser import decode
     from ..files import atomic_write, check_writable
+    from ..finite import count_nonfinite
     from ..guidance import class_conditioned
     from ..plugins import get_sampler
     from ..precision import dtype_named, in_dtype
@@ -126,8 +134,12 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
                    schedule=schedule, dtype=dtype_named(dtype), **options)
     if not run.finite:
         raise NonFiniteError(f"{run.nonfinite_reason()}; no grid written to {out}")
+    images = decode(model, run.samples)  # a latent checkpoint's samples through its VAE
+    if count_nonfinite(images):
+        raise NonFiniteError(f"{count_nonfinite(images)} of {n} decoded images are not finite (NaN or inf); no grid "
+                             f"written to {out}")
     columns = model.num_classes or int(n**0.5 + 0.999)  # conditional: label seed % classes, one column each
-    grid = image_grid(to_uint8(run.samples.float()), columns=columns, scale=scale)
+    grid = image_grid(to_uint8(images.float()), columns=columns, scale=scale)
     png = io.BytesIO()
     Image.fromarray(grid.squeeze(-1).numpy() if grid.shape[-1] == 1 else grid.numpy()).save(png, format="PNG")
     atomic_write(out, png.getvalue())
