@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .denoiser import Checkpoint, CountingDenoiser, Denoiser
     from .errors import CheckpointError, NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
     from .hookspecs import hookimpl
-    from .noise import SeededNoise
+    from .noise import CounterNoise, SeededNoise
     from .plugins import get_sampler, get_samplers, get_schedule, get_schedules
     from .registry import SamplerSpec, ScheduleSpec
     from .sampling import Generation, generate
@@ -28,7 +28,7 @@ MODULES = {
     "denoiser": ["Checkpoint", "CountingDenoiser", "Denoiser"],
     "errors": ["CheckpointError", "NonFiniteError", "SamplerzooError", "UnknownNameError", "UnreachableNFEError"],
     "hookspecs": ["hookimpl"],
-    "noise": ["SeededNoise"],
+    "noise": ["CounterNoise", "SeededNoise"],
     "plugins": ["get_sampler", "get_samplers", "get_schedule", "get_schedules"],
     "registry": ["SamplerSpec", "ScheduleSpec"],
     "sampling": ["Generation", "generate"],
@@ -36,10 +36,11 @@ MODULES = {
 """Where each public name lives."""
 HOME = {name: module for module, names in MODULES.items() for name in names}
 __all__ = [
-    "Checkpoint", "CheckpointError", "CheckpointSpec", "CountingDenoiser", "Denoiser", "Gaussian", "GaussianMixture",
-    "Generation", "NetworkDenoiser", "NonFiniteError", "SamplerSpec", "SamplerzooError", "ScheduleSpec", "SeededNoise",
-    "UnknownNameError", "UnreachableNFEError", "finite_dataset", "generate", "get_checkpoint", "get_checkpoints",
-    "get_sampler", "get_samplers", "get_schedule", "get_schedules", "hookimpl", "load",
+    "Checkpoint", "CheckpointError", "CheckpointSpec", "CounterNoise", "CountingDenoiser", "Denoiser", "Gaussian",
+    "GaussianMixture", "Generation", "NetworkDenoiser", "NonFiniteError", "SamplerSpec", "SamplerzooError",
+    "ScheduleSpec", "SeededNoise", "UnknownNameError", "UnreachableNFEError", "finite_dataset", "generate",
+    "get_checkpoint", "get_checkpoints", "get_sampler", "get_samplers", "get_schedule", "get_schedules", "hookimpl",
+    "load",
 ]
 __version__ = "0.1.0"
 

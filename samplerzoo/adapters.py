@@ -114,6 +114,13 @@ class NetworkDenoiser(nn.Module):
     def sigma_table(self) -> Tensor | None:
         return self.schedule.sigma_table
 
+    def with_schedule(self, schedule: NoiseSchedule) -> NetworkDenoiser:
+        """The same checkpoint (network, decoder and conditioner shared, not copied) read through another noise
+        schedule."""
+        return NetworkDenoiser(self.net, self.prediction, schedule, sample_shape=self.sample_shape,
+                               num_classes=self.num_classes, null_label=self.null_label, decoder=self.decoder,
+                               conditioner=self.conditioner)
+
     def coefficients(self, sigma: Tensor, ndim: int) -> tuple[Tensor, Tensor, Tensor]:
         """(c_skip, c_out, c_in) for a (batch,) sigma, shaped to broadcast over ``ndim``-dimensional x."""
         s = sigma.reshape(-1, *([1] * (ndim - 1)))

@@ -27,6 +27,7 @@ from ..denoiser import Checkpoint, decode
 from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..finite import count_nonfinite
 from ..guidance import class_conditioned
+from ..noise import NOISE_SOURCES
 from ..plugins import get_sampler, get_schedule, provenance
 from ..precision import DTYPES, dtype_named, in_dtype
 from ..sampling import FINAL_STEPS, generate, nonfinite_reason, resolve_final_step
@@ -57,6 +58,8 @@ class Point:
     dtype: str = "float32"
     guidance_scale: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    noise: str = "counter"
+    """generate()'s per-sample noise source (samplerzoo.noise.NOISE_SOURCES); rows without it were drawn by "torch"."""
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -130,7 +133,8 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
         seeds = range(point.seed + start, point.seed + stop)  # class-conditional: label seed % classes
         run = generate(class_conditioned(model, seeds, point.guidance_scale), spec.name, point.nfe, seeds,
                        model.sample_shape, schedule=point.schedule, final_step=point.final_step,  # type: ignore[arg-type]
-                       device=device, dtype=DTYPES[point.dtype], **point.options)
+                       device=device, dtype=DTYPES[point.dtype], noise=point.noise,  # type: ignore[arg-type]
+                       **point.options)
         sampling_seconds += time.perf_counter() - tick
         # Every batch spends the same schedule (generate() has checked its counted NFE); keep the first's.
         plan = plan or {"counted_nfe": run.counted_nfe, "steps": run.steps, "final_step_used": run.final_step}
@@ -182,7 +186,7 @@ def point_provenance(point: Point) -> dict[str, dict[str, str]]:
 def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
            **common: Any) -> Iterator[Point]:
     """The sweep's grid, checked before any work: names resolved (an alias, or a name given twice, runs once), NFE
-    positive, the options taken by every sampler, the final step known."""
+    positive, the options taken by every sampler, the final step and the noise source known."""
     sampler_names = unique("sampler", samplers, lambda name: get_sampler(name).name)
     schedule_names = unique("schedule", schedules, lambda name: get_schedule(name).name)
     budgets = unique("NFE", [positive("NFE", nfe, "network evaluations") for nfe in nfes])
@@ -190,6 +194,8 @@ def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: lis
         get_sampler(name).check_options(common.get("options", {}))
     if common.get("final_step", "auto") not in FINAL_STEPS:
         raise UnknownNameError("final step", common["final_step"], FINAL_STEPS)
+    if common.get("noise", "counter") not in NOISE_SOURCES:
+        raise UnknownNameError("noise source", common["noise"], NOISE_SOURCES)
     for sampler in sampler_names:
         for schedule in schedule_names:
             for nfe in budgets:

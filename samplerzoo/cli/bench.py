@@ -101,6 +101,8 @@ def bench(
     = None,
     guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale for class-conditional "
                                                               "checkpoints (labels are seed % classes).")] = None,
+    noise: Annotated[str, typer.Option(help="Per-sample noise: counter (hashed per seed, batched) or torch (one "
+                                            "torch.Generator per seed, NVlabs/edm's draws).")] = "counter",
     option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE for every sampler of the "
                                                           "sweep (repeatable), e.g. s_churn=10.")] = None,
     as_json: JsonOption = False,
@@ -136,7 +138,7 @@ def bench(
                      device=device, progress=Callbacks(tally.start_point, tally.sampled, tally.point_finished,
                                                        tally.start_sweep),
                      metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
-                     guidance_scale=guidance_scale, options=options)
+                     guidance_scale=guidance_scale, options=options, noise=noise)
     except KeyboardInterrupt as exc:
         if bars.live.is_started:
             bars.stop()

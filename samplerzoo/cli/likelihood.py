@@ -29,6 +29,9 @@ def nll(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path.")
         atol: Annotated[float, typer.Option(help="Absolute tolerance of the adaptive solver.")] = 1e-5,
         seed: Annotated[int, typer.Option(help="First seed; image i dequantizes and probes with seed + i.")] = 0,
         batch: Annotated[int, typer.Option(help="Images per solver batch (does not change the results).")] = 100,
+        sigma_to_t: Annotated[str, typer.Option(help="Discrete-time VP networks: smooth (a C1 sigma -> t through "
+                                                      "the trained levels), model (the checkpoint's own map), log, "
+                                                      "linear or nearest.")] = "smooth",
         ) -> None:
     """Bits/dim of a digits split under a checkpoint (class-conditional: its null-label model), with the standard
     error over images and the counted denoiser calls. Progress (images, with an ETA) goes to stderr."""
@@ -43,10 +46,12 @@ def nll(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path.")
 
     from ..checkpoints import load
     from ..data import Split, digits
-    from ..likelihood import BIN_WIDTH, image_bits_per_dim, sigma_range
+    from ..likelihood import BIN_WIDTH, SIGMA_TO_T, image_bits_per_dim, sigma_range, with_sigma_to_t
 
     if split not in SPLITS:
         raise UnknownNameError("split", split, SPLITS)
+    if sigma_to_t not in SIGMA_TO_T:
+        raise UnknownNameError("sigma_to_t", sigma_to_t, SIGMA_TO_T)
     images = digits(cast(Split, split))[0]
     if samples is not None and not 1 <= samples <= len(images):
         raise SamplerzooError(f"--samples {samples}: the {split} split has {len(images)} images; accepted: "
@@ -68,12 +73,14 @@ def nll(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path.")
     with bars:
         result = image_bits_per_dim(model, images, range(seed, seed + len(images)), bin_width=width, batch=batch,
                                     sigma_min=low, sigma_max=high, divergence=divergence, probes=probes,
-                                    probe=probe, rtol=rtol, atol=atol,
+                                    probe=probe, rtol=rtol, atol=atol, sigma_to_t=sigma_to_t,
                                     progress=lambda done: bars.update(task, completed=done))
     seconds = time.perf_counter() - start
     bpd = result.bpd.double()
     error = float(bpd.std() / len(bpd) ** 0.5) if len(bpd) > 1 else float("nan")
     estimate = "exact divergence" if divergence == "exact" else f"Hutchinson, {probes} {probe} probe(s)"
+    read_as = getattr(getattr(with_sigma_to_t(model, sigma_to_t), "schedule", None), "sigma_to_t", None)
+    estimate += f", sigma -> t {read_as}" if read_as else ""
     stdout.print(f"{checkpoint}, {split} split, {len(bpd)} images: {float(bpd.mean()):.4f} +- {error:.4f} bits/dim "
                  f"(standard error over images); sigma {low:.6g} -> {high:.6g}, {estimate}, bin width {width:.6g}; "
                  f"{result.nfe} denoiser calls in {result.batches} batch(es) of up to {batch}; {seconds:.1f} s",
