@@ -171,7 +171,13 @@ class NetworkDenoiser(nn.Module):
                                   "D = x + ... weights the infinite x by 1; use v, flow or x0 prediction")
 
     def forward(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        """D in the dtype of x: the coefficients in float32 at least, the network in the dtype of its weights."""
+        sigma = sigma.to(torch.promote_types(x.dtype, torch.float32))
         c_skip, c_out, c_in = self.coefficients(sigma, x.ndim)
         cond = {k: v.to(x.device) if isinstance(v, Tensor) else v for k, v in cond.items()}  # labels built on the CPU
-        F = self.net(c_in * x, self.schedule.c_noise(sigma), **cond)
-        return c_skip * x + c_out * F
+        F = self.net((c_in * x).to(self.network_dtype(x.dtype)), self.schedule.c_noise(sigma), **cond)
+        return (c_skip * x + c_out * F).to(x.dtype)
+
+    def network_dtype(self, default: torch.dtype) -> torch.dtype:
+        """The dtype of the network's floating-point weights (``default`` when it has none)."""
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()), default)

@@ -18,7 +18,7 @@ in u for the adaptive solver.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple, cast
 
 import torch
@@ -136,13 +136,14 @@ def with_sigma_to_t(model: Denoiser, sigma_to_t: str = "smooth") -> Denoiser:
 def log_likelihood(model: Denoiser, x: Tensor, *, sigma_min: float | None = None, sigma_max: float | None = None,
                    divergence: Divergence = "exact", probes: int = 1, probe: Probe = "rademacher",
                    noise: SeededNoise | None = None, rtol: float = 1e-5, atol: float = 1e-5,
-                   sigma_to_t: str = "smooth") -> Likelihood:
+                   sigma_to_t: str = "smooth", progress: Callable[[float], None] | None = None) -> Likelihood:
     """log p(x; sigma_min) by integrating (x, div_x g) from sigma_min to sigma_max with the adaptive reference
     solver (Chen et al. 2018, Thm. 1; Song et al. 2021, Eq. 39); see the module docstring.
 
     ``divergence="hutchinson"`` averages ``probes`` probes per sample drawn from ``noise`` (by default one
     generator per sample seeded with its index), so a sample's estimate does not depend on its batch.
-    ``sigma_to_t``: see :func:`with_sigma_to_t`.
+    ``sigma_to_t``: see :func:`with_sigma_to_t`. ``progress(fraction)`` hears after each solver step how far (in
+    log sigma, averaged over the batch) it got.
     """
     sigma_min, sigma_max = sigma_range(model, sigma_min, sigma_max)
     check_shape(model, x)
@@ -162,7 +163,11 @@ def log_likelihood(model: Denoiser, x: Tensor, *, sigma_min: float | None = None
         g, div = drift_divergence(counted, y[:, :d].reshape(x.shape), u, v, weight)
         return torch.cat([g.flatten(1), div[:, None]], 1)
 
-    y = dopri5(f, torch.cat([x.flatten(1), x.new_zeros(len(x), 1)], 1), sigma_min, sigma_max, rtol, atol)
+    def on_step(i: int, y: Tensor, u: Tensor, k1: Tensor) -> None:
+        if progress is not None:
+            progress(float(((u - math.log(sigma_min)) / math.log(sigma_max / sigma_min)).clamp(0, 1).mean()))
+
+    y = dopri5(f, torch.cat([x.flatten(1), x.new_zeros(len(x), 1)], 1), sigma_min, sigma_max, rtol, atol, on_step)
     latent, integral = y[:, :d].reshape(x.shape), y[:, d]
     prior = gaussian_log_prob(latent, sigma_max)
     return Likelihood(prior + integral, prior, integral, latent, counted.calls)
@@ -211,11 +216,12 @@ def unconditional(model: Denoiser, batch: int) -> Denoiser:
 
 
 def image_bits_per_dim(model: Denoiser, images: Tensor, seeds: Sequence[int], *, bin_width: float = BIN_WIDTH,
-                       batch: int = 100, sigma_to_t: str = "smooth", **options: Any) -> BitsPerDim:
+                       batch: int = 100, sigma_to_t: str = "smooth", progress: Callable[[float], None] | None = None,
+                       **options: Any) -> BitsPerDim:
     """Bits/dim of each image in [-1, 1]: dequantize it from its seed, take log p(y; sigma_min) with
     :func:`log_likelihood` (``options``; Hutchinson probes from the same seed; ``sigma_to_t``: :func:`with_sigma_to_t`,
     applied before a null label is bound), convert with :func:`bits_per_dim`. Every image depends on its own seed
-    only, not on ``batch``."""
+    only, not on ``batch``. ``progress(images)`` hears how many images are done (fractionally, within a batch)."""
     check_images(model, images)
     if len(seeds) != len(images):
         raise SamplerzooError(f"{len(seeds)} seeds for {len(images)} images; accepted: one seed per image")
@@ -224,8 +230,12 @@ def image_bits_per_dim(model: Denoiser, images: Tensor, seeds: Sequence[int], *,
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
         noise = SeededNoise(seeds[start:start + batch], chunk.shape[1:], device=chunk.device, dtype=chunk.dtype)
+        def done(fraction: float, start: int = start, size: int = len(chunk)) -> None:
+            if progress is not None:
+                progress(start + fraction * size)
+
         result = log_likelihood(unconditional(model, len(chunk)), dequantize(chunk, noise, bin_width), noise=noise,
-                                sigma_to_t="model", **options)  # read through sigma_to_t above
+                                sigma_to_t="model", progress=done, **options)  # read through sigma_to_t above
         bpd.append(bits_per_dim(result.log_p, chunk[0].numel(), bin_width))
         nfe, batches = nfe + result.nfe, batches + 1
     return BitsPerDim(torch.cat(bpd), nfe, batches)
