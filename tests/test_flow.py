@@ -169,9 +169,12 @@ def test_the_first_step_from_infinity_is_the_limit_of_ddim() -> None:
 ])
 def test_budget_from_infinity_counts_the_first_step(sampler: str, nfe: int, steps: int, final: str) -> None:
     """heun from inf spends 1 + (2(N - 1) - 1): even budgets land on 0; flow_heun takes the step itself (2N - 1)."""
-    model = MODELS["flow"]()
-    run = generate(model, sampler, nfe, range(3), (3,), schedule="normal", dtype=torch.float64)
+    model, seen = MODELS["flow"](), []
+    run = generate(model, sampler, nfe, range(3), (3,), schedule="normal", dtype=torch.float64,
+                   callback=lambda info: seen.append(info["i"]))
     assert (run.counted_nfe, run.steps, run.final_step) == (nfe, steps, final)
+    first = 0 if sz.get_sampler(sampler).starts_at_infinity else 1  # the step from infinity reports no callback
+    assert seen == list(range(first, steps)) and run.first_nonfinite_step is None, seen
     assert math.isinf(float(run.sigmas[0])) and torch.isfinite(run.samples).all()
     if nfe == 1:  # one evaluation from pure noise: the posterior mean at infinity, the prior mean
         prior_mean = (MIXTURE.weights[:, None] * MIXTURE.means).sum(0)
