@@ -118,10 +118,14 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
     gathered = distributed.gather(features)
     if gathered is None:
         return None
-    in_order = [batch_features for _, batch_features in sorted(chain(*gathered), key=lambda item: item[0])]
-    metrics = meter.score(concat(in_order), reference_images(point.reference), point.reference)
+    in_order = concat([batch_features for _, batch_features in sorted(chain(*gathered), key=lambda item: item[0])])
+    scored = {len(values) for values in in_order.values()}  # one row a sample, in every feature layer
+    if scored != {point.samples}:
+        raise SamplerzooError(f"{point.sampler} at NFE {point.nfe}: features of {'/'.join(map(str, sorted(scored)))} "
+                              f"samples to score, not the point's {point.samples}")
+    metrics = meter.score(in_order, reference_images(point.reference), point.reference)
     wall = time.perf_counter() - begin
-    return {"status": "ok", **plan, "metrics": metrics, "processes": len(gathered),
+    return {"status": "ok", **plan, "metrics": metrics, "samples_scored": point.samples, "processes": len(gathered),
             "wall_seconds": round(wall, 3), "sampling_seconds": round(sampling_seconds, 3),
             "metric_seconds": round(wall - sampling_seconds, 3)}
 
