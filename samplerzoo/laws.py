@@ -28,12 +28,9 @@ from torch import Tensor
 from .analytic import Gaussian, GaussianMixture
 from .noise import NoiseSampler
 from .registry import SamplerSpec
+from .samplers.langevin import last_level
 from .schedules import SigmaRange, karras
-
-MEAN, STD = 0.3, 0.5
-"""The Gaussian target per coordinate (as :func:`samplerzoo.testing.gaussian_problem`)."""
-GAUSSIAN_RANGE = SigmaRange(0.01, 20.0)
-"""Where the Gaussian law is measured: karras steps from sigma 20 to 0.01 (then 0, or stopping there)."""
+from .testing import LAW_RANGE, gaussian_problem
 
 
 class NotAffineError(AssertionError):
@@ -53,19 +50,14 @@ class AffineLaw:
         return self.offset + self.gain * start_mean, self.gain**2 * start_var + self.noise_var
 
 
-def last_level(sigmas: Tensor) -> float:
-    """The last positive sigma of a schedule."""
-    return float(sigmas[-2] if float(sigmas[-1]) == 0 else sigmas[-1])
-
-
 def exact_law(problem: Gaussian, sigmas: Tensor) -> AffineLaw:
-    """The exact reverse process from sigmas[0] to the last positive level sigma_L, then D(x, sigma_L) if the schedule
-    ends in 0 (every sampler's step to 0): the forward process's posterior x_L | x_0 ~ N(mu + k (x_0 - mu),
-    v_L (1 - k)), v = s^2 + sigma^2, k = v_L / v_0 (x_0 = x_L + sqrt(sigma_0^2 - sigma_L^2) n), then
+    """The exact reverse process from sigma_T = sigmas[0] to the last positive level sigma_L, then D(x, sigma_L) if the
+    schedule ends in 0 (every sampler's step to 0): the forward process's posterior x_L | x_T ~ N(mu + k (x_T - mu),
+    v_L (1 - k)), v = s^2 + sigma^2, k = v_L / v_T (x_T = x_L + sqrt(sigma_T^2 - sigma_L^2) n), then
     D = mu + s^2 / v_L (x - mu)."""
     var, mean = problem.std**2, float(problem.mean.flatten()[0])
-    v0, vL = var + float(sigmas[0]) ** 2, var + last_level(sigmas) ** 2
-    k = vL / v0
+    vT, vL = var + float(sigmas[0]) ** 2, var + float(last_level(sigmas)) ** 2
+    k = vL / vT
     shrink = var / vL if float(sigmas[-1]) == 0 else 1.0
     return AffineLaw(mean * (1 - shrink * k), shrink * k, shrink**2 * vL * (1 - k))
 
@@ -117,7 +109,7 @@ def affine_law(spec: SamplerSpec, sigmas: Tensor, problem: Gaussian | None = Non
     """The sampler's exact law on a 1-D Gaussian target: its output at a random probe (start and noise draws as
     autograd leaves) and the gradient there give gain and noise coefficients; AssertionError if the sampler is not
     affine (its output at the probe is not offset + gradient . probe, e.g. ``pc``'s norm-based step sizes)."""
-    problem = problem or Gaussian(torch.tensor([MEAN], dtype=torch.float64), STD)
+    problem = problem or gaussian_problem(dim=1)
     brownian = spec.brownian if brownian is None else brownian
     offset, queries = record_queries(spec, problem, sigmas, **options)
     draws = (brownian_draws if brownian else independent_draws)(queries)
@@ -159,18 +151,17 @@ def law_distance(law: AffineLaw, target: AffineLaw, start_mean: float, start_var
 
 
 def gaussian_schedule(steps: int, to_zero: bool) -> Tensor:
-    """``steps`` karras steps over :data:`GAUSSIAN_RANGE`, landing on 0 or stopping at its sigma_min."""
-    return karras(steps, GAUSSIAN_RANGE) if to_zero else karras(steps + 1, GAUSSIAN_RANGE)[:-1]
+    """``steps`` karras steps over :data:`samplerzoo.testing.LAW_RANGE`, landing on 0 or stopping at its sigma_min."""
+    return karras(steps, LAW_RANGE) if to_zero else karras(steps + 1, LAW_RANGE)[:-1]
 
 
 def gaussian_law_error(spec: SamplerSpec, steps: int, to_zero: bool, joint: bool | None = None,
                        brownian: bool | None = None, **options: Any) -> float:
     """:func:`law_distance` between the sampler's exact law and :func:`exact_law` on N(0.3, 0.5^2), started from the
     exact marginal at sigma = 20; ``joint`` defaults to ``spec.reverse_sde``, ``brownian`` to ``spec.brownian``."""
-    sigmas = gaussian_schedule(steps, to_zero)
-    problem = Gaussian(torch.tensor([MEAN], dtype=torch.float64), STD)
+    sigmas, problem = gaussian_schedule(steps, to_zero), gaussian_problem(dim=1)
     law = affine_law(spec, sigmas, problem, brownian, **options)
-    return law_distance(law, exact_law(problem, sigmas), MEAN, STD**2 + float(sigmas[0]) ** 2,
+    return law_distance(law, exact_law(problem, sigmas), float(problem.mean[0]), problem.std**2 + float(sigmas[0]) ** 2,
                         spec.reverse_sde if joint is None else joint)
 
 

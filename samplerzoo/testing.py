@@ -100,11 +100,15 @@ def batch_invariance_gap(spec: SamplerSpec, seeds: Sequence[int] = tuple(range(1
     return float((batched - alone).abs().max())
 
 
+LAW_RANGE = SigmaRange(0.01, 20.0)
+"""Where a stochastic sampler's law is measured on the Gaussian: karras steps from sigma 20 to 0.01 (then 0)."""
+
+
 def sample_moments(spec: SamplerSpec, n: int = 4000, steps: int = 50, problem: Gaussian | None = None,
                    **options: Any) -> tuple[float, float]:
     """Mean and standard deviation of ``n`` samples (all coordinates pooled) on a Gaussian target."""
     problem = problem or gaussian_problem()
-    sigmas = karras(steps, SigmaRange(0.01, 20.0))
+    sigmas = karras(steps, LAW_RANGE)
     noise = SeededNoise(range(n), problem.sample_shape, dtype=torch.float64)
     samples = spec.fn(problem, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
     return float(samples.mean()), float(samples.std())
