@@ -24,7 +24,7 @@ from samplerzoo.schedules import SigmaRange, karras
 pytestmark = driver.PYTESTMARK
 
 MEAN, STD = 0.3, 0.5  # testing.gaussian_problem(), per coordinate
-RANGE = SigmaRange(0.01, 20.0)  # testing.sample_moments' schedule
+RANGE = testing.LAW_RANGE  # testing.sample_moments' schedule
 
 
 def mixture() -> GaussianMixture:
