@@ -11,7 +11,8 @@ it): the relevant registry-driven tests selected with ``-k`` by sampler name, th
     python benchmarks/mutants.py --rev main --out /tmp/mutants-main.md  # the same mutants on another revision
 
 A mutant whose text is not in the revision is reported as not applicable. Not CI work: a full run takes an hour or
-more on two cores. ``--only ID ...`` runs some; ``--list`` prints them.
+more on two cores. ``--only ID ...`` runs some, in that order; ``--list`` prints them. The report is rewritten
+after every mutant.
 """
 
 from __future__ import annotations
@@ -301,7 +302,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the report (Markdown) here")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     args = parser.parse_args()
-    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    by_name = {m.name: m for m in MUTANTS}
+    unknown = [name for name in args.only or () if name not in by_name]
+    if unknown:
+        raise SystemExit(f"error: no mutant named {', '.join(unknown)} (see --list)")
+    chosen = [by_name[name] for name in args.only] if args.only else MUTANTS  # in the order given
     if args.list:  # with how often each mutant's text occurs in the working tree (it must be once)
         for m in chosen:
             print(f"{m.name:40s} {m.kind:15s} {m.path:36s} {(ROOT / m.path).read_text().count(m.old)}")
@@ -311,17 +316,24 @@ def main() -> None:
         result, detail, seconds = mutate(mutant, args.rev, args.timeout)
         rows.append((mutant, result, detail, seconds))
         print(f"{mutant.name:40s} {result:15s} {seconds:7.1f}s {detail}", flush=True)
+        if args.out:  # after every mutant, so a stopped run leaves the report of what it ran
+            args.out.write_text(report(rows, args.rev, len(chosen)))
+    print(summary(rows))
+
+
+def summary(rows: list[tuple[Mutant, str, str, float]]) -> str:
     applicable = [r for r in rows if r[1] in ("killed", "survived")]
     killed = sum(r[1] == "killed" for r in applicable)
-    summary = f"{killed} of {len(applicable)} applicable mutants killed ({killed / max(1, len(applicable)):.0%})"
-    print(summary)
-    if args.out:
-        lines = [f"```bash\npython benchmarks/mutants.py {' '.join(sys.argv[1:])}\n```\n",
-                 f"Tree: {args.rev or 'working tree'}. {summary}.\n",
-                 "| mutant | kind | file | result | first failing test | s |", "|---|---|---|---|---|---:|"]
-        lines += [f"| {m.name} | {m.kind} | {m.path} | {result} | {detail.replace('|', '/')} | {seconds:.0f} |"
-                  for m, result, detail, seconds in rows]
-        args.out.write_text("\n".join(lines) + "\n")
+    return f"{killed} of {len(applicable)} applicable mutants killed ({killed / max(1, len(applicable)):.0%})"
+
+
+def report(rows: list[tuple[Mutant, str, str, float]], rev: str | None, chosen: int) -> str:
+    lines = [f"```bash\npython benchmarks/mutants.py {' '.join(sys.argv[1:])}\n```\n",
+             f"Tree: {rev or 'working tree'}. {summary(rows)}; {len(rows)} of the {chosen} chosen run.\n",
+             "| mutant | kind | file | result | first failing test | s |", "|---|---|---|---|---|---:|"]
+    lines += [f"| {m.name} | {m.kind} | {m.path} | {result} | {detail.replace('|', '/')} | {seconds:.0f} |"
+              for m, result, detail, seconds in rows]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
