@@ -73,7 +73,7 @@ def test_stochastic_samplers_are_seeded(name: str) -> None:
 
 LAW_OPTIONS = {"langevin": {"n_steps_each": 10}}
 """Cheaper than the defaults, same law checks: langevin's default 100 steps a level is checked by its recursion
-(tests/test_sde.py)."""
+(tests/test_sde_laws.py)."""
 # pc's corrector sets its step size 2 (snr ||z|| / ||s||)^2 from per-sample norms, which concentrate only in high
 # dimension (on these 1-, 2- and 4-D problems its std drifts to ~0.78): tests/test_sde.py checks it against diffusers'
 # ScoreSdeVeScheduler and on a 256-D Gaussian instead.
@@ -87,7 +87,14 @@ def test_law_on_a_gaussian(name: str) -> None:
     conformance.check_gaussian_law(sz.get_sampler(name), **LAW_OPTIONS.get(name, {}))
 
 
-@pytest.mark.parametrize("name", DIMENSION_FREE)
+# The mixture test on one sampler of each noise mechanism (ancestral, Brownian SDE solver, EDM's churn, Restart's
+# jumps, reverse diffusion, Analytic-DPM's variance): every sampler's own code is checked by its exact Gaussian law
+# above, which has no sampling error; the test's power per sampler is in results/law-power.md. (langevin's chain
+# needs 10 steps a level over all 200 levels to settle on the mixture: 2000 calls; at 50 levels seed 1 fails.)
+MIXTURE_CHECKED = ["euler_ancestral", "dpmpp_2m_sde", "edm", "restart", "euler_maruyama", "ddpm_analytic"]
+
+
+@pytest.mark.parametrize("name", MIXTURE_CHECKED)
 def test_law_on_a_mixture(name: str) -> None:
     conformance.check_mixture_law(sz.get_sampler(name), **LAW_OPTIONS.get(name, {}))
 
@@ -104,9 +111,9 @@ OPTION_LAWS = [
 
 @pytest.mark.parametrize(("name", "options", "joint"), OPTION_LAWS)
 def test_law_with_options(name: str, options: dict[str, float], joint: bool) -> None:
+    # The exact law alone: it has no sampling error, and the mixture test runs each sampler's code at its defaults.
     spec = dataclasses.replace(sz.get_sampler(name), stochastic=True, reverse_sde=joint, weak_order=1)
     conformance.check_gaussian_law(spec, **options)
-    conformance.check_mixture_law(spec, **options)
 
 
 def test_callback_sees_every_step() -> None:
