@@ -8,13 +8,15 @@ and ``c_noise`` (how the network was conditioned); the parameterization supplies
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from .denoiser import Denoiser
 from .errors import UnknownNameError
+from .guidance import Conditioner, condition_on_labels
 from .noise_schedules import NoiseSchedule
 
 Network = Callable[..., Tensor]
@@ -69,10 +71,16 @@ def parameterization(name: str) -> str:
 
 
 class NetworkDenoiser(nn.Module):
-    """A network wrapped into the Denoiser frame: ``c_skip * x + c_out * net(c_in * x, c_noise, **cond)``."""
+    """A network wrapped into the Denoiser frame: ``c_skip * x + c_out * net(c_in * x, c_noise, **cond)``.
+
+    As a Checkpoint it decodes with ``decoder`` (latent models: the pipeline's VAE; pixel models: none, the
+    identity) and builds conditioning with ``conditioner`` (text models: the pipeline's prompt encoders; by
+    default class labels, guided against ``null_label``).
+    """
 
     def __init__(self, net: Network, prediction: str, schedule: NoiseSchedule, *,
-                 sample_shape: tuple[int, ...] = (), num_classes: int = 0, null_label: int | None = None) -> None:
+                 sample_shape: tuple[int, ...] = (), num_classes: int = 0, null_label: int | None = None,
+                 decoder: Callable[[Tensor], Tensor] | None = None, conditioner: Conditioner | None = None) -> None:
         super().__init__()
         self.net = net
         self.prediction = parameterization(prediction)
@@ -80,7 +88,15 @@ class NetworkDenoiser(nn.Module):
         self.sample_shape = tuple(sample_shape)
         self.num_classes = num_classes
         self.null_label = null_label  # the label trained as "no condition" (label dropout), for CFG
+        self.decoder = decoder
+        self.conditioner: Conditioner = conditioner or condition_on_labels
         self._coefficients = PARAMETERIZATIONS[self.prediction]
+
+    def decode(self, x: Tensor) -> Tensor:
+        return x if self.decoder is None else self.decoder(x)
+
+    def condition(self, samples: Sequence[int], **request: Any) -> Denoiser:
+        return self.conditioner(self, samples, **request)
 
     @property
     def sigma_min(self) -> float:
@@ -98,6 +114,13 @@ class NetworkDenoiser(nn.Module):
     def sigma_table(self) -> Tensor | None:
         return self.schedule.sigma_table
 
+    def with_schedule(self, schedule: NoiseSchedule) -> NetworkDenoiser:
+        """The same checkpoint (network, decoder and conditioner shared, not copied) read through another noise
+        schedule."""
+        return NetworkDenoiser(self.net, self.prediction, schedule, sample_shape=self.sample_shape,
+                               num_classes=self.num_classes, null_label=self.null_label, decoder=self.decoder,
+                               conditioner=self.conditioner)
+
     def coefficients(self, sigma: Tensor, ndim: int) -> tuple[Tensor, Tensor, Tensor]:
         """(c_skip, c_out, c_in) for a (batch,) sigma, shaped to broadcast over ``ndim``-dimensional x."""
         s = sigma.reshape(-1, *([1] * (ndim - 1)))
@@ -105,6 +128,13 @@ class NetworkDenoiser(nn.Module):
         return (*self._coefficients(s, c_in, self.schedule), c_in)
 
     def forward(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        """D in the dtype of x: the coefficients in float32 at least, the network in the dtype of its weights."""
+        sigma = sigma.to(torch.promote_types(x.dtype, torch.float32))
         c_skip, c_out, c_in = self.coefficients(sigma, x.ndim)
-        F = self.net(c_in * x, self.schedule.c_noise(sigma), **cond)
-        return c_skip * x + c_out * F
+        cond = {k: v.to(x.device) if isinstance(v, Tensor) else v for k, v in cond.items()}  # labels built on the CPU
+        F = self.net((c_in * x).to(self.network_dtype(x.dtype)), self.schedule.c_noise(sigma), **cond)
+        return (c_skip * x + c_out * F).to(x.dtype)
+
+    def network_dtype(self, default: torch.dtype) -> torch.dtype:
+        """The dtype of the network's floating-point weights (``default`` when it has none)."""
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()), default)

@@ -9,10 +9,14 @@ responsibilities. A finite data set is the mixture with s_k = 0 (D is a softmax-
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from .denoiser import Denoiser
+from .guidance import condition_on_labels
 
 
 class GaussianMixture:
@@ -54,7 +58,10 @@ class GaussianMixture:
         return self._component_log_probs(x, sigma).softmax(-1)
 
     def __call__(self, x: Tensor, sigma: Tensor, class_labels: Tensor | None = None, **cond: Any) -> Tensor:
-        """The exact denoiser; with ``class_labels`` (component indices) the exact class-conditional one."""
+        """The exact denoiser; with ``class_labels`` (component indices) the exact class-conditional one. A float16
+        or bfloat16 x is denoised in float32: squared distances at sigma_max overflow float16."""
+        if x.dtype in (torch.float16, torch.bfloat16):
+            return self(x.float(), sigma, class_labels, **cond).to(x.dtype)
         r = self.responsibilities(x, sigma)
         if class_labels is not None:
             r = torch.nn.functional.one_hot(class_labels.to(x.device), len(self.weights)).to(x)
@@ -65,6 +72,14 @@ class GaussianMixture:
         # sum_k r_k [mu_k + shrink_k (x - mu_k)] = (r*shrink).sum x + (r*(1-shrink)) @ mu
         denoised = (r * shrink).sum(1, keepdim=True) * xf + (r * (1 - shrink)) @ mu
         return denoised.reshape(x.shape)
+
+    def decode(self, x: Tensor) -> Tensor:
+        """Samples are the data itself (a pixel-space Checkpoint)."""
+        return x
+
+    def condition(self, samples: Sequence[int], **request: Any) -> Denoiser:
+        """Unconditional: requests for labels, prompts or guidance fail as for any unconditional checkpoint."""
+        return condition_on_labels(self, samples, **request)
 
     def classifier(self, x: Tensor, sigma: Tensor) -> Tensor:
         """The Bayes classifier's logits log p(k | x; sigma), reading each component as a class."""

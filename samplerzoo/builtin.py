@@ -6,12 +6,15 @@ import json
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from . import schedules
 from .analytic import GaussianMixture, finite_dataset
 from .checkpoints import CheckpointSpec
 from .checkpoints.diffusers_format import load_diffusers, noise_schedule
+from .checkpoints.families import load_builtin
 from .data import digits
+from .denoiser import Checkpoint
 from .hookspecs import hookimpl
 from .registry import SamplerSpec, ScheduleSpec
 from .samplers import ancestral, dpm_solver, langevin, multistep, ode, reference, sde, unipc
@@ -50,6 +53,7 @@ SHIPPED = {
     "digits-x0": "sample (x0) prediction UNet on digits, linear betas",
     "digits-edm": "EDM-preconditioned UNet on digits, continuous sigma",
     "digits-cond": "class-conditional epsilon UNet on digits, label dropout 0.1 for classifier-free guidance",
+    "digits-latent": "class-conditional DiT on the latents (2x4x4) of a digits AutoencoderKL, a DiTPipeline",
 }
 
 
@@ -62,12 +66,19 @@ def ideal_digits() -> GaussianMixture:
 def register_checkpoints(register: Callable[[CheckpointSpec], None]) -> None:
     for name, description in SHIPPED.items():
         directory = WEIGHTS / name
-        if not (directory / "scheduler_config.json").is_file():
+        pipeline = (directory / "model_index.json").is_file()
+        scheduler_path = directory / "scheduler" / "scheduler_config.json" if pipeline else directory / \
+            "scheduler_config.json"
+        if not scheduler_path.is_file():
             continue  # not trained yet in this checkout: `zoo train NAME` makes it
-        config = json.loads((directory / "scheduler_config.json").read_text())
-        schedule, prediction = noise_schedule(config, str(directory), "log")
-        size = sum(f.stat().st_size for f in directory.glob("*.safetensors")) / 2**20
+        schedule, prediction = noise_schedule(json.loads(scheduler_path.read_text()), str(directory), "log")
+        size = sum(f.stat().st_size for f in directory.rglob("*.safetensors")) / 2**20
         register(CheckpointSpec(name, partial(load_diffusers, directory), description, prediction,
                                 type(schedule).__name__, f"{size:.1f} MiB"))
     register(CheckpointSpec("digits-ideal", ideal_digits, "exact denoiser of the 1500 digits training images",
                             "exact", "any sigma", "no weights"))
+
+
+@hookimpl
+def load_pipeline(directory: Path, model_index: dict[str, Any]) -> Checkpoint | None:
+    return load_builtin(directory, model_index)

@@ -66,26 +66,23 @@ def training_sigmas(n: int, generator: torch.Generator) -> Tensor:
 
 def train_classifier(steps: int = 3000, batch: int = 128, lr: float = 2e-3, seed: int = 0,
                      log: Callable[[int, float], None] | None = None) -> tuple[DigitsClassifier, dict[str, Any]]:
+    from .training import optimize
+
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     images, labels = digits("train")
     model = DigitsClassifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    losses, start = [], time.time()
+    losses: list[float] = []
+    start = time.time()
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = lr * (1 - step / steps)
         index = torch.randint(len(images), (batch,), generator=generator)
         sigma = training_sigmas(batch, generator)
         x = images[index] + sigma.reshape(-1, 1, 1, 1) * torch.randn(images[index].shape, generator=generator)
-        loss = nn.functional.cross_entropy(model(x, sigma), labels[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if log is not None and (step + 1) % 100 == 0:
-            log(step + 1, sum(losses[-100:]) / 100)
+        optimize(optimizer, nn.functional.cross_entropy(model(x, sigma), labels[index]), losses, step, log)
     model.eval()
     with torch.no_grad():
         clean = model.features(images)

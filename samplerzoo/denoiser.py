@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
@@ -33,8 +34,9 @@ class Denoiser(NoiseLevels, Protocol):
 
 @runtime_checkable
 class Checkpoint(Denoiser, Protocol):
-    """A loaded model: a Denoiser that also knows its sample shape ``(C, H, W)`` and number of classes
-    (0 when unconditional), so sampling from noise needs nothing else."""
+    """A loaded model, pixel or latent: a Denoiser that also knows the shape ``(C, H, W)`` the sampler works in
+    (latents for a latent model), how to turn that into images, its number of classes (0 when not
+    class-conditional) and how to build conditioning from what the user gives (see ``guidance.py``)."""
 
     @property
     def sample_shape(self) -> tuple[int, ...]: ...
@@ -42,22 +44,44 @@ class Checkpoint(Denoiser, Protocol):
     @property
     def num_classes(self) -> int: ...
 
+    def decode(self, x: Tensor) -> Tensor:
+        """Samples in ``sample_shape`` to images in [-1, 1]: the identity for pixel models, the VAE for latent ones."""
+        ...
 
-def network_calls(denoiser: Denoiser) -> int:
-    """Network calls one call of ``denoiser`` makes: 1, or what a wrapper declares (unbatched CFG: 2)."""
-    return int(getattr(denoiser, "network_calls", 1))
+    def condition(self, samples: Sequence[int], *, labels: Sequence[int] | None = None,
+                  prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
+                  guidance_scale: float | None = None) -> Denoiser:
+        """This model with the conditioning of ``samples`` (sample indices) bound and, for a guidance scale
+        other than 1, classifier-free guidance around it."""
+        ...
+
+
+def decode(model: Denoiser, x: Tensor) -> Tensor:
+    """``model.decode(x)``; the identity for a model without that method (a plugin's pixel-space denoiser)."""
+    method = getattr(model, "decode", None)
+    return method(x) if method is not None else x
+
+
+def forwards_per_call(denoiser: Denoiser) -> int:
+    """Network forward passes per sample that one call of ``denoiser`` makes: 1, or what a wrapper declares
+    (classifier-free guidance: 2, whether its halves go through the network as one batch or two)."""
+    return int(getattr(denoiser, "forwards_per_call", 1))
 
 
 class CountingDenoiser:
-    """Counts network evaluations (NFE): the network calls each call of the wrapped denoiser makes."""
+    """Counts the two costs of sampling: ``calls`` of the denoiser (the NFE a sampler's budget is written in, as
+    k-diffusion and the solver papers count it) and ``forwards``, network forward passes per sample (as
+    diff-sampler's tables count guided models: classifier-free guidance makes each call two forwards)."""
 
     def __init__(self, denoiser: Denoiser) -> None:
         self.inner = denoiser
         self.calls = 0
-        self._per_call = network_calls(denoiser)
+        self.forwards = 0
+        self._per_call = forwards_per_call(denoiser)
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
-        self.calls += self._per_call
+        self.calls += 1
+        self.forwards += self._per_call
         return self.inner(x, sigma, **cond)
 
     def __getattr__(self, name: str) -> Any:

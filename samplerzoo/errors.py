@@ -31,3 +31,20 @@ class RegistrationError(SamplerzooError, ValueError):
 
 class CheckpointError(SamplerzooError, ValueError):
     """A checkpoint that is missing, malformed or inconsistent; the message names the file."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception from a library as one short line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class NonFiniteError(SamplerzooError, FloatingPointError):
+    """Samples (or a solver's state) contain NaN or inf: nothing is scored or written from them."""
+
+
+class SamplerzooWarning(UserWarning):
+    """Something the user should know that did not stop the work (skipped results lines, a cache recomputed or not
+    kept, duplicate names collapsed); the CLI prints it as one ``warning: ...`` line on stderr."""

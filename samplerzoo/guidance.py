@@ -1,22 +1,31 @@
-"""Guidance: wrappers that turn a conditional denoiser into a guided one (still a Denoiser).
+"""Conditioning and guidance: what the user asks for (class labels, prompts, a guidance scale) becomes a
+Denoiser with its ``cond`` tensors bound, guided by wrappers that are still Denoisers.
 
-Both act on D directly; since D = c_skip x + c_out F is affine in the network output, guiding D is the
+Every checkpoint's ``condition(samples, labels=..., prompts=..., negative_prompts=..., guidance_scale=...)``
+binds ``cond`` tensors batched along dim 0 for the samples of one batch. Sample ``i`` takes ``labels[i % L]``
+and ``prompts[i % P]``; the harness passes the batch's seeds, so by default a class-conditional model draws
+label ``seed % num_classes``. Guidance scale ``None`` or 1 is plain conditional sampling (one network forward
+per denoiser call); any other value is classifier-free guidance (0 is unconditional), two forwards per call,
+batched or not.
+
+The wrappers act on D directly; since D = c_skip x + c_out F is affine in the network output, guiding D is the
 same as guiding epsilon, v or F.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import Tensor
 
-from .denoiser import Checkpoint, Denoiser
+from .denoiser import Denoiser, forwards_per_call
 from .errors import SamplerzooError
 
 Classifier = Callable[[Tensor, Tensor], Tensor]
 """``classifier(x, sigma) -> logits`` over classes, for the noisy x at level sigma."""
+T = TypeVar("T")
 
 
 class _Wrapper:
@@ -31,30 +40,48 @@ class _Wrapper:
         return getattr(self.model, name)
 
 
-class ClassifierFreeGuidance(_Wrapper):
-    """D_w = D(x, sigma, null) + w (D(x, sigma, y) - D(x, sigma, null)) (Ho & Salimans 2022, Eq. 6).
+def concat_cond(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """Two ``cond`` dicts with the same keys as one, tensors concatenated along the batch dimension."""
+    if set(first) != set(second):
+        raise ValueError(f"conditional and unconditional cond differ in keys: {sorted(first)} vs {sorted(second)}")
+    return {k: torch.cat([v, second[k]]) if isinstance(v, Tensor) else v for k, v in first.items()}
 
-    ``scale`` is diffusers' ``guidance_scale``: 1 is plain conditional sampling, 0 unconditional. With
-    ``batched`` the conditional and unconditional halves go through the network as one call of twice the
-    batch; otherwise as two calls. ``network_calls`` says which, for NFE accounting.
+
+class ClassifierFreeGuidance(_Wrapper):
+    """D_w = D(x, sigma, c_0) + w (D(x, sigma, c) - D(x, sigma, c_0)) (Ho & Salimans 2022, Eq. 6).
+
+    The unconditional ``cond`` c_0 is the null label of a class-conditional model (``null_label``) or given as
+    a dict (``unconditional``: negative-prompt embeddings) that replaces those keys of ``cond``. ``scale`` is
+    diffusers' ``guidance_scale``: 1 is plain conditional sampling, 0 unconditional. With ``batched`` both halves
+    go through the network as one forward of twice the batch, otherwise as two; either way each call costs two
+    network forwards per sample (``forwards_per_call``).
     """
 
-    def __init__(self, model: Denoiser, scale: float, null_label: int, batched: bool = True) -> None:
+    def __init__(self, model: Denoiser, scale: float, null_label: int | None = None, batched: bool = True, *,
+                 unconditional: Mapping[str, Any] | None = None) -> None:
         super().__init__(model)
+        if (null_label is None) == (unconditional is None):
+            raise ValueError("classifier-free guidance needs exactly one of null_label and unconditional")
         self.scale, self.null_label, self.batched = scale, null_label, batched
-        self.network_calls = 1 if batched else 2
+        self.unconditional = dict(unconditional or {})
+        self.forwards_per_call = 2 * forwards_per_call(model)
 
-    def __call__(self, x: Tensor, sigma: Tensor, class_labels: Tensor | None = None, **cond: Any) -> Tensor:
-        if class_labels is None:
+    def unconditional_cond(self, cond: Mapping[str, Any]) -> dict[str, Any]:
+        if self.null_label is None:
+            return {**cond, **self.unconditional}
+        labels = cond.get("class_labels")
+        if labels is None:
             raise ValueError("classifier-free guidance needs class_labels")
-        null = torch.full_like(class_labels, self.null_label)
+        return {**cond, "class_labels": torch.full_like(labels, self.null_label)}
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        null = self.unconditional_cond(cond)
         if self.batched:
-            labels = torch.cat([class_labels, null])
-            both = self.model(torch.cat([x, x]), torch.cat([sigma, sigma]), class_labels=labels, **cond)
+            both = self.model(torch.cat([x, x]), torch.cat([sigma, sigma]), **concat_cond(cond, null))
             conditional, unconditional = both.chunk(2)
         else:
-            conditional = self.model(x, sigma, class_labels=class_labels, **cond)
-            unconditional = self.model(x, sigma, class_labels=null, **cond)
+            conditional = self.model(x, sigma, **cond)
+            unconditional = self.model(x, sigma, **null)
         return unconditional + self.scale * (conditional - unconditional)
 
 
@@ -87,16 +114,84 @@ class Conditioned(_Wrapper):
         return self.model(x, sigma, **{**self.cond, **cond})
 
 
-def class_conditioned(model: Checkpoint, seeds: Sequence[int], guidance_scale: float | None = None) -> Denoiser:
-    """A class-conditional model with labels ``seed % num_classes`` bound, guided when ``guidance_scale`` is set
-    (classifier-free, against the model's ``null_label``); an unconditional model is returned as it is."""
-    if not model.num_classes:
+class Conditioner(Protocol):
+    """How a checkpoint builds its conditioning: ``conditioner(model, samples, labels=..., prompts=..., ...)``."""
+
+    def __call__(self, model: Denoiser, samples: Sequence[int], *, labels: Sequence[int] | None = None,
+                 prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
+                 guidance_scale: float | None = None) -> Denoiser: ...
+
+
+def cycle(values: Sequence[T], samples: Sequence[int]) -> list[T]:
+    """``values[i % len(values)]`` for each sample index ``i``."""
+    return [values[i % len(values)] for i in samples]
+
+
+def guided(scale: float | None) -> bool:
+    """Whether ``scale`` asks for classifier-free guidance: anything but ``None`` and 1."""
+    return scale is not None and scale != 1
+
+
+def bind(model: Denoiser, cond: dict[str, Any], unconditional: dict[str, Any], scale: float | None) -> Denoiser:
+    """``model`` with ``cond`` bound, guided against ``unconditional`` when ``scale`` asks for it."""
+    if not guided(scale):
+        return Conditioned(model, **cond)
+    assert scale is not None
+    return Conditioned(ClassifierFreeGuidance(model, scale, unconditional=unconditional), **cond)
+
+
+def condition_on_labels(model: Denoiser, samples: Sequence[int], *, labels: Sequence[int] | None = None,
+                        prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
+                        guidance_scale: float | None = None) -> Denoiser:
+    """An unconditional model as it is, or a class-conditional one with labels ``labels[i % L]`` (default
+    ``i % num_classes``), guided against its ``null_label``; bad requests fail before any work."""
+    num_classes = int(getattr(model, "num_classes", 0))
+    kind = f"class-conditional (labels 0..{num_classes - 1})" if num_classes else "unconditional"
+    if prompts or negative_prompts:
+        raise SamplerzooError(f"prompts need a text-conditioned checkpoint; this one is {kind}")
+    if not num_classes:
+        if labels is not None:
+            raise SamplerzooError("labels need a class-conditional checkpoint; this one is unconditional")
+        if guidance_scale is not None:  # any scale, 1 included: there is nothing to guide towards
+            raise SamplerzooError(f"guidance scale {guidance_scale}: classifier-free guidance needs a conditional "
+                                  "checkpoint; this one is unconditional")
         return model
-    labels = torch.tensor([seed % model.num_classes for seed in seeds])
-    if guidance_scale is None:
-        return Conditioned(model, class_labels=labels)
+    if labels is not None and not labels:
+        raise SamplerzooError("labels is empty; give at least one label")
+    bad = [label for label in labels or () if not 0 <= int(label) < num_classes]
+    if bad:
+        raise SamplerzooError(f"label {bad[0]} is out of range; this checkpoint has labels 0..{num_classes - 1}")
+    chosen = torch.tensor(cycle(list(labels or range(num_classes)), samples), dtype=torch.long)
+    if not guided(guidance_scale):
+        return Conditioned(model, class_labels=chosen)
     null_label = getattr(model, "null_label", None)
     if null_label is None:
         raise SamplerzooError("classifier-free guidance needs a model trained with a null label (samplerzoo.json "
                               "'null_label'); this one has none")
-    return Conditioned(ClassifierFreeGuidance(model, guidance_scale, null_label), class_labels=labels)
+    return bind(model, {"class_labels": chosen}, {"class_labels": torch.full_like(chosen, null_label)}, guidance_scale)
+
+
+def prompts_for(samples: Sequence[int], labels: Sequence[int] | None, prompts: Sequence[str] | None,
+                negative_prompts: Sequence[str] | None, guidance_scale: float | None
+                ) -> tuple[list[str], list[str] | None]:
+    """Each sample's prompt and negative prompt for a text-conditioned model, the request checked first."""
+    if labels is not None:
+        raise SamplerzooError("labels need a class-conditional checkpoint; this one is text-conditioned: give prompts")
+    if not prompts:
+        raise SamplerzooError("this checkpoint is text-conditioned: give a prompt")
+    if negative_prompts and not guided(guidance_scale):
+        raise SamplerzooError("negative prompts act only through classifier-free guidance: give a guidance scale "
+                              "other than 1")
+    return cycle(list(prompts), samples), cycle(list(negative_prompts), samples) if negative_prompts else None
+
+
+def condition(model: Denoiser, samples: Sequence[int], **request: Any) -> Denoiser:
+    """``model.condition(samples, **request)``; class-label conditioning for a model without that method."""
+    method = getattr(model, "condition", None)
+    return method(samples, **request) if method is not None else condition_on_labels(model, samples, **request)
+
+
+def class_conditioned(model: Denoiser, seeds: Sequence[int], guidance_scale: float | None = None) -> Denoiser:
+    """The model conditioned on its default labels ``seed % num_classes`` (unconditional: as it is), guided when
+    ``guidance_scale`` is set; kept for callers that pass only seeds and a scale."""
+    return condition(model, seeds, guidance_scale=guidance_scale)

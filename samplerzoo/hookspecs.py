@@ -8,13 +8,14 @@ so the registry validates every name, rejects clashes and records which plugin r
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
-    from .checkpoints import CheckpointSpec
-    from .registry import SamplerSpec, ScheduleSpec
+    from .denoiser import Checkpoint
+    from .registry import CheckpointSpec, SamplerSpec, ScheduleSpec
 
 PROJECT = "samplerzoo"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -34,3 +35,10 @@ def register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
 @hookspec
 def register_checkpoints(register: Callable[[CheckpointSpec], None]) -> None:
     """Register named checkpoints: call ``register(CheckpointSpec(name, load, ...))`` once per checkpoint."""
+
+
+@hookspec(firstresult=True)
+def load_pipeline(directory: Path, model_index: dict[str, Any]) -> Checkpoint | None:
+    """Load a diffusers pipeline directory whose ``model_index.json`` (parsed: ``model_index``) names a pipeline
+    class this plugin's family handles, or return None. The first non-None answer wins; plugins are asked before
+    the built-in families (``samplerzoo/checkpoints/families``)."""

@@ -67,6 +67,54 @@ def denoising_loss(model: NetworkDenoiser, x0: Tensor, sigma: Tensor, noise: Ten
     return ((model(x0 + sigma.reshape(c_out.shape) * noise, sigma, **cond) - x0) / c_out).pow(2).mean()
 
 
+def optimize(optimizer: torch.optim.Optimizer, loss: Tensor, losses: list[float], step: int,
+             log: Callable[[int, float], None] | None) -> None:
+    """One optimizer step on ``loss``; the loss is recorded and the mean of the last 100 logged every 100 steps."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+    if log is not None and (step + 1) % 100 == 0:
+        log(step + 1, sum(losses[-100:]) / 100)
+
+
+def fit(model: NetworkDenoiser, data: Tensor, labels: Tensor, *, steps: int, batch: int, lr: float, ema: float,
+        label_dropout: float, null_label: int | None, generator: torch.Generator,
+        log: Callable[[int, float], None] | None = None) -> tuple[NetworkDenoiser, list[float]]:
+    """Adam on the denoising loss of random batches of ``data`` (with their ``labels`` when the model is
+    class-conditional, dropped to ``null_label`` with probability ``label_dropout``); returns the EMA model and
+    the losses. The learning rate warms up for 200 steps, then decays as sqrt(1 - step / steps)."""
+    ema_model = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses: list[float] = []
+    for step in range(steps):
+        lr_scale = min(1.0, (step + 1) / 200) * (1 - step / steps) ** 0.5  # warm-up, then decay
+        for group in optimizer.param_groups:
+            group["lr"] = lr * lr_scale
+        index = torch.randint(len(data), (batch,), generator=generator)
+        cond = {}
+        if model.num_classes:
+            drop = torch.rand(batch, generator=generator) < label_dropout
+            cond["class_labels"] = labels[index] if null_label is None else torch.where(drop, null_label, labels[index])
+        sigma = model.schedule.training_sigmas(batch, generator)
+        noise = torch.randn(data[index].shape, generator=generator)
+        optimize(optimizer, denoising_loss(model, data[index], sigma, noise, **cond), losses, step, log)
+        with torch.no_grad():
+            for p_ema, p in zip(ema_model.parameters(), model.parameters(), strict=True):
+                p_ema.lerp_(p, 1 - ema)
+    return ema_model.eval(), losses
+
+
+def loss_record(losses: list[float]) -> dict[str, Any]:
+    return {"final_loss": sum(losses[-200:]) / min(200, len(losses)),
+            "loss_every_100": [sum(losses[i:i + 100]) / len(losses[i:i + 100]) for i in range(0, len(losses), 100)]}
+
+
+def machine() -> dict[str, str]:
+    return {"torch": torch.__version__, "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine()}
+
+
 def train(recipe: Recipe, log: Callable[[int, float], None] | None = None) -> tuple[NetworkDenoiser, dict[str, Any]]:
     """Train ``recipe`` on the digits training split; returns the EMA denoiser and a record of the run."""
     from diffusers import UNet2DModel
@@ -81,36 +129,12 @@ def train(recipe: Recipe, log: Callable[[int, float], None] | None = None) -> tu
     model = NetworkDenoiser(UNetNetwork(UNet2DModel(**recipe.unet)), prediction, schedule,
                             sample_shape=tuple(images.shape[1:]), num_classes=num_classes - (null_label is not None),
                             null_label=null_label)
-    ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    losses, start = [], time.time()
-    for step in range(recipe.steps):
-        lr_scale = min(1.0, (step + 1) / 200) * (1 - step / recipe.steps) ** 0.5  # warm-up, then decay
-        for group in optimizer.param_groups:
-            group["lr"] = recipe.lr * lr_scale
-        index = torch.randint(len(images), (recipe.batch,), generator=generator)
-        cond = {}
-        if num_classes:
-            drop = torch.rand(recipe.batch, generator=generator) < recipe.label_dropout
-            cond["class_labels"] = torch.where(drop, num_classes - 1, labels[index])
-        sigma = schedule.training_sigmas(recipe.batch, generator)
-        noise = torch.randn(images[index].shape, generator=generator)
-        loss = denoising_loss(model, images[index], sigma, noise, **cond)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - recipe.ema)
-        losses.append(loss.item())
-        if log is not None and (step + 1) % 100 == 0:
-            log(step + 1, sum(losses[-100:]) / 100)
-    record = {"recipe": asdict(recipe), "seconds": round(time.time() - start, 1),
-              "final_loss": sum(losses[-200:]) / 200, "loss_every_100": [sum(losses[i:i + 100]) / 100
-                                                                        for i in range(0, len(losses), 100)],
-              "parameters": sum(p.numel() for p in model.parameters()), "torch": torch.__version__,
-              "machine": platform.machine(), "processor": platform.processor() or platform.machine()}
-    return ema.eval(), record
+    start = time.time()
+    ema, losses = fit(model, images, labels, steps=recipe.steps, batch=recipe.batch, lr=recipe.lr, ema=recipe.ema,
+                      label_dropout=recipe.label_dropout, null_label=null_label, generator=generator, log=log)
+    record = {"recipe": asdict(recipe), "seconds": round(time.time() - start, 1), **loss_record(losses),
+              "parameters": sum(p.numel() for p in model.parameters()), **machine()}
+    return ema, record
 
 
 def train_and_save(name: str, out: Path, steps: int | None = None, seed: int | None = None,

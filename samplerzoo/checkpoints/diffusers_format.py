@@ -1,5 +1,6 @@
-"""Local diffusers model directories: pipeline layout, a bare UNet2DModel with its scheduler config, and
-the legacy root layout of google/ddpm-cifar10-32 (``GaussianDDPMScheduler``, ``timesteps``)."""
+"""Local diffusers model directories: a pipeline (``model_index.json``, loaded by its family in ``families/``),
+a bare UNet2DModel with its scheduler config, and the legacy root layout of google/ddpm-cifar10-32
+(``GaussianDDPMScheduler``, ``timesteps``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..adapters import NetworkDenoiser, parameterization
+from ..denoiser import Checkpoint
 from ..errors import CheckpointError, UnknownNameError
 from ..noise_schedules import EDM, DiscreteVP, NoiseSchedule, SigmaToT
 from .betas import alphas_cumprod
@@ -84,13 +86,8 @@ def noise_schedule(config: dict[str, Any], source: str, sigma_to_t: SigmaToT) ->
     return DiscreteVP(alphas_cumprod(config, source), sigma_to_t), prediction
 
 
-def load_diffusers(directory: Path, sigma_to_t: SigmaToT = "log") -> NetworkDenoiser:
-    """A Denoiser from a local diffusers directory (pipeline, bare UNet, or legacy root layout)."""
-    directory = Path(directory)
-    if (directory / "model_index.json").is_file():
-        unet_dir, scheduler_path = directory / "unet", directory / "scheduler" / "scheduler_config.json"
-    else:
-        unet_dir, scheduler_path = directory, directory / "scheduler_config.json"
+def load_unet_denoiser(unet_dir: Path, scheduler_path: Path, sigma_to_t: SigmaToT = "log") -> NetworkDenoiser:
+    """A pixel-space Denoiser from a UNet2DModel folder and its scheduler config."""
     scheduler = read_json(scheduler_path)
     network = build_unet(unet_dir)
     schedule, prediction = noise_schedule(scheduler, str(scheduler_path), sigma_to_t)
@@ -105,6 +102,17 @@ def load_diffusers(directory: Path, sigma_to_t: SigmaToT = "log") -> NetworkDeno
     return NetworkDenoiser(network, prediction, schedule, sample_shape=shape,
                            num_classes=embeddings - (null_label is not None),
                            null_label=None if null_label is None else int(null_label))
+
+
+def load_diffusers(directory: Path, sigma_to_t: SigmaToT = "log") -> Checkpoint:
+    """A Checkpoint from a local diffusers directory: a pipeline (``model_index.json``, through its family), a
+    bare UNet2DModel with its scheduler config, or the legacy root layout."""
+    from .families import load_pipeline
+
+    directory = Path(directory)
+    if (directory / "model_index.json").is_file():
+        return load_pipeline(directory)
+    return load_unet_denoiser(directory, directory / "scheduler_config.json", sigma_to_t)
 
 
 def save_diffusers(denoiser: NetworkDenoiser, directory: Path, scheduler_config: dict[str, Any]) -> None:

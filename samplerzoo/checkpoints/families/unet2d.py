@@ -1,0 +1,17 @@
+"""Pixel-space UNet2DModel pipelines (DDPM, DDIM, PNDM): no decoder, optional class labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...denoiser import Checkpoint
+from ..diffusers_format import load_unet_denoiser
+from . import Family
+
+
+def build(directory: Path) -> Checkpoint:
+    return load_unet_denoiser(directory / "unet", directory / "scheduler" / "scheduler_config.json")
+
+
+FAMILY = Family("unet2d", ("DDPMPipeline", "DDIMPipeline", "PNDMPipeline"), ("unet", "scheduler"), build,
+                "pixel-space UNet2DModel, unconditional or class-conditional")

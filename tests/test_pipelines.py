@@ -1,0 +1,134 @@
+"""Pipeline families agree with diffusers: a tiny random pipeline of each family is saved, loaded through
+``sz.load``, and sampled by one of our samplers and by diffusers' own pipeline with the scheduler that
+implements that sampler, with the same prompts, negative prompts, guidance scale, timesteps and initial
+latents. Final latents agree to 1e-4 (float32) and our decode equals ``pipe.vae.decode``.
+
+Frames: Euler and Heun schedulers start from ``init_noise_sigma * latents`` in our sigma frame; DPM-Solver
+works in the VP frame (x_vp = x / sqrt(1 + sigma^2), init_noise_sigma = 1), which meets ours at sigma = 0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pipeline_builders as build
+import pytest
+import torch
+from diffusers import (
+    DiTPipeline,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+)
+from torch import Tensor
+
+import samplerzoo as sz
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+ATOL = 1e-4
+PROMPTS = ["a photo of a cat", "a painting of a dog"]
+NEGATIVE = ["blurry, low quality", "watermark"]
+STEPS = 8
+GUIDANCE = 3.5
+LEADING = {"timestep_spacing": "leading", "steps_offset": 1}  # Stable Diffusion's own scheduler configs
+
+
+def table_sigmas(model: sz.Checkpoint, timesteps: Tensor) -> Tensor:
+    """Our sigmas at diffusers' (integer) timesteps, landing on 0; Heun's repeated timesteps counted once."""
+    table = model.sigma_table
+    assert table is not None
+    levels = table[torch.unique_consecutive(timesteps).round().long()]
+    return torch.cat([levels, levels.new_zeros(1)])
+
+
+def start(shape: tuple[int, ...]) -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(7))
+
+
+def run_ours(model: sz.Checkpoint, denoiser: sz.Denoiser, sampler: str, scheduler: Any, latents: Tensor) -> Tensor:
+    sigmas = table_sigmas(model, scheduler.timesteps)
+    torch.testing.assert_close(sigmas[:-1].float(), torch.unique_consecutive(scheduler.sigmas)[:-1], rtol=1e-5,
+                               atol=1e-6)
+    vp = float(scheduler.init_noise_sigma) == 1.0  # DPM-Solver: the VP frame
+    scale = float((1 + sigmas[0] ** 2).sqrt()) if vp else float(scheduler.init_noise_sigma)
+    with torch.no_grad():
+        return sz.get_sampler(sampler).fn(denoiser, latents * scale, sigmas)
+
+
+def assert_agrees(name: str, ours: Tensor, theirs: Tensor, model: sz.Checkpoint, vae: Any) -> None:
+    diff = (ours - theirs).abs().max().item()
+    print(f"{name}: max |ours - diffusers| = {diff:.2e} (|latents| up to {theirs.abs().max().item():.2f})")
+    assert diff <= ATOL, f"{name}: max |ours - diffusers| = {diff:.3e} > {ATOL:.0e}"
+    with torch.no_grad():
+        expected = vae.decode(theirs / vae.config.scaling_factor).sample
+        torch.testing.assert_close(model.decode(theirs), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("prediction", "sampler", "scheduler_cls", "config"), [
+    ("epsilon", "euler", EulerDiscreteScheduler, LEADING),
+    ("v_prediction", "dpmpp_2m", DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+])
+def test_stable_diffusion_agrees_with_diffusers(tmp_path: Path, prediction: str, sampler: str, scheduler_cls: Any,
+                                                config: dict[str, Any]) -> None:
+    directory = build.stable_diffusion(tmp_path / "sd", scheduler_cls(**build.SD_BETAS, **config,
+                                                                     prediction_type=prediction))
+    model = sz.load(directory)
+    assert model.prediction == {"epsilon": "epsilon", "v_prediction": "v"}[prediction]
+    assert model.sample_shape == (4, 8, 8) and model.num_classes == 0
+    pipe = StableDiffusionPipeline.from_pretrained(directory, safety_checker=None, feature_extractor=None,
+                                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    latents = start((2, *model.sample_shape))
+    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=GUIDANCE, num_inference_steps=STEPS,
+                  latents=latents, output_type="latent").images
+    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=GUIDANCE)
+    ours = run_ours(model, denoiser, sampler, pipe.scheduler, latents)
+    assert_agrees(f"sd {prediction} {sampler}", ours, theirs, model, pipe.vae)
+
+
+def test_stable_diffusion_xl_agrees_with_diffusers(tmp_path: Path) -> None:
+    directory = build.stable_diffusion_xl(tmp_path / "sdxl", HeunDiscreteScheduler(**build.SD_BETAS, **LEADING))
+    model = sz.load(directory)
+    pipe = StableDiffusionXLPipeline.from_pretrained(directory)
+    pipe.set_progress_bar_config(disable=True)
+    latents = start((2, *model.sample_shape))
+    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=GUIDANCE, num_inference_steps=STEPS,
+                  latents=latents, output_type="latent").images
+    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=GUIDANCE)
+    ours = run_ours(model, denoiser, "heun", pipe.scheduler, latents)
+    assert_agrees("sdxl heun", ours, theirs, model, pipe.vae)
+
+
+def test_dit_agrees_with_diffusers(tmp_path: Path) -> None:
+    # Stable Diffusion's betas rather than DiT's linear ones: a random network's x0 predictions at DiT's sigma_max
+    # (157) make latents ~1e3, where float32 rounding alone exceeds 1e-4; at 14.6 they stay ~30, like SD's.
+    scheduler = DPMSolverMultistepScheduler(**build.SD_BETAS, solver_order=2)
+    directory = build.dit(tmp_path / "dit", scheduler)
+    model = sz.load(directory)
+    assert (model.num_classes, model.null_label, model.sample_shape) == (1000, 1000, (4, 8, 8))
+    pipe = DiTPipeline.from_pretrained(directory)
+    pipe.set_progress_bar_config(disable=True)
+    decoded: list[Tensor] = []  # DiTPipeline returns only images: keep the latents it decodes
+    decode = pipe.vae.decode
+    pipe.vae.decode = lambda z, **kw: (decoded.append(z), decode(z, **kw))[1]
+    labels = [207, 360]
+    pipe(labels, guidance_scale=GUIDANCE, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(7),
+         output_type="pt")
+    theirs = decoded[0] * pipe.vae.config.scaling_factor
+    denoiser = model.condition(range(2), labels=labels, guidance_scale=GUIDANCE)
+    ours = run_ours(model, denoiser, "dpmpp_2m", pipe.scheduler, start((2, *model.sample_shape)))
+    pipe.vae.decode = decode
+    assert_agrees("dit dpmpp_2m", ours, theirs, model, pipe.vae)
+
+
+def test_guided_text_sampling_counts_two_forwards_per_call(tmp_path: Path) -> None:
+    directory = build.stable_diffusion(tmp_path / "sd", EulerDiscreteScheduler(**build.SD_BETAS, **LEADING))
+    model = sz.load(directory)
+    for scale, forwards in [(None, 4), (1.0, 4), (GUIDANCE, 8)]:
+        run = sz.generate(model.condition(range(3), prompts=PROMPTS, guidance_scale=scale), "euler", 4, range(3),
+                          model.sample_shape)
+        assert (run.counted_nfe, run.forwards) == (4, forwards)
+        assert run.samples.shape == (3, 4, 8, 8) and model.decode(run.samples).shape == (3, 3, 16, 16)
