@@ -83,6 +83,18 @@ class SamplerSpec:
     """The sampler takes the step from sigma = inf itself (given x = the unit start noise, the state normalised by
     sigma): flow samplers published in flow time t, which start at t = 1. Otherwise ``generate()`` takes that step
     (one evaluation, in data-prediction form) and hands the sampler the rest of the schedule."""
+    weak_order: int = 1
+    """A stochastic sampler's weak order: the rate at which the law of its output approaches the target law as steps
+    grow (Kloeden & Platen 1992, Sec. 14.1; 1 for Euler-Maruyama-type schemes). The conformance kit checks it on
+    the exact law of a Gaussian target."""
+    reverse_sde: bool = False
+    """True when the stochastic sampler (at ``law_options``) discretises the reverse-time SDE, dx = -2 sigma score
+    dsigma + sqrt(2 sigma) dW backwards in sigma (Anderson 1982; Song et al. 2021, Eq. 6): its output given its start
+    then follows the forward process's posterior p(x_0 | x_T), which the kit checks, not only the marginal. False for
+    samplers whose noise only preserves the marginals (EDM's churn, Restart, Langevin, eta < 1) and for ODE solvers."""
+    law_options: Mapping[str, Any] = field(default_factory=dict)
+    """Options under which the law checks run, where the defaults deliberately miss the target law: EDM's S_noise > 1
+    adds excess noise, Restart's default backward passes take a fixed number of steps whatever the schedule."""
 
     def __post_init__(self) -> None:
         _check_name("sampler", self.name, self.aliases)

@@ -70,7 +70,8 @@ def test_other_flow_configs(tmp_path: Path) -> None:
 def test_bad_flow_configs_are_one_line(change: dict[str, object], message: str, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     directory, _ = bare(tmp_path, {**FLOW, **change})
-    monkeypatch.setattr(sys, "argv", ["zoo", "sample", "--checkpoint", str(directory), "--out", str(tmp_path / "g.png")])
+    out = str(tmp_path / "g.png")
+    monkeypatch.setattr(sys, "argv", ["zoo", "sample", "--checkpoint", str(directory), "--out", out])
     with pytest.raises(SystemExit) as exit_info:
         main()
     err = capsys.readouterr().err
