@@ -117,6 +117,11 @@ class DiscreteVP:
         return s.to(t.dtype)
 
 
+def time_of_integral(integral: Tensor, beta_min: float, beta_d: float) -> Tensor:
+    """The t >= 0 at which int_0^t beta = beta_d/2 t^2 + beta_min t equals ``integral`` (linear beta(t))."""
+    return ((beta_min**2 + 2 * beta_d * integral).sqrt() - beta_min) / beta_d
+
+
 @dataclass(frozen=True)
 class ContinuousVP:
     """Continuous VP SDE, beta(t) = beta_min + beta_d * t (Song et al. 2021; Karras et al. 2022, Table 1).
@@ -136,8 +141,7 @@ class ContinuousVP:
 
     def t(self, sigma: Tensor) -> Tensor:
         """Solve beta_d/2 t^2 + beta_min t = log(1 + sigma^2) for t >= 0."""
-        b = self.beta_min
-        return ((b**2 + 2 * self.beta_d * torch.log1p(sigma**2)).sqrt() - b) / self.beta_d
+        return time_of_integral(torch.log1p(sigma**2), self.beta_min, self.beta_d)
 
     @property
     def sigma_min(self) -> float:
@@ -159,6 +163,55 @@ class ContinuousVP:
 
     def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor:
         """t ~ U(eps_t, 1) (Karras et al. 2022, Table 1)."""
+        t = self.eps_t + (1 - self.eps_t) * torch.rand(n, generator=generator, dtype=torch.float64)
+        return self.sigma(t).float()
+
+
+@dataclass(frozen=True)
+class SubVP:
+    """The sub-VP SDE, dx = -beta/2 x dt + sqrt(beta (1 - e^(-2 int_0^t beta))) dw, beta(t) = beta_min + beta_d t
+    (Song et al. 2021, Eq. 29; the seeds' Liu slides): q(x_t | x_0) = N(zeta x_0, (1 - zeta^2)^2 I) with
+    zeta = e^(-B/2), B(t) = int_0^t beta = beta_d t^2 / 2 + beta_min t.
+
+    In the sigma frame x_t / zeta = x_0 + sigma n with sigma = (1 - zeta^2) / zeta = 2 sinh(B / 2). The network sees
+    zeta * x and the time input (M - 1) t, and predicts the noise, as score_sde's continuous sub-VP models do.
+    """
+
+    beta_min: float = 0.1
+    beta_d: float = 19.9
+    eps_t: float = 1e-5
+    M: int = 1000
+    sigma_data: float = 1.0
+
+    def sigma(self, t: Tensor | float) -> Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64)
+        return 2 * torch.sinh((0.5 * self.beta_d * t**2 + self.beta_min * t) / 2)
+
+    def t(self, sigma: Tensor) -> Tensor:
+        """Invert sigma = 2 sinh(B(t) / 2): B = 2 asinh(sigma / 2), then solve the quadratic for t >= 0."""
+        return time_of_integral(2 * torch.asinh(sigma / 2), self.beta_min, self.beta_d)
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigma(self.eps_t))
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.sigma(1.0))
+
+    @property
+    def sigma_table(self) -> None:
+        return None
+
+    def c_in(self, sigma: Tensor) -> Tensor:
+        """zeta = e^(-B/2) = 2 / (sigma + sqrt(sigma^2 + 4)), the root of zeta^2 + sigma zeta - 1 = 0."""
+        return 2 / (sigma + (sigma**2 + 4).sqrt())
+
+    def c_noise(self, sigma: Tensor) -> Tensor:
+        return (self.M - 1) * self.t(sigma)
+
+    def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor:
+        """t ~ U(eps_t, 1) (score_sde's continuous training)."""
         t = self.eps_t + (1 - self.eps_t) * torch.rand(n, generator=generator, dtype=torch.float64)
         return self.sigma(t).float()
 
