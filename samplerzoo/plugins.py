@@ -148,7 +148,11 @@ def get_schedules() -> Mapping[str, ScheduleSpec]:
 
 
 def get_schedule(name: str) -> ScheduleSpec:
-    return registry().schedules.get(name)
+    """A registered schedule by name or alias; ``NAME:ARGUMENT`` binds the argument of a schedule that takes one
+    (``ays:sdxl``, ``file:PATH``), so every command that accepts a schedule name accepts these too."""
+    base, colon, argument = name.partition(":")
+    spec = registry().schedules.get(base)
+    return spec.with_argument(argument) if colon else spec
 
 
 def plugin_errors() -> dict[str, list[str]]:

@@ -24,6 +24,7 @@ from ..errors import SamplerzooError, UnreachableNFEError
 from ..guidance import class_conditioned
 from ..plugins import get_sampler, get_schedule
 from ..sampling import generate, resolve_final_step
+from ..schedule_files import schedule_record
 from . import distributed
 from .metrics import DIGITS_EXTRACTOR, Features, Meter, TensorImages, concat, measure
 from .results import ResultsFile
@@ -129,7 +130,8 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
 def base_row(point: Point, batch: int, device: str) -> dict[str, Any]:
     """A point's results row without its measurements: config, provenance, reference and floor."""
     held_out = HELD_OUT.get(point.reference)
-    return {"key": point.key(), **asdict(point), "requested_nfe": point.nfe, "batch": batch, "device": device,
+    return {"key": point.key(), **asdict(point), **schedule_record(point.schedule), "requested_nfe": point.nfe,
+            "batch": batch, "device": device,
             "versions": versions(), "reference_samples": len(reference_images(point.reference)),
             "floor": floor(point), "floor_samples": len(reference_images(held_out)) if held_out else 0}
 

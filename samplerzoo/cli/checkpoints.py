@@ -96,8 +96,10 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
     from ..data import to_uint8
     from ..denoiser import decode
     from ..guidance import class_conditioned
+    from ..plugins import get_schedule
     from ..sampling import generate
 
+    get_schedule(schedule)  # an unknown name or a bad schedule file fails before the checkpoint loads
     model = load(checkpoint)
     seeds = range(seed, seed + n)
     run = generate(class_conditioned(model, seeds, guidance_scale), sampler, nfe, seeds, model.sample_shape,
