@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from ..errors import SamplerzooError
-from . import bench, catalogue, checkpoints, likelihood, report
+from . import bench, catalogue, checkpoints, likelihood, report, tune
 
 app = typer.Typer(help="samplerzoo: every diffusion sampler, measured.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -17,6 +17,7 @@ checkpoints.add_commands(app)
 bench.add_commands(app)
 report.add_commands(app)
 likelihood.add_commands(app)
+tune.add_commands(app)
 
 stderr = Console(stderr=True)
 CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
