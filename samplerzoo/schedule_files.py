@@ -61,8 +61,6 @@ def check_sigmas(sigmas: list[Any], where: str) -> tuple[float, ...]:
         raise SamplerzooError(f"{where}: sigmas must be finite and positive (a final 0 allowed), got {list(values)}")
     if any(b >= a for a, b in pairwise(values)):
         raise SamplerzooError(f"{where}: sigmas must decrease strictly, got {list(values)}")
-    if values == (0.0,):
-        raise SamplerzooError(f"{where}: sigmas hold no noise level")
     return values
 
 
