@@ -24,8 +24,10 @@ match deterministic trajectories, so they take deterministic samplers; Analytic-
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -37,6 +39,7 @@ from .noise import SeededNoise
 from .plugins import get_sampler
 from .registry import SamplerSpec
 from .sampling import FinalStep, resolve_final_step
+from .schedule_files import ScheduleFile, write_schedule_file
 from .schedules import SigmaRange, karras
 from .steps import denoise
 
@@ -305,3 +308,29 @@ def tune(model: Denoiser, sample_shape: Sequence[int], search: Search, device: t
     if declared is not None and declared != expected:
         raise SamplerzooError(f"internal: the schedule found costs {declared} NFE, not {expected}")
     return Tuned(sigmas, objective, teacher_nfe, counter.calls - teacher_nfe)
+
+
+def tune_checkpoint(checkpoint: str, search: Search, path: Path, guidance_scale: float | None = None,
+                    device: str = "cpu") -> tuple[ScheduleFile, str]:
+    """Load ``checkpoint``, search its schedule, write the schedule file (with the search's cost and settings) to
+    ``path``; returns its content and SHA-256. The search's seeds double as the class labels' (seed % classes)."""
+    from . import __version__
+    from .checkpoints import load
+    from .guidance import class_conditioned
+
+    plan = plan_search(search)
+    model = load(checkpoint)
+    if isinstance(model, torch.nn.Module):
+        model.to(device)
+    seeds = range(search.seed, search.seed + search.trajectories)
+    start = time.perf_counter()
+    found = tune(class_conditioned(model, seeds, guidance_scale), model.sample_shape, search, device)
+    cost = {"nfe": found.teacher_nfe + found.search_nfe, "teacher_nfe": found.teacher_nfe,
+            "search_nfe": found.search_nfe, "trajectories": search.trajectories,
+            "seconds": round(time.perf_counter() - start, 1)}
+    options = {"grid": search.grid, "teacher": plan.teacher.name, "objective": found.objective,
+               **({"coeff": search.coeff, "metric": search.metric} if search.method == "gits" else {}),
+               **({"guidance_scale": guidance_scale} if guidance_scale is not None else {})}
+    content = ScheduleFile(tuple(float(s) for s in found.sigmas), search.method, plan.spec.name, checkpoint,
+                           search.nfe, plan.final_step, search.seed, cost, options, __version__)
+    return content, write_schedule_file(path, content)

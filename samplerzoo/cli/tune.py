@@ -3,7 +3,6 @@ schedule file that ``--schedule file:PATH`` uses."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -42,13 +41,7 @@ def tune(
     schedule file (sigmas, method, cost in NFE); --schedule file:PATH then uses them in bench, sample and generate."""
     import torch
 
-    from .. import __version__
-    from ..checkpoints import load
-    from ..guidance import class_conditioned
-    from ..plugins import get_sampler
-    from ..schedule_files import ScheduleFile, write_schedule_file
-    from ..tuning import Search, plan_search
-    from ..tuning import tune as search_schedule
+    from ..tuning import Search, plan_search, tune_checkpoint
 
     search = Search(sampler, nfe, method, seed, trajectories, grid, teacher, coeff, metric,
                     final_step)  # type: ignore[arg-type]
@@ -58,25 +51,12 @@ def tune(
         raise SamplerzooError(f"{path} already exists; remove it or choose another --out")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SamplerzooError("--device cuda was asked for, but no CUDA device is available")
-    model = load(checkpoint)
-    if isinstance(model, torch.nn.Module):
-        model.to(device)
-    seeds = range(seed, seed + trajectories)
-    start = time.perf_counter()
-    found = search_schedule(class_conditioned(model, seeds, guidance_scale), model.sample_shape, search, device)
-    seconds = time.perf_counter() - start
-    cost = {"nfe": found.teacher_nfe + found.search_nfe, "teacher_nfe": found.teacher_nfe,
-            "search_nfe": found.search_nfe, "trajectories": trajectories, "seconds": round(seconds, 1)}
-    options = {"grid": grid, "teacher": get_sampler(teacher).name, "objective": found.objective,
-               **({"coeff": coeff, "metric": metric} if method == "gits" else {}),
-               **({"guidance_scale": guidance_scale} if guidance_scale is not None else {})}
-    digest = write_schedule_file(path, ScheduleFile(
-        tuple(float(s) for s in found.sigmas), method, plan.spec.name, checkpoint, nfe, plan.final_step, seed, cost,
-        options, __version__))
-    sigmas = ", ".join(f"{s:.4g}" for s in found.sigmas.tolist())
+    found, digest = tune_checkpoint(checkpoint, search, path, guidance_scale, device)
+    cost = found.cost
+    sigmas = ", ".join(f"{s:.4g}" for s in found.sigmas)
     stdout.print(f"{method} for {plan.spec.name} at NFE {nfe} on {checkpoint}: sigmas [{sigmas}]; search cost "
-                 f"{cost['nfe']} NFE per trajectory ({found.teacher_nfe} teacher + {found.search_nfe} search) x "
-                 f"{trajectories} trajectories, {seconds:.1f} s", highlight=False, soft_wrap=True)
+                 f"{cost['nfe']} NFE per trajectory ({cost['teacher_nfe']} teacher + {cost['search_nfe']} search) x "
+                 f"{trajectories} trajectories, {cost['seconds']:.1f} s", highlight=False, soft_wrap=True)
     stdout.print(f"wrote {path} (sha256 {digest[:12]}); use it with --schedule file:{path}", highlight=False,
                  soft_wrap=True)
 
