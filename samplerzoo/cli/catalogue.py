@@ -46,7 +46,8 @@ def list_schedules(as_json: JsonOption = False) -> None:
     specs = sorted(get_schedules().values(), key=lambda s: s.name)
     if as_json:
         rows = [{"name": s.name, "aliases": list(s.aliases), "description": s.description,
-                 "needs_table": s.needs_table, "plugin": s.plugin} for s in specs]
+                 "needs_table": s.needs_table, "argument": s.argument_help, "paper": s.paper,
+                 "reference": s.reference, "plugin": s.plugin} for s in specs]
         stdout.print_json(json.dumps(rows))
         return
     table = Table(title=f"{len(specs)} schedules")
