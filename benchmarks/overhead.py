@@ -7,7 +7,11 @@ divided by the number of denoiser calls: what the sampler's own step math, Pytho
 Run from the repository root::
 
     python benchmarks/overhead.py [--batch 16] [--shape 3 32 32] [--nfe 21] [--repeats 15] \
-        [--out results/overhead.md]
+        [--noise-batches 16 100 500 2000] [--noise-shapes 1x8x8 3x32x32] [--out results/overhead.md]
+
+It also times the per-sample noise sources alone (per draw, over a run of ``--nfe`` draws for a batch:
+``CounterNoise``, generate()'s default, against ``SeededNoise``'s generator per sample and a plain ``torch.randn``
+of the batch) at each ``--noise-batches`` size and ``--noise-shapes`` sample shape.
 
 The sampler -> k-diffusion / diffusers mapping is read from each sampler's ``reference`` string
 ("k_diffusion.sampling.sample_x(kw=...)", "diffusers.XScheduler(kw=...)"; keyword arguments the target does
@@ -47,7 +51,7 @@ from torch import Tensor
 
 import samplerzoo as sz
 from samplerzoo.errors import UnreachableNFEError
-from samplerzoo.noise import BrownianTreeNoise, SeededNoise
+from samplerzoo.noise import BrownianTreeNoise, CounterNoise, SeededNoise
 from samplerzoo.registry import SamplerSpec
 from samplerzoo.schedules import SigmaRange
 
@@ -175,10 +179,10 @@ def ours(spec: SamplerSpec, model: Trivial, x0: Tensor, sigmas: Tensor, options:
         x = x0.clone()
         if noise_kind == "randn":
             noise: Callable[[Tensor, Tensor], Tensor] = randn_noise(x)
-        elif spec.brownian:  # what sz.generate uses for these
+        elif spec.brownian:  # what sz.generate uses for these, whatever the noise source
             noise = BrownianTreeNoise(seeds, shape, lowest, float(sigmas[0]))
         else:
-            noise = SeededNoise(seeds, shape)
+            noise = CounterNoise(seeds, shape) if noise_kind == "counter" else SeededNoise(seeds, shape)
         return lambda: spec.fn(model, x, sigmas, noise=noise, **options)
     return prepare
 
@@ -284,6 +288,38 @@ def measure(sides: list[Side], repeats: int, warmup: int) -> None:
                 gc.enable()
 
 
+def noise_sides(batch: int, shape: tuple[int, ...], draws: int) -> dict[str, Side]:
+    """``draws`` draws for the whole batch from one source of each kind, timed per draw (a sampling run's noise);
+    seeds hashed and generators seeded outside the timer."""
+    seeds = range(batch)
+
+    def run(make: Callable[[], CounterNoise | SeededNoise]) -> Prepare:
+        def prepare() -> Callable[[], object]:
+            source = make()
+            return lambda: [source.randn() for _ in range(draws)]
+        return prepare
+
+    return {"counter": Side(run(lambda: CounterNoise(seeds, shape)), nfe=draws),
+            "torch": Side(run(lambda: SeededNoise(seeds, shape)), nfe=draws),
+            "randn": Side(lambda: lambda: [torch.randn(batch, *shape) for _ in range(draws)], nfe=draws)}
+
+
+def noise_table(batches: list[int], shapes: list[tuple[int, ...]], draws: int, repeats: int,
+                warmup: int) -> list[str]:
+    """Microseconds per draw of each noise source over a run of ``draws``, per sample shape and batch size."""
+    lines = ["| sample shape | batch | CounterNoise us/draw | SeededNoise us/draw | torch.randn us/draw "
+             "| SeededNoise / CounterNoise |", "|---|---:|---:|---:|---:|---:|"]
+    for shape in shapes:
+        for batch in batches:
+            sides = noise_sides(batch, shape, draws)
+            measure(list(sides.values()), repeats, warmup)
+            counter, seeded, randn = (sides[k].per_nfe_us() for k in ("counter", "torch", "randn"))
+            lines.append(f"| {'x'.join(map(str, shape))} | {batch} | {counter:.1f} | {seeded:.1f} | {randn:.1f} "
+                         f"| {seeded / counter:.2f} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def profile(prepare: Prepare, runs: int = 20, top: int = 8) -> str:
     """cProfile of ``runs`` runs: the top functions by own time."""
     profiler = cProfile.Profile()
@@ -307,6 +343,7 @@ class Row:
     name: str
     nfe: str
     ours: Side
+    counter: Side
     seeded: Side
     k: Side | None
     d: Side | None
@@ -329,14 +366,15 @@ def fmt(side: Side | None, nfe: int | None = None) -> str:
 
 
 def table(rows: list[Row]) -> list[str]:
-    lines = ["| sampler | NFE | ours us/NFE (randn noise) | ours us/NFE (seeded noise) | k-diffusion us/NFE "
-             "| diffusers us/NFE | ours / k-diffusion |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| sampler | NFE | ours us/NFE (randn noise) | ours us/NFE (counter noise) | ours us/NFE (torch "
+             "generators) | k-diffusion us/NFE | diffusers us/NFE | ours / k-diffusion |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         ratio = row.ratio()
         mark = ("" if not row.stochastic else " (B)" if row.brownian else "")
         lines.append(f"| {row.name}{' (adaptive)' if row.adaptive else ''} | {row.nfe} | {fmt(row.ours)} "
-                     f"| {fmt(row.seeded)}{mark} | {fmt(row.k, row.ours.nfe)} | {fmt(row.d, row.ours.nfe)} "
+                     f"| {fmt(row.counter)}{mark} | {fmt(row.seeded)}{mark} | {fmt(row.k, row.ours.nfe)} "
+                     f"| {fmt(row.d, row.ours.nfe)} "
                      f"| {'-' if ratio is None else f'{ratio:.2f}'} |")
     return lines
 
@@ -364,8 +402,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--profile", type=int, default=3, help="cProfile the N samplers with the worst ratio")
     parser.add_argument("--samplers", nargs="*", help="only these (default: all registered)")
+    parser.add_argument("--noise-batches", type=int, nargs="*", default=[16, 100, 500, 2000],
+                        help="batch sizes of the noise-source table (none: skip it)")
+    parser.add_argument("--noise-shapes", nargs="*", default=["1x8x8", "3x32x32"], help="sample shapes, CxHxW")
     parser.add_argument("--out", type=Path, default=Path("results/overhead.md"))
     args = parser.parse_args(argv)
+    noise_shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.noise_shapes]
     command = shlex.join(["python", "benchmarks/overhead.py", *(sys.argv[1:] if argv is None else argv)])
 
     torch.set_num_threads(1)
@@ -387,7 +429,8 @@ def main(argv: list[str] | None = None) -> None:
             sigmas = sz.get_schedule("karras")(steps, SIGMA_RANGE)
             x0 = torch.randn(args.batch, *args.shape) * float(sigmas[0])
             refs = references(spec, ks)
-            mine, seeded = (Side(ours(spec, model, x0, sigmas, options, kind)) for kind in ("randn", "seeded"))
+            mine, counter, seeded = (Side(ours(spec, model, x0, sigmas, options, kind))
+                                     for kind in ("randn", "counter", "torch"))
             k_side = d_side = None
             k_name = d_name = ""
             if "k_diffusion" in refs:
@@ -397,12 +440,12 @@ def main(argv: list[str] | None = None) -> None:
                 cls, config = refs["diffusers"]
                 prepare, n = diffusers_side(cls, config, net, x0, nfe)
                 d_side, d_name = Side(prepare), f"{describe(cls, config, DIFFUSERS_BASE)}, {n} steps"
-            sides = [s for s in (mine, seeded, k_side, d_side) if s is not None]
+            sides = [s for s in (mine, counter, seeded, k_side, d_side) if s is not None]
             for side in sides:
                 side.nfe = counted(side, net if side is d_side else model)
             measure(sides, args.repeats, args.warmup)
             nfe_text = f"{mine.nfe}" if not spec.adaptive else f"{mine.nfe} (counted)"
-            rows.append(Row(spec.name, nfe_text, mine, seeded, k_side, d_side, k_name, d_name, spec.stochastic,
+            rows.append(Row(spec.name, nfe_text, mine, counter, seeded, k_side, d_side, k_name, d_name, spec.stochastic,
                             spec.brownian, spec.adaptive, (sigmas, x0, options)))
             print("  ".join(table([rows[-1]])[-1:]), f"[{time.perf_counter() - began:.0f} s]", flush=True)
 
@@ -414,6 +457,8 @@ def main(argv: list[str] | None = None) -> None:
             fn, kwargs = references(spec, ks)["k_diffusion"]
             profiles.append((row, profile(ours(spec, model, x0, sigmas, options, "randn")),
                              profile(k_diffusion(fn, kwargs, model, x0, sigmas))))
+
+        noise_lines = noise_table(args.noise_batches, noise_shapes, args.nfe, args.repeats, args.warmup)
 
     elapsed = time.perf_counter() - began
     lines = table(rows)
@@ -440,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "**Noisy machine.** The host has 2 CPU cores and was running two long training jobs (`zoo train ...`) "
         "during the measurement, so single timings are noisy. Every round runs all columns of a sampler once, "
-        "back to back in a rotating order (ours, ours seeded, k-diffusion, diffusers), and the table gives "
+        "back to back in a rotating order (ours with each noise, k-diffusion, diffusers), and the table gives "
         "medians over the rounds, so the columns of one row saw the same background load; compare within a row. "
         "Differences under ~10% are within the noise (the two 'ours' columns of a deterministic sampler run the "
         "same code and show its size).",
@@ -451,10 +496,12 @@ def main(argv: list[str] | None = None) -> None:
         "like-for-like comparison: k-diffusion gets the same `noise_sampler` (it is k-diffusion's own "
         "`default_noise_sampler`), also for dpmpp_sde / dpmpp_2m_sde / dpmpp_3m_sde, whose k-diffusion default "
         "would be a Brownian tree.",
-        "- **ours (seeded noise)**: what `sz.generate` uses: `SeededNoise` (one `torch.Generator` per sample, "
-        "draws stacked: batch-size many randn calls per draw), or, marked (B), `BrownianTreeNoise` (a "
+        "- **ours (counter noise)**: what `sz.generate` uses by default: `CounterNoise` (every sample's draw hashed "
+        "from its seed and the draw's index, the whole batch at once), or, marked (B), `BrownianTreeNoise` (a "
         "virtual Brownian tree per sample, normals hashed for the whole batch at once) for the samplers "
         "registered as `brownian`. Identical to the first column for deterministic samplers, which draw no noise.",
+        "- **ours (torch generators)**: `sz.generate(noise=\"torch\")`: `SeededNoise` (one `torch.Generator` per "
+        "sample, draws stacked: batch-size many randn calls per draw), or (B) the same Brownian tree.",
         "- **k-diffusion**: the function named in the sampler's `reference`, same sigmas, same x, "
         "`disable=True` (no tqdm bar). Empty where k-diffusion 0.1.1 has no equivalent (ComfyUI-only "
         "functions, `DPMSolver` methods).",
@@ -468,6 +515,17 @@ def main(argv: list[str] | None = None) -> None:
         "- **ours / k-diffusion**: ratio of the first column to the k-diffusion column (> 1: ours slower).",
         "",
         *lines,
+        "",
+        "## Noise sources alone",
+        "",
+        f"Standard normals for the whole batch, {args.nfe} draws from one source (a sampling run's noise), per "
+        "draw (float32, CPU, one thread), median of the rounds (each round runs the three back to back): "
+        "`CounterNoise(seeds, shape).randn()` (generate()'s default: "
+        "every element hashed from its seed and the draw's index), `SeededNoise(seeds, shape).randn()` "
+        "(`noise=\"torch\"`: one `torch.Generator` per sample, a Python loop over the batch) and a plain "
+        "`torch.randn(batch, *shape)` (one generator for the batch: no per-sample seeds, the floor).",
+        "",
+        *noise_lines,
         "",
         "Mapping used:",
         "",

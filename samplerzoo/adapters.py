@@ -114,6 +114,13 @@ class NetworkDenoiser(nn.Module):
     def sigma_table(self) -> Tensor | None:
         return self.schedule.sigma_table
 
+    def with_schedule(self, schedule: NoiseSchedule) -> NetworkDenoiser:
+        """The same checkpoint (network, decoder and conditioner shared, not copied) read through another noise
+        schedule."""
+        return NetworkDenoiser(self.net, self.prediction, schedule, sample_shape=self.sample_shape,
+                               num_classes=self.num_classes, null_label=self.null_label, decoder=self.decoder,
+                               conditioner=self.conditioner)
+
     def coefficients(self, sigma: Tensor, ndim: int) -> tuple[Tensor, Tensor, Tensor]:
         """(c_skip, c_out, c_in) for a (batch,) sigma, shaped to broadcast over ``ndim``-dimensional x."""
         s = sigma.reshape(-1, *([1] * (ndim - 1)))
@@ -121,7 +128,13 @@ class NetworkDenoiser(nn.Module):
         return (*self._coefficients(s, c_in, self.schedule), c_in)
 
     def forward(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        """D in the dtype of x: the coefficients in float32 at least, the network in the dtype of its weights."""
+        sigma = sigma.to(torch.promote_types(x.dtype, torch.float32))
         c_skip, c_out, c_in = self.coefficients(sigma, x.ndim)
         cond = {k: v.to(x.device) if isinstance(v, Tensor) else v for k, v in cond.items()}  # labels built on the CPU
-        F = self.net(c_in * x, self.schedule.c_noise(sigma), **cond)
-        return c_skip * x + c_out * F
+        F = self.net((c_in * x).to(self.network_dtype(x.dtype)), self.schedule.c_noise(sigma), **cond)
+        return (c_skip * x + c_out * F).to(x.dtype)
+
+    def network_dtype(self, default: torch.dtype) -> torch.dtype:
+        """The dtype of the network's floating-point weights (``default`` when it has none)."""
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()), default)

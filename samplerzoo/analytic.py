@@ -58,7 +58,10 @@ class GaussianMixture:
         return self._component_log_probs(x, sigma).softmax(-1)
 
     def __call__(self, x: Tensor, sigma: Tensor, class_labels: Tensor | None = None, **cond: Any) -> Tensor:
-        """The exact denoiser; with ``class_labels`` (component indices) the exact class-conditional one."""
+        """The exact denoiser; with ``class_labels`` (component indices) the exact class-conditional one. A float16
+        or bfloat16 x is denoised in float32: squared distances at sigma_max overflow float16."""
+        if x.dtype in (torch.float16, torch.bfloat16):
+            return self(x.float(), sigma, class_labels, **cond).to(x.dtype)
         r = self.responsibilities(x, sigma)
         if class_labels is not None:
             r = torch.nn.functional.one_hot(class_labels.to(x.device), len(self.weights)).to(x)

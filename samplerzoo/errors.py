@@ -39,3 +39,12 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     if len(text) > limit:
         text = text[:limit].rsplit(" ", 1)[0] + " ..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class NonFiniteError(SamplerzooError, FloatingPointError):
+    """Samples (or a solver's state) contain NaN or inf: nothing is scored or written from them."""
+
+
+class SamplerzooWarning(UserWarning):
+    """Something the user should know that did not stop the work (skipped results lines, a cache recomputed or not
+    kept, duplicate names collapsed); the CLI prints it as one ``warning: ...`` line on stderr."""

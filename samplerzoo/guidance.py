@@ -152,8 +152,9 @@ def condition_on_labels(model: Denoiser, samples: Sequence[int], *, labels: Sequ
     if not num_classes:
         if labels is not None:
             raise SamplerzooError("labels need a class-conditional checkpoint; this one is unconditional")
-        if guided(guidance_scale):
-            raise SamplerzooError("classifier-free guidance needs a conditional checkpoint; this one is unconditional")
+        if guidance_scale is not None:  # any scale, 1 included: there is nothing to guide towards
+            raise SamplerzooError(f"guidance scale {guidance_scale}: classifier-free guidance needs a conditional "
+                                  "checkpoint; this one is unconditional")
         return model
     if labels is not None and not labels:
         raise SamplerzooError("labels is empty; give at least one label")

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .checkpoints import CheckpointSpec
     from .denoiser import Checkpoint
-    from .registry import SamplerSpec, ScheduleSpec
+    from .registry import CheckpointSpec, SamplerSpec, ScheduleSpec
 
 PROJECT = "samplerzoo"
 hookspec = pluggy.HookspecMarker(PROJECT)

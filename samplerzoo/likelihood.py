@@ -10,22 +10,26 @@ is the model's p(x; sigma_min): the data convolved with N(0, sigma_min^2 I), not
 terminal density is taken as N(0, sigma_max^2 I), which neglects the data's own spread at sigma_max (of relative
 order (sigma_data / sigma_max)^2). The divergence is exact (one vector-Jacobian product per dimension) or
 Hutchinson's estimate v^T (dg/dx) v with E[v v^T] = I (Hutchinson 1989; Grathwohl et al. 2019), with each
-sample's probes drawn once from its own seed and kept for the whole trajectory.
+sample's probes drawn once from its own seed and kept for the whole trajectory. A discrete-time VP network is read
+through its schedule's smooth sigma -> t map (:func:`with_sigma_to_t`), so that the drift is continuously differentiable
+in u for the adaptive solver.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, NamedTuple, cast
 
 import torch
 from torch import Tensor
 
+from .adapters import NetworkDenoiser
 from .denoiser import CountingDenoiser, Denoiser
 from .errors import SamplerzooError, UnknownNameError
 from .guidance import Conditioned
 from .noise import SeededNoise
+from .noise_schedules import SIGMA_TO_T_MODES, DiscreteVP, SigmaToT
 from .samplers.reference import dopri5
 from .steps import denoise
 
@@ -33,6 +37,9 @@ Divergence = Literal["exact", "hutchinson"]
 Probe = Literal["rademacher", "gaussian"]
 DIVERGENCES = ("exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
+SIGMA_TO_T: tuple[str, ...] = ("model", *SIGMA_TO_T_MODES)
+"""How the likelihood reads a network on a discrete-time VP schedule: through its own map, or through one of
+``DiscreteVP``'s (``smooth`` by default)."""
 BIN_WIDTH = 2 / 256
 """Width in [-1, 1] of one 8-bit pixel value's dequantization bin."""
 
@@ -112,19 +119,35 @@ def check_shape(model: Denoiser, x: Tensor) -> None:
         raise SamplerzooError(f"data of shape {tuple(x.shape)} does not fit the model; accepted: {expected}")
 
 
+def with_sigma_to_t(model: Denoiser, sigma_to_t: str = "smooth") -> Denoiser:
+    """The model whose PF-ODE the likelihood integrates: a network on a discrete-time VP schedule read through
+    ``DiscreteVP(sigma_to_t=...)`` (``smooth``: the same timesteps on the trained levels, a C1 t(sigma) between
+    them, where ``log``'s slope jumps at every level); with ``"model"``, or any other model, the model as it is."""
+    if sigma_to_t not in SIGMA_TO_T:
+        raise UnknownNameError("sigma_to_t", sigma_to_t, SIGMA_TO_T)
+    schedule = getattr(model, "schedule", None)
+    if sigma_to_t == "model" or not isinstance(model, NetworkDenoiser) or not isinstance(schedule, DiscreteVP):
+        return model
+    return model.with_schedule(schedule.with_sigma_to_t(cast(SigmaToT, sigma_to_t)))
+
+
 def log_likelihood(model: Denoiser, x: Tensor, *, sigma_min: float | None = None, sigma_max: float | None = None,
                    divergence: Divergence = "exact", probes: int = 1, probe: Probe = "rademacher",
-                   noise: SeededNoise | None = None, rtol: float = 1e-5, atol: float = 1e-5) -> Likelihood:
+                   noise: SeededNoise | None = None, rtol: float = 1e-5, atol: float = 1e-5,
+                   sigma_to_t: str = "smooth", progress: Callable[[float], None] | None = None) -> Likelihood:
     """log p(x; sigma_min) by integrating (x, div_x g) from sigma_min to sigma_max with the adaptive reference
     solver (Chen et al. 2018, Thm. 1; Song et al. 2021, Eq. 39); see the module docstring.
 
     ``divergence="hutchinson"`` averages ``probes`` probes per sample drawn from ``noise`` (by default one
     generator per sample seeded with its index), so a sample's estimate does not depend on its batch.
+    ``sigma_to_t``: see :func:`with_sigma_to_t`. ``progress(fraction)`` hears after each solver step how far (in
+    log sigma, averaged over the batch) it got.
     """
     sigma_min, sigma_max = sigma_range(model, sigma_min, sigma_max)
     check_shape(model, x)
     if divergence not in DIVERGENCES:
         raise UnknownNameError("divergence", divergence, DIVERGENCES)
+    model = with_sigma_to_t(model, sigma_to_t)
     if divergence == "exact":
         v, weight = basis_probes(x), 1.0
     else:
@@ -138,7 +161,11 @@ def log_likelihood(model: Denoiser, x: Tensor, *, sigma_min: float | None = None
         g, div = drift_divergence(counted, y[:, :d].reshape(x.shape), u, v, weight)
         return torch.cat([g.flatten(1), div[:, None]], 1)
 
-    y = dopri5(f, torch.cat([x.flatten(1), x.new_zeros(len(x), 1)], 1), sigma_min, sigma_max, rtol, atol)
+    def on_step(i: int, y: Tensor, u: Tensor, k1: Tensor) -> None:
+        if progress is not None:
+            progress(float(((u - math.log(sigma_min)) / math.log(sigma_max / sigma_min)).clamp(0, 1).mean()))
+
+    y = dopri5(f, torch.cat([x.flatten(1), x.new_zeros(len(x), 1)], 1), sigma_min, sigma_max, rtol, atol, on_step)
     latent, integral = y[:, :d].reshape(x.shape), y[:, d]
     prior = gaussian_log_prob(latent, sigma_max)
     return Likelihood(prior + integral, prior, integral, latent, counted.calls)
@@ -187,19 +214,26 @@ def unconditional(model: Denoiser, batch: int) -> Denoiser:
 
 
 def image_bits_per_dim(model: Denoiser, images: Tensor, seeds: Sequence[int], *, bin_width: float = BIN_WIDTH,
-                       batch: int = 100, **options: Any) -> BitsPerDim:
+                       batch: int = 100, sigma_to_t: str = "smooth", progress: Callable[[float], None] | None = None,
+                       **options: Any) -> BitsPerDim:
     """Bits/dim of each image in [-1, 1]: dequantize it from its seed, take log p(y; sigma_min) with
-    :func:`log_likelihood` (``options``; Hutchinson probes from the same seed), convert with :func:`bits_per_dim`.
-    Every image depends on its own seed only, not on ``batch``."""
+    :func:`log_likelihood` (``options``; Hutchinson probes from the same seed; ``sigma_to_t``: :func:`with_sigma_to_t`,
+    applied before a null label is bound), convert with :func:`bits_per_dim`. Every image depends on its own seed
+    only, not on ``batch``. ``progress(images)`` hears how many images are done (fractionally, within a batch)."""
     check_images(model, images)
     if len(seeds) != len(images):
         raise SamplerzooError(f"{len(seeds)} seeds for {len(images)} images; accepted: one seed per image")
+    model = with_sigma_to_t(model, sigma_to_t)
     bpd, nfe, batches = [], 0, 0
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
         noise = SeededNoise(seeds[start:start + batch], chunk.shape[1:], device=chunk.device, dtype=chunk.dtype)
+        def done(fraction: float, start: int = start, size: int = len(chunk)) -> None:
+            if progress is not None:
+                progress(start + fraction * size)
+
         result = log_likelihood(unconditional(model, len(chunk)), dequantize(chunk, noise, bin_width), noise=noise,
-                                **options)
+                                sigma_to_t="model", progress=done, **options)  # read through sigma_to_t above
         bpd.append(bits_per_dim(result.log_p, chunk[0].numel(), bin_width))
         nfe, batches = nfe + result.nfe, batches + 1
     return BitsPerDim(torch.cat(bpd), nfe, batches)

@@ -15,10 +15,11 @@ import torch
 from torch import Tensor
 
 from .denoiser import NoiseLevels
-from .errors import UnknownNameError
+from .errors import SamplerzooError, UnknownNameError
+from .monotone_cubic import MonotoneCubic
 
-SigmaToT = Literal["log", "linear", "nearest"]
-SIGMA_TO_T_MODES: tuple[str, ...] = ("log", "linear", "nearest")
+SigmaToT = Literal["log", "linear", "nearest", "smooth"]
+SIGMA_TO_T_MODES: tuple[str, ...] = ("log", "linear", "nearest", "smooth")
 
 
 class NoiseSchedule(NoiseLevels, Protocol):
@@ -49,13 +50,26 @@ def interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
     return f0 + w * (f1 - f0)
 
 
+def smooth_sigma_to_t(table: Tensor) -> MonotoneCubic:
+    """t as a monotone cubic (PCHIP) in log sigma through the trained levels (log table_t, t)."""
+    levels = table.log()
+    if not bool(torch.isfinite(levels).all() and (levels.diff() > 0).all()):
+        raise SamplerzooError("sigma_to_t 'smooth' needs finite, strictly increasing trained sigmas; this table "
+                              "has an infinite or repeated level (use log, linear or nearest)")
+    return MonotoneCubic(levels, torch.arange(len(levels), dtype=torch.float64))
+
+
 class DiscreteVP:
     """A discrete-time VP model trained on ``alphas_cumprod`` (DDPM, iDDPM, LDM).
 
     ``sigma_to_t`` chooses how a sigma between trained levels becomes a timestep: ``log`` interpolates
     linearly in log sigma (k-diffusion, diffusers' ``_sigma_to_t``), ``linear`` interpolates linearly in
     sigma (diffusers' Euler-family ``interpolation_type="linear"``), ``nearest`` rounds to the closest
-    trained level (ComfyUI, iDDPM).
+    trained level (ComfyUI, iDDPM), ``smooth`` interpolates t in log sigma with a monotone cubic (PCHIP,
+    :class:`~samplerzoo.monotone_cubic.MonotoneCubic`): the same timesteps on the trained levels, and a
+    continuously differentiable t(sigma) between them, where ``log``'s slope jumps at every level. The
+    likelihood's adaptive ODE solver uses ``smooth`` (:func:`samplerzoo.likelihood.smooth_time`); samplers
+    keep the checkpoint's map (``log`` by default, as k-diffusion and diffusers).
     """
 
     sigma_data = 1.0
@@ -68,6 +82,11 @@ class DiscreteVP:
         self._table = sigma_from_alpha_bar(self.alphas_cumprod)
         self.sigma_min = float(self._table[0])
         self.sigma_max = float(self._table[-1])
+        self._smooth = smooth_sigma_to_t(self._table) if sigma_to_t == "smooth" else None
+
+    def with_sigma_to_t(self, sigma_to_t: SigmaToT) -> DiscreteVP:
+        """The same trained levels read through another sigma -> t map."""
+        return type(self)(self.alphas_cumprod, sigma_to_t)
 
     @classmethod
     def linear_betas(cls, beta_start: float = 1e-4, beta_end: float = 0.02, steps: int = 1000,
@@ -95,7 +114,9 @@ class DiscreteVP:
         table = self._table.to(sigma.device, torch.float64)
         steps = torch.arange(len(table), device=sigma.device, dtype=torch.float64)
         s = sigma.to(torch.float64)
-        if self.sigma_to_t == "nearest":
+        if self._smooth is not None:
+            t = self._smooth(s.log())
+        elif self.sigma_to_t == "nearest":
             t = (s.log()[..., None] - table.log()).abs().argmin(-1).to(torch.float64)
         elif self.sigma_to_t == "log":
             t = interp(s.log(), table.log(), steps)
@@ -108,7 +129,9 @@ class DiscreteVP:
         table = self._table.to(t.device, torch.float64)
         steps = torch.arange(len(table), device=t.device, dtype=torch.float64)
         u = t.to(torch.float64)
-        if self.sigma_to_t == "nearest":
+        if self._smooth is not None:
+            s = self._smooth.inverse(u).exp()
+        elif self.sigma_to_t == "nearest":
             s = table[u.round().long().clamp(0, len(table) - 1)]
         elif self.sigma_to_t == "log":
             s = interp(u, steps, table.log()).exp()

@@ -16,9 +16,8 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .checkpoints.loading import CheckpointSpec
 from .errors import RegistrationError
-from .registry import Catalogue, SamplerSpec, ScheduleSpec
+from .registry import Catalogue, CheckpointSpec, SamplerSpec, ScheduleSpec
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 ONLY_PLUGINS_ENV = "SAMPLERZOO_PLUGINS"
@@ -68,10 +67,18 @@ def plugin_manager() -> tuple[pluggy.PluginManager, dict[str, PluginInfo]]:
     pm.add_hookspecs(hookspecs)
     found: dict[str, PluginInfo] = {}
     for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=_builtin_first):
-        if not _wanted(ep.name) or ep.name in found:
+        if not _wanted(ep.name):
             continue
         dist = ep.dist
-        info = found[ep.name] = PluginInfo(ep.name, dist.name if dist else "", dist.version if dist else "")
+        info = PluginInfo(ep.name, dist.name if dist else "", dist.version if dist else "")
+        if ep.name in found:
+            first = found[ep.name]
+            if (first.distribution, first.version) != (info.distribution, info.version):
+                info.errors.append(f"entry point name {ep.name!r} is already taken by {first.distribution} "
+                                   f"{first.version}; not loaded")
+                found[f"{ep.name} ({info.distribution})"] = info
+            continue  # the same distribution seen twice on sys.path is one plugin
+        found[ep.name] = info
         try:
             pm.register(ep.load(), name=ep.name)
         except Exception as exc:  # a broken plugin must not break the registry
@@ -153,6 +160,16 @@ def get_schedule(name: str) -> ScheduleSpec:
     base, colon, argument = name.partition(":")
     spec = registry().schedules.get(base)
     return spec.with_argument(argument) if colon else spec
+
+
+def provenance(kind: str, name: str) -> dict[str, str]:
+    """Which plugin registered the sampler, schedule or checkpoint ``name`` (``kind``), and its distribution's name
+    and version: recorded with every results row."""
+    field_name = {"sampler": "samplers", "schedule": "schedules", "checkpoint": "checkpoints"}[kind]
+    catalogue: Catalogue[Any] = getattr(registry(), field_name)
+    canonical = catalogue.get(name).name
+    info = next(info for info in registry().plugins.values() if canonical in getattr(info, field_name))
+    return {"plugin": info.name, "distribution": info.distribution, "version": info.version}
 
 
 def plugin_errors() -> dict[str, list[str]]:

@@ -1,7 +1,8 @@
-"""What a plugin registers: samplers and schedules, with the metadata the harness relies on."""
+"""What a plugin registers: samplers, schedules and checkpoints, with the metadata the harness relies on."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -10,6 +11,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from torch import Tensor
 
+from .denoiser import Checkpoint
 from .errors import RegistrationError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from .schedules import HasSigmaRange
 
@@ -21,6 +23,8 @@ ScheduleFn = Callable[..., Tensor]
 """``schedule(n, model, **options) -> sigmas``: n decreasing levels followed by 0, float64 on the CPU."""
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+SAMPLER_ARGUMENTS = ("model", "x", "sigmas", "noise", "callback")
+"""What the driver passes to every sampler function; the rest of its keyword parameters are its options."""
 
 
 def _check_name(kind: str, name: str, aliases: Iterable[str]) -> None:
@@ -90,6 +94,22 @@ class SamplerSpec:
             raise RegistrationError(f"sampler {self.name!r}: declare both nfe_fn and steps_fn, or neither")
         if self.nfe_fn is not None and not self.cost_formula:
             raise RegistrationError(f"sampler {self.name!r}: an nfe_fn needs a cost_formula for users to read")
+
+    def option_names(self) -> tuple[str, ...] | None:
+        """The sampler's options (its function's keyword parameters); ``None`` when it takes any (``**options``)."""
+        parameters = inspect.signature(self.fn).parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return None
+        return tuple(p.name for p in parameters if p.name not in SAMPLER_ARGUMENTS
+                     and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse an option the sampler does not take, naming the ones it does."""
+        known = self.option_names()
+        unknown = [name for name in options if known is not None and name not in known]
+        if unknown:
+            raise SamplerzooError(f"sampler {self.name!r} has no option {unknown[0]!r}; accepted: "
+                                  f"{', '.join(sorted(known or [])) or 'no options'}")
 
     @property
     def convergence_order(self) -> int:
@@ -170,6 +190,26 @@ class ScheduleSpec:
         if self.argument is None:
             raise SamplerzooError(f"schedule {self.name!r} takes no ':' argument (got {self.name}:{text})")
         return replace(self, fn=partial(self.fn, **self.argument(text)))
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """A named checkpoint: how to load it and what it is."""
+
+    name: str
+    load: Callable[[], Checkpoint]
+    description: str = ""
+    prediction: str = ""
+    schedule: str = ""
+    size: str = ""
+    aliases: tuple[str, ...] = ()
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        if not NAME.match(self.name):
+            raise RegistrationError(f"checkpoint name {self.name!r} must be lower-case letters, digits, '_' and '-'")
+        if not callable(self.load):
+            raise RegistrationError(f"checkpoint {self.name!r}: load is not callable")
 
 
 class NamedSpec(Protocol):

@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 
 from .denoiser import CountingDenoiser, Denoiser
-from .errors import SamplerzooError, UnknownNameError, UnreachableNFEError
-from .noise import BrownianTreeNoise, NoiseSampler, SeededNoise
+from .errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
+from .finite import FiniteWatch, takes_callback
+from .noise import BrownianTreeNoise, NoiseSampler, NoiseSource, seeded_noise
 from .plugins import get_sampler, get_schedule
 from .steps import denoise
 
@@ -27,7 +28,9 @@ sigma_min, so Heun's 35 and DPM-Solver-2's 10 are both reachable; runs record wh
 @dataclass(frozen=True)
 class Generation:
     """A finished run. ``counted_nfe`` counts denoiser calls per sample (the NFE budget samplers are written
-    in); ``forwards`` counts network forward passes per sample, which classifier-free guidance doubles."""
+    in); ``forwards`` counts network forward passes per sample, which classifier-free guidance doubles.
+    ``nonfinite`` counts the samples holding NaN or inf (never score those: ``finite`` says whether all are
+    usable)."""
 
     samples: Tensor
     sigmas: Tensor
@@ -36,6 +39,27 @@ class Generation:
     declared_nfe: int | None
     counted_nfe: int
     forwards: int
+    noise: str = "counter"
+    """The per-sample noise source that drew the start and the steps' noise (:data:`~samplerzoo.noise.NOISE_SOURCES`;
+    Brownian samplers take their path from ``BrownianTreeNoise`` with either)."""
+    nonfinite: int = 0
+    """Samples holding NaN or inf."""
+    first_nonfinite_step: int | None = None
+    """The step i (sigmas[i] -> sigmas[i + 1]) in which a non-finite value first appeared; None if all are finite
+    (or the sampler reports no steps to a callback)."""
+
+    @property
+    def finite(self) -> bool:
+        return self.nonfinite == 0
+
+    def nonfinite_reason(self) -> str:
+        """One line on the non-finite samples, for errors and results rows."""
+        return nonfinite_reason(self.nonfinite, len(self.samples), self.first_nonfinite_step, self.steps)
+
+
+def nonfinite_reason(count: int, total: int, first_step: int | None, steps: int) -> str:
+    where = "" if first_step is None else f", first in step {first_step} of {steps}"
+    return f"{count} of {total} samples are not finite (NaN or inf{where})"
 
 
 def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: FinalStep = "auto",
@@ -69,19 +93,33 @@ def sampling_plan(model: Denoiser, sampler: str, nfe: int, schedule: str = "karr
 def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], sample_shape: Sequence[int], *,
              schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
              final_step: FinalStep = "auto", device: torch.device | str = "cpu",
-             dtype: torch.dtype = torch.float32, **options: Any) -> Generation:
+             dtype: torch.dtype = torch.float32, noise: NoiseSource = "counter", strict: bool = False,
+             **options: Any) -> Generation:
     """Sample ``len(seeds)`` images spending exactly ``nfe`` denoiser calls each (counted, and checked); the
-    network forwards they cost are counted too."""
+    network forwards they cost are counted too.
+
+    Sample i's start and step noise come from its seed alone, through the ``noise`` source: ``counter`` (the
+    default; :class:`~samplerzoo.noise.CounterNoise`, hashed for the whole batch at once) or ``torch`` (one
+    ``torch.Generator`` per sample, :class:`~samplerzoo.noise.SeededNoise`: NVlabs/edm's draws, and samplerzoo's
+    before the counter source). The two give different images for the same seed.
+
+    Samples holding NaN or inf are counted in ``Generation.nonfinite``; with ``strict`` they raise NonFiniteError.
+    The state is in ``dtype``; a network runs in its own dtype (cast it with ``.to(dtype)``)."""
+    if not len(seeds):
+        raise SamplerzooError("no seeds given; accepted: one seed per sample, at least one")
+    start = seeded_noise(noise, seeds, sample_shape, device=device, dtype=dtype)  # an unknown name fails here
     spec = get_sampler(sampler)
+    callback = options.pop("callback", None)
     final_step, sigmas = sampling_plan(model, sampler, nfe, schedule, final_step, schedule_options, **options)
-    start = SeededNoise(seeds, sample_shape, device=device, dtype=dtype)
-    noise: NoiseSampler = start
+    steps_noise: NoiseSampler = start
     if spec.brownian:
         lowest = float(sigmas[sigmas > 0].min())
-        noise = BrownianTreeNoise(seeds, sample_shape, lowest, float(sigmas[0]), device=device, dtype=dtype)
+        steps_noise = BrownianTreeNoise(seeds, sample_shape, lowest, float(sigmas[0]), device=device, dtype=dtype)
     counter = CountingDenoiser(model)
+    watch = FiniteWatch(callback)
+    hooks = {"callback": watch} if takes_callback(spec.fn) else {} if callback is None else {"callback": callback}
     with torch.no_grad():
-        samples = spec.fn(counter, start.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+        samples = spec.fn(counter, start.randn() * float(sigmas[0]), sigmas, noise=steps_noise, **options, **hooks)
         if final_step == "denoise":
             samples = denoise(counter, samples, sigmas[-1])
     declared = spec.nfe(sigmas, **options)
@@ -89,4 +127,8 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
         declared = declared + (final_step == "denoise")
     if declared is not None and counter.calls != declared:
         raise SamplerzooError(f"sampler {spec.name!r} declared {declared} evaluations but made {counter.calls}")
-    return Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls, counter.forwards)
+    run = Generation(samples, sigmas, len(sigmas) - 1, final_step, declared, counter.calls, counter.forwards, noise,
+                     *watch.report(samples))
+    if strict and not run.finite:
+        raise NonFiniteError(f"sampler {spec.name!r}: {run.nonfinite_reason()}")
+    return run

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .errors import SamplerzooError
+from .files import atomic_write
 from .schedules import HasSigmaRange, append_zero
 
 FORMAT = "samplerzoo-schedule"
@@ -82,9 +83,9 @@ def read_schedule_file(path: Path) -> ScheduleFile:
 
 
 def write_schedule_file(path: Path, schedule: ScheduleFile) -> str:
-    """Write ``schedule`` as JSON (creating folders); returns the file's SHA-256."""
+    """Write ``schedule`` as JSON (creating folders; all at once); returns the file's SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"format": FORMAT, **asdict(schedule)}, indent=1) + "\n")
+    atomic_write(path, (json.dumps({"format": FORMAT, **asdict(schedule)}, indent=1) + "\n").encode())
     return sha256(path)
 
 

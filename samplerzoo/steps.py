@@ -21,8 +21,10 @@ def to_d(x: Tensor, sigma: Tensor, denoised: Tensor) -> Tensor:
 
 
 def denoise(model: Denoiser, x: Tensor, sigma: Tensor) -> Tensor:
-    """Call the denoiser with ``sigma`` broadcast to the batch, as k-diffusion does (``sigma * s_in``)."""
-    return model(x, sigma.to(x.dtype) * x.new_ones(x.shape[0]))
+    """Call the denoiser with ``sigma`` broadcast to the batch, as k-diffusion does (``sigma * s_in``); sigma in
+    float32 at least, so a float16 or bfloat16 state does not round the noise level."""
+    work = torch.promote_types(x.dtype, torch.float32)
+    return model(x, sigma.to(work) * x.new_ones(x.shape[0], dtype=work))
 
 
 def ancestral_split(sigma: Tensor, sigma_next: Tensor, eta: float = 1.0) -> tuple[Tensor, Tensor]:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from scipy.interpolate import PchipInterpolator
+from scipy.optimize import brentq
 from torch import Tensor
 
 import samplerzoo as sz
@@ -22,6 +24,7 @@ from samplerzoo.noise_schedules import EDM, VE, ContinuousVP, DiscreteVP
 MIXTURE = sz.GaussianMixture(torch.tensor([[1.0, -0.5, 0.2], [-1.2, 0.4, 0.9]], dtype=torch.float64),
                              torch.tensor([0.3, 0.6], dtype=torch.float64), torch.tensor([0.35, 0.65]))
 TABLE = DiscreteVP.linear_betas().sigma_table.numpy()
+SMOOTH_T = PchipInterpolator(np.log(TABLE), np.arange(1000))  # scipy's PCHIP: t(log sigma) of sigma_to_t="smooth"
 
 
 def exact_score(x: Tensor, sigma: float) -> Tensor:
@@ -40,7 +43,9 @@ def decode(schedule: object, c_noise: Tensor) -> tuple[float, float]:
             assert t == round(t), "nearest mode must feed integer timesteps"
         sigma = {"log": lambda: math.exp(np.interp(t, np.arange(1000), np.log(TABLE))),
                  "linear": lambda: float(np.interp(t, np.arange(1000), TABLE)),
-                 "nearest": lambda: float(TABLE[int(t)])}[mode]()
+                 "nearest": lambda: float(TABLE[int(t)]),
+                 "smooth": lambda: math.exp(brentq(lambda u: SMOOTH_T(u) - t, *np.log(TABLE[[0, -1]]), xtol=1e-13))
+                 }[mode]()
     elif isinstance(schedule, ContinuousVP):
         u = t / 999
         sigma = math.sqrt(math.exp(19.9 * u**2 / 2 + 0.1 * u) - 1)
@@ -74,7 +79,8 @@ def analytic_network(schedule: object, prediction: str) -> Callable[[Tensor, Ten
     return net
 
 
-VP_SCHEDULES = [DiscreteVP.linear_betas(sigma_to_t=m) for m in ("log", "linear", "nearest")] + [ContinuousVP()]
+VP_SCHEDULES = [DiscreteVP.linear_betas(sigma_to_t=m) for m in ("log", "linear", "nearest", "smooth")]
+VP_SCHEDULES += [ContinuousVP()]
 CASES = [(s, p) for s in VP_SCHEDULES for p in ("epsilon", "v", "x0", "score")]
 CASES += [(VE(), p) for p in ("epsilon", "x0", "score")] + [(EDM(), p) for p in ("edm", "epsilon", "x0")]
 
@@ -103,7 +109,7 @@ def test_nearest_mode_quantizes_to_the_closest_trained_level() -> None:
     assert DiscreteVP.linear_betas(sigma_to_t="log").t(between).item() == pytest.approx(10.4, abs=0.02)
 
 
-@pytest.mark.parametrize("mode", ["log", "linear", "nearest"])
+@pytest.mark.parametrize("mode", ["log", "linear", "nearest", "smooth"])
 def test_discrete_sigma_and_t_are_inverse(mode: str) -> None:
     schedule = DiscreteVP.linear_betas(sigma_to_t=mode)
     t = torch.tensor([0.0, 3.0, 250.0, 999.0], dtype=torch.float64)

@@ -15,6 +15,7 @@ from samplerzoo.bench import harness
 from samplerzoo.bench.metrics import DIGITS_EXTRACTOR, NAMES, TensorImages, measure
 from samplerzoo.bench.results import ResultsFile
 from samplerzoo.cli import main
+from samplerzoo.errors import SamplerzooWarning
 
 SMALL = {"samples": 40, "seed": 0, "metric_names": ("fid",)}
 
@@ -33,6 +34,7 @@ def test_points_spend_exactly_their_nfe_and_unreachable_ones_say_why(tmp_path: P
         "reason"]
     assert [json.loads(line)["requested_nfe"] for line in (tmp_path / "r.jsonl").read_text().splitlines()] == [5, 6]
     assert {"versions", "device", "wall_seconds", "seed", "samples", "schedule", "options"} <= set(ok)
+    assert ok["noise"] == "counter"  # generate()'s default noise source, recorded
 
 
 def test_images_and_metrics_do_not_depend_on_batch_size(tmp_path: Path) -> None:
@@ -44,6 +46,15 @@ def test_images_and_metrics_do_not_depend_on_batch_size(tmp_path: Path) -> None:
     # Same images; the classifier's float32 features may round differently at another batch size (BLAS picks
     # its kernels by shape), which moves FID in the 8th digit.
     assert fid[0] == pytest.approx(fid[1], rel=1e-6)
+
+
+def test_the_noise_source_is_part_of_a_point_and_recorded_in_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    rows = [harness.sweep("digits-ideal", ["euler_ancestral"], ["karras"], [4], results=path, batch=20, noise=noise,
+                          **SMALL)[0] for noise in ("counter", "torch")]
+    assert [row["noise"] for row in rows] == ["counter", "torch"] and rows[0]["key"] != rows[1]["key"]
+    assert rows[0]["metrics"]["fid"] != rows[1]["metrics"]["fid"]  # the same seeds, other noise, other images
+    assert len(list(ResultsFile(path).rows())) == 2
 
 
 def test_rerun_skips_finished_points_and_a_crash_loses_none(tmp_path: Path) -> None:
@@ -62,10 +73,12 @@ def test_rerun_skips_finished_points_and_a_crash_loses_none(tmp_path: Path) -> N
     with path.open("a") as f:
         f.write('{"key": "torn')  # and the process died mid-write of a line
     started.clear()
-    rows = harness.sweep("digits-ideal", ["euler"], ["karras"], [3, 4, 5], results=path, batch=20,
-                         progress=harness.Progress(start_point=lambda p, t: started.append(p.nfe)), **SMALL)
+    with pytest.warns(SamplerzooWarning, match="skipped 1 line.* not results rows .line 2"):
+        rows = harness.sweep("digits-ideal", ["euler"], ["karras"], [3, 4, 5], results=path, batch=20,
+                             progress=harness.Progress(start_point=lambda p, t: started.append(p.nfe)), **SMALL)
     assert started == [4, 5] and [row["requested_nfe"] for row in rows] == [3, 4, 5]
-    assert [json.loads(line)["requested_nfe"] for line in path.read_text().splitlines()] == [3, 4, 5]
+    lines = path.read_text().splitlines()  # the torn line was ended, not deleted: rows never run into it
+    assert lines[1] == '{"key": "torn' and [json.loads(lines[i])["requested_nfe"] for i in (0, 2, 3)] == [3, 4, 5]
 
 
 def test_metrics_from_batched_features_equal_torch_fidelity() -> None:
@@ -85,6 +98,7 @@ def test_metrics_from_batched_features_equal_torch_fidelity() -> None:
     (["--sampler", "dpm3"], "error: unknown sampler 'dpm3'; did you mean dpm2"),
     (["--nfe", "10,x"], "error: --nfe must be comma-separated integers, got '10,x'"),
     (["--checkpoint", "nowhere"], "error: nowhere: not a registered checkpoint"),
+    (["--noise", "philox"], "error: unknown noise source 'philox'; known: counter, torch"),
     (["--device", "cuda"] if not torch.cuda.is_available() else ["--dtype", "int8"], "error: "),
 ])
 def test_bench_errors_are_one_line(args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -104,8 +118,9 @@ def test_bench_command_prints_the_table(tmp_path: Path, monkeypatch: pytest.Monk
                                       "3", "--samples", "30", "--metrics", "fid,kid", "--results",
                                       str(tmp_path / "r.jsonl")])
     main()
-    out = capsys.readouterr().out
-    assert "dpm2" in out and "fid" in out and "kid" in out and " ok " in out
+    lines = capsys.readouterr().out.splitlines()  # piped: plain columns, every cell whole
+    assert lines[1].split()[:3] == ["sampler", "schedule", "NFE"] and {"fid", "kid"} <= set(lines[1].split())
+    assert lines[3].split()[:3] == ["dpm2", "karras", "3"] and lines[3].split()[-1] == "ok"
     assert sz.get_sampler("dpm2").name == "dpm2"
 
 

@@ -1,7 +1,7 @@
 """BrownianTreeNoise, generate()'s Brownian noise: its hash, batch invariance, one path per seed, and its law.
 
 Statistics are over N = 20000 increments (one seed x 20000 elements, or 2000 seeds x 10 elements), fixed seeds;
-each is checked within Z standard errors of its Brownian value.
+each is checked within Z standard errors of its Brownian value (noise_checks.py).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 import torch
+from noise_checks import assert_correlation, assert_normal, assert_standard, splitmix64_finaliser
 from torch import Tensor
 
 import samplerzoo as sz
@@ -19,7 +20,6 @@ from samplerzoo import testing
 from samplerzoo.noise import GAMMA, BrownianTreeNoise, NoiseSampler, SeededNoise, as_int64, mix64, shift_right
 from samplerzoo.schedules import SigmaRange, karras
 
-Z = 4.0  # standard errors allowed in the statistical checks
 N = 20000
 LAYOUTS = {"one seed": ([11], (N,)), "many seeds": (range(N // 10), (10,))}
 BROWNIAN = sorted(n for n in sz.get_samplers() if sz.get_sampler(n).brownian)
@@ -32,14 +32,6 @@ def brownian(seeds: Sequence[int] = (5, 6, 7), shape: Sequence[int] = (3, 5, 7),
 
 def increment(noise: BrownianTreeNoise, sigma: float, sigma_next: float) -> Tensor:
     return noise(torch.tensor(sigma, dtype=torch.float64), torch.tensor(sigma_next, dtype=torch.float64))
-
-
-def splitmix64_finaliser(z: int) -> int:
-    """The reference finaliser on Python integers, mod 2^64."""
-    mask = 2**64 - 1
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & mask
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & mask
-    return z ^ (z >> 31)
 
 
 # -------------------------------------------------------------------------------------------- the hash
@@ -105,27 +97,13 @@ def test_the_path_spans_sigma_min_to_sigma_max() -> None:
 
 # -------------------------------------------------------------------------------------------- the law
 
-def assert_standard(z: Tensor, name: str) -> None:
-    """Mean 0, variance 1 and fourth moment 3 of N(0, 1), within Z standard errors."""
-    n = z.numel()
-    mean, var, fourth = float(z.mean()), float(z.var()), float(z.pow(4).mean())
-    assert abs(mean) < Z / math.sqrt(n), f"{name}: mean {mean:.4f}"
-    assert abs(var - 1) < Z * math.sqrt(2 / n), f"{name}: variance {var:.4f}"
-    assert abs(fourth - 3) < Z * math.sqrt(96 / n), f"{name}: fourth moment {fourth:.4f}"
-
-
-def assert_correlation(x: Tensor, y: Tensor, rho: float, name: str) -> None:
-    """Sample correlation of x and y within Z standard errors, (1 - rho^2) / sqrt(n), of rho."""
-    r = float(torch.corrcoef(torch.stack([x.flatten(), y.flatten()]))[0, 1])
-    assert abs(r - rho) < Z * (1 - rho**2) / math.sqrt(x.numel()), f"{name}: correlation {r:.4f}, not {rho:.4f}"
-
-
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_increments_are_standard_normal(layout: str) -> None:
     noise = BrownianTreeNoise(*LAYOUTS[layout], 0.1, 10.0, dtype=torch.float64)
     # Long and short intervals, in both directions; the last spans ~3 cells of the finest level.
     for a, b in [(8.0, 3.0), (3.0, 0.5), (0.1, 10.0), (3.0, 2.99), (3.0, 3.0 + 3e-5)]:
         assert_standard(increment(noise, a, b), f"({a}, {b})")
+    assert_normal(increment(noise, 8.0, 3.0), "(8.0, 3.0)")
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -1,6 +1,10 @@
 """One sweep: for each (sampler, schedule, NFE) point, sample N images from per-sample seeds with exactly
 the requested NFE (counted), batch by batch into torch-fidelity features, measure the features, and append
-the finished point to the results file. Finished points are skipped when the same sweep runs again."""
+the finished point to the results file. Finished points are skipped when the same sweep runs again.
+
+Everything is checked before the first sample (names, counts, sampler options, guidance, dtype, the results file,
+the reference-feature cache). A point whose samples hold NaN or inf is recorded as ``nonfinite``, with no metrics.
+Sweeps sharing a results file split its points: each point is claimed while it is computed (see results.py)."""
 
 from __future__ import annotations
 
@@ -9,30 +13,33 @@ import json
 import platform
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..checkpoints import load
+from ..checks import positive, unique
 from ..data import Split, digits, to_uint8
 from ..denoiser import Checkpoint, decode
-from ..errors import SamplerzooError, UnreachableNFEError
+from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
+from ..finite import count_nonfinite
 from ..guidance import class_conditioned
-from ..plugins import get_sampler, get_schedule
-from ..sampling import generate, resolve_final_step
+from ..noise import NOISE_SOURCES
+from ..plugins import get_sampler, get_schedule, provenance
+from ..precision import DTYPES, dtype_named, in_dtype
+from ..sampling import FINAL_STEPS, generate, nonfinite_reason, resolve_final_step
 from ..schedule_files import schedule_record
 from . import distributed
 from .metrics import DIGITS_EXTRACTOR, Features, Meter, TensorImages, concat, measure
 from .results import ResultsFile
 
+__all__ = ["DTYPES", "Point", "Progress", "base_row", "floor", "points", "reference_images", "run_point", "sweep"]
 REFERENCES: dict[str, Split] = {"digits-train": "train", "digits-test": "test"}
 HELD_OUT = {"digits-train": "digits-test"}
 """The real images that measure a reference's floor: what a perfect sampler of the data would score."""
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,8 @@ class Point:
     dtype: str = "float32"
     guidance_scale: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    noise: str = "counter"
+    """generate()'s per-sample noise source (samplerzoo.noise.NOISE_SOURCES); rows without it were drawn by "torch"."""
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -88,12 +97,28 @@ class Progress:
 
     start_point: Callable[[Point, int], None] = lambda point, total: None
     sampled: Callable[[int], None] = lambda n: None
+    finished: Callable[[Point, dict[str, Any]], None] = lambda point, row: None
+    """A point's row is in the results file (measured by this sweep, or by another process meanwhile)."""
+    start_sweep: Callable[[int, int], None] = lambda points, pending: None
+    """The sweep has this many points, this many of them not yet in the results file; all checks have passed."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a sweep prepares once, before it samples anything."""
+
+    model: Checkpoint
+    precision: str
+    batch: int
+    device: str
+    meters: dict[tuple[str, tuple[str, ...]], Meter]
 
 
 def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress: Progress,
               meter: Meter) -> dict[str, Any] | None:
     """Sample this process's batches of the point and extract their features (only features are kept); the first
-    process measures the features of all processes, in sample order, and returns the row's measurements."""
+    process measures the features of all processes, in sample order, and returns the row's measurements. Samples
+    holding NaN or inf are counted, never scored: the point is then ``nonfinite``."""
     spec = get_sampler(point.sampler)
     # An unreachable budget fails here, on every process, before any work.
     resolve_final_step(class_conditioned(model, [point.seed], point.guidance_scale), spec.name, point.nfe,
@@ -101,7 +126,7 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
     mine = distributed.shard(point.samples, batch)
     features: list[tuple[int, Features]] = []
     plan: dict[str, Any] = {}
-    sampling_seconds = 0.0
+    sampling_seconds, nonfinite, first_steps = 0.0, 0, []
     progress.start_point(point, sum(stop - start for start, stop in mine))
     begin = time.perf_counter()
     for start, stop in mine:
@@ -109,41 +134,118 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
         seeds = range(point.seed + start, point.seed + stop)  # class-conditional: label seed % classes
         run = generate(class_conditioned(model, seeds, point.guidance_scale), spec.name, point.nfe, seeds,
                        model.sample_shape, schedule=point.schedule, final_step=point.final_step,  # type: ignore[arg-type]
-                       device=device, dtype=DTYPES[point.dtype], **point.options)
-        images = to_uint8(decode(model, run.samples).float())  # a latent checkpoint's samples through its VAE
+                       device=device, dtype=DTYPES[point.dtype], noise=point.noise,  # type: ignore[arg-type]
+                       **point.options)
         sampling_seconds += time.perf_counter() - tick
         # Every batch spends the same schedule (generate() has checked its counted NFE); keep the first's.
         plan = plan or {"counted_nfe": run.counted_nfe, "steps": run.steps, "final_step_used": run.final_step}
-        features.append((start, meter.features(images)))
+        images = decode(model, run.samples)  # a latent checkpoint's samples through its VAE
+        nonfinite += count_nonfinite(run.samples, images)
+        first_steps += [] if run.first_nonfinite_step is None else [run.first_nonfinite_step]
+        if not nonfinite:  # once a sample is not finite the point is not scored: no more features
+            features.append((start, meter.features(to_uint8(images.float()))))
         progress.sampled(stop - start)
-    gathered = distributed.gather(features)
+    gathered = distributed.gather((features, nonfinite, first_steps))
     if gathered is None:
         return None
-    in_order = [batch_features for _, batch_features in sorted(chain(*gathered), key=lambda item: item[0])]
-    metrics = meter.score(concat(in_order), reference_images(point.reference), point.reference)
+    bad = sum(count for _, count, _ in gathered)
+    measured: dict[str, Any]
+    if bad:
+        first = min((step for _, _, steps in gathered for step in steps), default=None)
+        measured = {"status": "nonfinite", "nonfinite_samples": bad, "first_nonfinite_step": first,
+                    "reason": nonfinite_reason(bad, point.samples, first, plan["steps"]) + "; not scored"}
+    else:
+        in_order = [batch_features for _, batch_features in sorted(chain(*(f for f, _, _ in gathered)),
+                                                                    key=lambda item: item[0])]
+        measured = {"status": "ok",
+                    "metrics": meter.score(concat(in_order), reference_images(point.reference), point.reference)}
     wall = time.perf_counter() - begin
-    return {"status": "ok", **plan, "metrics": metrics, "processes": len(gathered),
-            "wall_seconds": round(wall, 3), "sampling_seconds": round(sampling_seconds, 3),
-            "metric_seconds": round(wall - sampling_seconds, 3)}
+    return {**measured, **plan, "processes": len(gathered), "wall_seconds": round(wall, 3),
+            "sampling_seconds": round(sampling_seconds, 3), "metric_seconds": round(wall - sampling_seconds, 3)}
 
 
 def base_row(point: Point, batch: int, device: str) -> dict[str, Any]:
     """A point's results row without its measurements: config, provenance, reference and floor."""
     held_out = HELD_OUT.get(point.reference)
-    return {"key": point.key(), **asdict(point), **schedule_record(point.schedule), "requested_nfe": point.nfe,
-            "batch": batch, "device": device,
-            "versions": versions(), "reference_samples": len(reference_images(point.reference)),
+    return {"key": point.key(), **asdict(point), "requested_nfe": point.nfe, "batch": batch, "device": device,
+            **schedule_record(point.schedule),
+            "versions": versions(), "provenance": point_provenance(point),
+            "reference_samples": len(reference_images(point.reference)),
             "floor": floor(point), "floor_samples": len(reference_images(held_out)) if held_out else 0}
+
+
+def point_provenance(point: Point) -> dict[str, dict[str, str]]:
+    """The plugin (and its distribution's name and version) that provided the point's sampler, schedule and
+    checkpoint; a checkpoint given as a path records the path."""
+    try:
+        checkpoint = provenance("checkpoint", point.checkpoint)
+    except UnknownNameError:
+        checkpoint = {"path": point.checkpoint}
+    return {"sampler": provenance("sampler", point.sampler), "schedule": provenance("schedule", point.schedule),
+            "checkpoint": checkpoint}
 
 
 def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
            **common: Any) -> Iterator[Point]:
-    for sampler in samplers:
-        name = get_sampler(sampler).name  # unknown names fail here, before any work
-        for schedule in schedules:
-            get_schedule(schedule)
-            for nfe in nfes:
-                yield Point(checkpoint, name, schedule, nfe, samples, seed, **common)
+    """The sweep's grid, checked before any work: names resolved (an alias, or a name given twice, runs once), NFE
+    positive, the options taken by every sampler, the final step and the noise source known."""
+    sampler_names = unique("sampler", samplers, lambda name: get_sampler(name).name)
+    schedule_names = unique("schedule", schedules, lambda name: get_schedule(name).name)
+    budgets = unique("NFE", [positive("NFE", nfe, "network evaluations") for nfe in nfes])
+    for name in sampler_names:
+        get_sampler(name).check_options(common.get("options", {}))
+    if common.get("final_step", "auto") not in FINAL_STEPS:
+        raise UnknownNameError("final step", common["final_step"], FINAL_STEPS)
+    if common.get("noise", "counter") not in NOISE_SOURCES:
+        raise UnknownNameError("noise source", common["noise"], NOISE_SOURCES)
+    for sampler in sampler_names:
+        for schedule in schedule_names:
+            for nfe in budgets:
+                yield Point(checkpoint, sampler, schedule, nfe, samples, seed, **common)
+
+
+def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> Setup:
+    """Load and cast the model, check guidance, make the meters and read (or compute and cache) the reference
+    features and floors: everything that can fail does so before the first sample."""
+    model, precision = in_dtype(load(checkpoint), dtype_named(pending[0].dtype), device)
+    meters: dict[tuple[str, tuple[str, ...]], Meter] = {}
+    for point in pending:
+        class_conditioned(model, [0], point.guidance_scale)  # a guidance scale the model cannot take fails here
+        meter = meters.get((point.extractor, point.metric_names))
+        if meter is None:
+            meter = meters[point.extractor, point.metric_names] = Meter(point.metric_names, point.extractor,
+                                                                         cuda=device.startswith("cuda"))
+            meter.reference_features(reference_images(point.reference), point.reference)
+        floor(point)
+    return Setup(model, precision, batch, device, meters)
+
+
+def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progress) -> dict[str, Any]:
+    """Run the point and append its row (the first process writes it; the others get it)."""
+    try:
+        measured = run_point(setup.model, point, setup.batch, setup.device, progress,
+                             setup.meters[point.extractor, point.metric_names])
+    except UnreachableNFEError as exc:
+        measured = {"status": "unreachable", "reason": str(exc)}
+    except NonFiniteError as exc:  # an adaptive solver cannot go on: no sample of the point is usable
+        measured = {"status": "nonfinite", "nonfinite_samples": None, "first_nonfinite_step": None,
+                    "reason": f"{exc}; not scored"}
+    row: dict[str, Any] = {}  # on the other processes, replaced by the first one's row
+    if distributed.rank() == 0:
+        assert measured is not None  # the first process measures every point
+        row = {**base_row(point, setup.batch, setup.device), "precision": setup.precision, **measured}
+        file.append(row)
+    return distributed.share(row)
+
+
+@contextmanager
+def claimed(file: ResultsFile, point: Point, wait: bool) -> Iterator[bool]:
+    """Whether this sweep holds the point's claim for the block (under torchrun the first process claims for all)."""
+    if distributed.rank() != 0:
+        yield distributed.share(False)
+        return
+    with file.claim(point.key(), wait) as mine:
+        yield distributed.share(mine)
 
 
 def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
@@ -151,33 +253,41 @@ def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list
           **common: Any) -> list[dict[str, Any]]:
     """Run every point not yet in ``results``; returns the rows of this sweep (old and new), in order.
 
-    Under ``torchrun`` the processes share each point's batches; the first one writes the results file."""
+    Under ``torchrun`` the processes share each point's batches; the first one writes the results file. A point
+    another process is computing is left to it and its row read back once it is done (or computed here, if that
+    process stopped without writing it)."""
     progress = progress or Progress()
+    positive("samples", samples, "samples per point")
+    positive("batch", batch, "samples per batch")
     distributed.join(device)
     grid = list(points(checkpoint, samplers, schedules, nfes, samples, seed, **common))
     file = ResultsFile(results)
-    done = distributed.share({row["key"]: row for row in file.rows() if "key" in row})
-    model = load(checkpoint) if any(p.key() not in done for p in grid) else None
-    if isinstance(model, torch.nn.Module):
-        model.to(device)
-    rows: list[dict[str, Any]] = []
-    meters: dict[tuple[str, tuple[str, ...]], Meter] = {}
-    for point in grid:
-        if point.key() in done:
-            rows.append(done[point.key()])
-            continue
-        assert model is not None
-        if (point.extractor, point.metric_names) not in meters:
-            meters[point.extractor, point.metric_names] = Meter(point.metric_names, point.extractor,
-                                                                cuda=device.startswith("cuda"))
-        try:
-            measured = run_point(model, point, batch, device, progress, meters[point.extractor, point.metric_names])
-        except UnreachableNFEError as exc:
-            measured = {"status": "unreachable", "reason": str(exc)}
-        row: dict[str, Any] = {}  # on the other processes, replaced by the first one's row
-        if distributed.rank() == 0:
-            assert measured is not None  # the first process measures every point
-            row = {**base_row(point, batch, device), **measured}
-            file.append(row)
-        rows.append(distributed.share(row))
-    return rows
+    first = distributed.rank() == 0
+    done = distributed.share(file.finished() if first else {})
+    pending = [point for point in grid if point.key() not in done]
+    setup = prepare(checkpoint, pending, batch, device) if pending else None
+    if first:
+        file.check_writable()  # last: it makes the results file's folder
+    progress.start_sweep(len(grid), len(pending))
+    rows = {point.key(): done[point.key()] for point in grid if point.key() in done}
+
+    def settle(point: Point) -> dict[str, Any]:
+        """The point's row while this sweep holds its claim: found in the file, or measured and appended now."""
+        row = distributed.share(file.find(point.key()) if first else None)
+        if row is None:
+            assert setup is not None
+            row = measure_point(point, setup, file, progress)
+        progress.finished(point, row)
+        return row
+
+    deferred = []
+    for point in pending:
+        with claimed(file, point, wait=False) as mine:
+            if mine:
+                rows[point.key()] = settle(point)
+            else:
+                deferred.append(point)
+    for point in deferred:  # another process has them: wait for each, then read its row (or measure it here)
+        with claimed(file, point, wait=True):
+            rows[point.key()] = settle(point)
+    return [rows[point.key()] for point in grid]

@@ -20,40 +20,27 @@ import torch_fidelity
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.metric_fid import (
-    KEY_METRIC_FID,
-    fid_featuresdict_to_statistics,
-    fid_featuresdict_to_statistics_cached,
-    fid_statistics_to_metric,
-)
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_featuresdict_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_featuresdict_to_metric
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_featuresdict_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import (
     create_feature_extractor,
-    extract_featuresdict_from_input_id_cached,
+    extract_featuresdict_from_input_id,
     resolve_feature_layer_for_metric,
 )
 
 from ..classifier import WEIGHTS, load_classifier
 from ..errors import SamplerzooError
+from .cache import Features, cached
 
 DIGITS_EXTRACTOR = "digits-classifier"
 INCEPTION = "inception-v3-compat"
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
-CACHE_ENV = "SAMPLERZOO_CACHE"
 METRICS = ("fid", "kid", "isc")
 NAMES = {KEY_METRIC_FID: "fid", KEY_METRIC_KID_MEAN: "kid", KEY_METRIC_KID_STD: "kid_std",
          KEY_METRIC_ISC_MEAN: "isc", KEY_METRIC_ISC_STD: "isc_std"}
 """Our names for torch-fidelity's metric keys, as results rows store them."""
-
-Features = dict[str, Tensor]
-"""torch-fidelity's features dict: feature layer name -> (samples, dims) tensor on the CPU."""
-
-
-def cache_root() -> Path:
-    """Where reference statistics are cached: $SAMPLERZOO_CACHE, else ~/.cache/samplerzoo."""
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "samplerzoo")) / "fidelity"
 
 
 class DigitsFeatures(FeatureExtractorBase):
@@ -140,22 +127,25 @@ class Meter:
             out = self.extractor(images.cuda() if self.cuda else images)
         return {name: value.cpu() for name, value in self.extractor.convert_features_tuple_to_dict(out).items()}
 
-    def score(self, samples: Features, reference: TensorImages, reference_name: str) -> dict[str, float]:
-        """The metrics of the sample features against the reference images (features and FID statistics of the
-        reference are cached by torch-fidelity under its name)."""
-        cache = {"cache_root": str(cache_root()), "verbose": False}
-        name = f"samplerzoo-{reference_name}-{self.extractor.get_name()}"
+    def reference_features(self, reference: TensorImages, reference_name: str) -> Features:
+        """The reference's features (torch-fidelity's features dict), cached on disk under the reference's name and
+        the extractor's, and kept in memory for the meter's life."""
+        layers = sorted(set(self.layers.values()))
+        name = f"samplerzoo-{reference_name}-{self.extractor.get_name()}-{'+'.join(layers)}"
         if name not in self._references:
-            self._references[name] = extract_featuresdict_from_input_id_cached(
-                2, self.extractor, input2=reference, input2_cache_name=name, batch_size=500, cuda=self.cuda,
-                save_cpu_ram=True, **cache)
-        real = self._references[name]
+            self._references[name] = cached(name, lambda: extract_featuresdict_from_input_id(
+                2, self.extractor, input2=reference, batch_size=500, cuda=self.cuda, save_cpu_ram=True,
+                verbose=False))
+        return self._references[name]
+
+    def score(self, samples: Features, reference: TensorImages, reference_name: str) -> dict[str, float]:
+        """The metrics of the sample features against the reference images."""
+        real = self.reference_features(reference, reference_name)
         result: dict[str, float] = {}
         if "fid" in self.layers:
             layer = self.layers["fid"]
             result |= fid_statistics_to_metric(fid_featuresdict_to_statistics(samples, layer),
-                                               fid_featuresdict_to_statistics_cached(real, name, self.extractor,
-                                                                                     layer, **cache), False)
+                                               fid_featuresdict_to_statistics(real, layer), False)
         if "kid" in self.layers:
             subset = min(1000, len(samples[self.layers["kid"]]), len(real[self.layers["kid"]]))
             result |= kid_featuresdict_to_metric(samples, real, self.layers["kid"], kid_subset_size=subset,

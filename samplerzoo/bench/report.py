@@ -1,7 +1,9 @@
 """Reports of a results file: Markdown tables (samplers x NFE, best per NFE in bold, the best three at each NFE),
-a long-format CSV (one line per point) and an NFE-vs-metric plot on log-log axes.
+a long-format CSV (one line per point) and an NFE-vs-metric plot on log-log axes. Points without a value (an
+unreachable NFE, non-finite samples) are marked in the tables and the plot and explained in numbered notes.
 
-Everything but ``read_results`` and ``write_report`` is a pure function of the rows.
+Everything but ``read_results`` and ``write_report`` is a pure function of the rows. Files are read with the
+results file's one policy for odd lines (``results.py``: skipped with one warning, duplicates counted once).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..errors import SamplerzooError
+from ..files import atomic_write, check_writable
 from ..plugins import get_sampler
+from .results import ResultsFile
 
-REQUIRED = ("checkpoint", "sampler", "schedule", "requested_nfe", "status")
 TITLES = {"fid": "FID", "kid": "KID", "isc": "IS"}
 HIGHER_IS_BETTER = {"isc"}
 SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_step", "dtype", "guidance_scale")
@@ -29,8 +32,11 @@ SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_st
 CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "stochastic", "requested_nfe", "counted_nfe", "status")
 CSV_TRAILING = ("samples", "seed", "final_step", "final_step_used", "dtype", "guidance_scale", "reference",
                 "reference_samples", "extractor", "floor_samples", "device", "processes", "wall_seconds",
-                "sampling_seconds", "metric_seconds", "reason")
+                "sampling_seconds", "metric_seconds", "precision", "nonfinite_samples", "first_nonfinite_step",
+                "reason")
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+MARKS = {"unreachable": "—", "nonfinite": "✗"}
+"""A table cell's mark for a point without a value, by status (any other status: ?)."""
 
 
 @dataclass(frozen=True)
@@ -53,24 +59,11 @@ class Grid:
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
-    """The rows of a JSON-lines results file; a missing, empty or malformed file is a one-line error. A last line
-    with no newline that does not parse is being written (or was torn by a crash) and is left out."""
+    """The rows of a JSON-lines results file (odd lines skipped with one warning, a key's first row only); a missing
+    file, or one without a single results row, is a one-line error."""
     if not path.is_file():
         raise SamplerzooError(f"{path}: no such results file")
-    text = path.read_text()
-    lines = text.splitlines()
-    rows = []
-    for number, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines) and not text.endswith("\n"):
-                break
-            raise SamplerzooError(f"{path}:{number}: not a JSON line") from None
-        missing = [key for key in REQUIRED if key not in row] if isinstance(row, dict) else ["an object"]
-        if missing:
-            raise SamplerzooError(f"{path}:{number}: not a results row (no {missing[0]})")
-        rows.append(row)
+    rows = ResultsFile(path).read().rows
     if not rows:
         raise SamplerzooError(f"{path}: no results rows")
     return rows
@@ -100,8 +93,9 @@ def sections(rows: list[dict[str, Any]]) -> list[Section]:
 
 
 def metric_names(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """The metrics measured in ``rows`` (standard deviations left out), FID first."""
-    names = {name for row in rows for name in row.get("metrics", {}) if not name.endswith("_std")}
+    """The metrics asked for or measured in ``rows`` (standard deviations left out), FID first."""
+    names = {name for row in rows for name in [*row.get("metric_names", []), *row.get("metrics", {})]
+             if not name.endswith("_std")}
     return sorted(names, key=lambda name: (name != "fid", name))
 
 
@@ -140,8 +134,9 @@ def ranking(grid: Grid, nfe: int) -> list[tuple[str, float]]:
     return sorted(measured, key=lambda item: -item[1] if grid.metric in HIGHER_IS_BETTER else item[1])
 
 
-def unreachable(section: Section) -> dict[tuple[str, int], str]:
-    """The reasons of the section's unreachable points, by (sampler, NFE), in table order: footnotes 1, 2, ..."""
+def unmeasured(section: Section) -> dict[tuple[str, int], str]:
+    """The reasons of the section's points without a value (unreachable, non-finite), by (sampler, NFE), in table
+    order: footnotes 1, 2, ..."""
     reasons = {(label(row), row["requested_nfe"]): row.get("reason", "") for row in section.rows
                if row["status"] != "ok"}
     order = sampler_order(name for name, _ in reasons)
@@ -153,12 +148,13 @@ def number(x: float) -> str:
 
 
 def cell(grid: Grid, name: str, nfe: int, notes: list[tuple[str, int]]) -> str:
-    """A table cell: the value (bold when best at its NFE), ``—`` and a footnote when unreachable, blank if not run."""
+    """A table cell: the value (bold when best at its NFE); a mark and a footnote when there is none (``—``
+    unreachable, ``✗`` non-finite samples); blank if not run."""
     row = grid.cells.get((name, nfe))
     if row is None:
         return ""
     if row["status"] != "ok":
-        return "—" + str(notes.index((name, nfe)) + 1).translate(SUPERSCRIPTS)
+        return MARKS.get(row["status"], "?") + str(notes.index((name, nfe)) + 1).translate(SUPERSCRIPTS)
     v = value(row, grid.metric)
     if v is None:
         return ""
@@ -168,7 +164,7 @@ def cell(grid: Grid, name: str, nfe: int, notes: list[tuple[str, int]]) -> str:
 
 
 def table(grid: Grid, notes: list[tuple[str, int]]) -> list[str]:
-    """The Markdown table of a grid; ``notes`` are the unreachable points, numbered from 1."""
+    """The Markdown table of a grid; ``notes`` are the points without a value, numbered from 1."""
     kinds = {False: "", True: "yes", None: "?"}
     lines = ["| sampler | stochastic | " + " | ".join(map(str, grid.nfes)) + " |",
              "|---|---|" + "---:|" * len(grid.nfes)]
@@ -194,22 +190,25 @@ def duration(seconds: float) -> str:
 
 
 def bench_commands(section: Section, results: str) -> list[str]:
-    """``zoo bench`` commands that regenerate the section's points: one per set of schedules and NFE."""
-    plans: dict[str, tuple[set[str], set[int]]] = {}
+    """``zoo bench`` commands that regenerate the section's points: one per set of options, schedules and NFE."""
+    plans: dict[tuple[str, str], tuple[set[str], set[int]]] = {}
     for row in section.rows:
-        schedules, nfes = plans.setdefault(row["sampler"], (set(), set()))
+        options = " ".join(f"--option {k}={json.dumps(v)}" for k, v in sorted((row.get("options") or {}).items()))
+        schedules, nfes = plans.setdefault((row["sampler"], options), (set(), set()))
         schedules.add(row["schedule"])
         nfes.add(row["requested_nfe"])
-    groups: dict[tuple[str, str], list[str]] = {}
-    for sampler, (schedules, nfes) in plans.items():
-        groups.setdefault((",".join(sorted(schedules)), ",".join(map(str, sorted(nfes)))), []).append(sampler)
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for (sampler, options), (schedules, nfes) in plans.items():
+        key = (",".join(sorted(schedules)), ",".join(map(str, sorted(nfes))), options)
+        groups.setdefault(key, []).append(sampler)
     s, first = section.settings, section.rows[0]
     common = (f"--samples {s['samples']} --seed {s['seed']} --batch {first.get('batch', 500)} "
               f"--metrics {','.join(first.get('metric_names', ['fid', 'kid']))} --final-step {s['final_step']} "
               f"--dtype {s['dtype']}" + (f" --guidance-scale {s['guidance_scale']}" if s["guidance_scale"] else "")
               + (f" --device {first['device']}" if first.get("device", "cpu") != "cpu" else ""))
     return [f"zoo bench --checkpoint {s['checkpoint']} --sampler {','.join(samplers)} --schedule {schedules} "
-            f"--nfe {nfes} {common} --results {results}" for (schedules, nfes), samplers in groups.items()]
+            f"--nfe {nfes} {common}{' ' + options if options else ''} --results {results}"
+            for (schedules, nfes, options), samplers in groups.items()]
 
 
 def distinct(values: Iterable[Any]) -> list[Any]:
@@ -220,7 +219,7 @@ def header(section: Section, results: str) -> list[str]:
     """What a reader needs to trust and reproduce a section's tables."""
     s, rows = section.settings, section.rows
     first = rows[0]
-    ok = [row for row in rows if row["status"] == "ok"]
+    counts = {status: sum(row["status"] == status for row in rows) for status in ("ok", *MARKS)}
     floor = ", ".join(f"{TITLES.get(k, k)} {number(v)}" for k, v in first.get("floor", {}).items()
                       if not k.endswith("_std")) or "not measured"
     versions = "; ".join(", ".join(f"{k} {v}" for k, v in sorted(vs.items()))
@@ -237,7 +236,8 @@ def header(section: Section, results: str) -> list[str]:
         + (f", {processes} processes (torchrun)" if processes > 1 else ""),
         f"- Versions: {versions}",
         f"- Total wall time: {duration(sum(row.get('wall_seconds', 0.0) for row in rows))} over {len(rows)} points "
-        f"({len(ok)} measured, {len(rows) - len(ok)} unreachable)",
+        f"({counts['ok']} measured, {counts['unreachable']} unreachable"
+        + (f", {counts['nonfinite']} with non-finite samples" if counts["nonfinite"] else "") + ")",
         "- Points regenerated by (finished points are skipped):",
     ]
     return lines + [f"  - `{command}`" for command in bench_commands(section, results)]
@@ -248,18 +248,19 @@ def markdown(rows: list[dict[str, Any]], results: str, command: str) -> str:
     lines = [f"# Results: {results}", "", f"Regenerate this report: `{command}`. The CSV beside it has one line per "
              "point (long format: pivot it for any table).", ""]
     for section in sections(rows):
-        reasons = unreachable(section)
+        reasons = unmeasured(section)
         notes = list(reasons)
         lines += [f"## {section.settings['checkpoint']}", "", *header(section, results), ""]
         for grid in grids(section):
             title = f"{TITLES.get(grid.metric, grid.metric)}, {grid.schedule} schedule"
             better = "higher" if grid.metric in HIGHER_IS_BETTER else "lower"
             lines += [f"### {title}", "", f"{better.capitalize()} is better; the best at each NFE (column) is in bold, "
-                      "— marks an NFE the sampler cannot spend exactly (see the notes), a blank was not run; "
+                      "— marks an NFE the sampler cannot spend exactly and ✗ a point whose samples were not finite "
+                      "(NaN/inf, not scored; see the notes), a blank was not run; "
                       "stochastic ? means the sampler is not installed here.", "",
                       *table(grid, notes), "", f"Best three at each NFE ({title}):", "", *podium(grid), ""]
         if reasons:
-            lines += ["Unreachable points:", ""]
+            lines += ["Points without a value:", ""]
             lines += [f"{n}. {name} at NFE {nfe}: {reason}"
                       for n, ((name, nfe), reason) in enumerate(reasons.items(), 1)]
             lines.append("")
@@ -269,7 +270,7 @@ def markdown(rows: list[dict[str, Any]], results: str, command: str) -> str:
 def csv_text(rows: list[dict[str, Any]]) -> str:
     """Long format, one line per point (``pandas.read_csv`` then ``pivot`` gives any table); metrics and floors
     in their own columns (``fid``, ``kid``, ``kid_std``, ``floor_fid``, ...), blank when not measured."""
-    metrics = sorted({name for row in rows for name in row.get("metrics", {})})
+    metrics = sorted({name for row in rows for name in [*row.get("metrics", {}), *row.get("metric_names", [])]})
     floors = sorted({name for row in rows for name in row.get("floor", {})})
     columns = [*CSV_COLUMNS, *metrics, *(f"floor_{name}" for name in floors), *CSV_TRAILING]
     out = io.StringIO()
@@ -312,6 +313,11 @@ def plot(rows: list[dict[str, Any]], metric: str = "fid") -> Figure:
                             if sampler == name and (v := value(row, metric)) is not None and v > 0)
             if points:
                 ax.plot(*zip(*points, strict=True), label=name, markersize=4, linewidth=1.2, **style[name])
+        failed = sorted(row.get("counted_nfe", nfe) for (_, nfe), row in grid.cells.items()
+                        if row["status"] == "nonfinite")
+        if failed:  # at the top edge of the panel: there is no value to place them at
+            ax.plot(failed, [0.97] * len(failed), "x", color="red", markersize=7, transform=ax.get_xaxis_transform(),
+                    label="non-finite samples (not scored)")
         floor = section.rows[0].get("floor", {}).get(metric)
         if floor:
             ax.axhline(floor, color="black", linewidth=1, linestyle=(0, (1, 3)),
@@ -335,13 +341,15 @@ def write_report(results: Path, out: Path | None = None, command: str | None = N
     returns the paths written. The plot shows FID, else the first metric measured."""
     rows = read_results(results)
     folder = out or results.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    md, table_csv, png = (folder / (results.stem + suffix) for suffix in (".md", ".csv", ".png"))
-    md.write_text(markdown(rows, str(results), command or f"zoo report {results}"))
-    table_csv.write_text(csv_text(rows))
+    md, table_csv, png = (check_writable(folder / (results.stem + suffix), "report file")
+                          for suffix in (".md", ".csv", ".png"))
+    atomic_write(md, markdown(rows, str(results), command or f"zoo report {results}").encode())
+    atomic_write(table_csv, csv_text(rows).encode())
     written = [md, table_csv]
     metrics = metric_names(rows)
     if metrics:
-        plot(rows, metrics[0]).savefig(png, dpi=110, bbox_inches="tight")
+        image = io.BytesIO()
+        plot(rows, metrics[0]).savefig(image, format="png", dpi=110, bbox_inches="tight")
+        atomic_write(png, image.getvalue())
         written.append(png)
     return written

@@ -3,47 +3,25 @@ Hugging Face hub id."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..denoiser import Checkpoint
-from ..errors import CheckpointError, RegistrationError
-from ..registry import NAME
+from ..errors import CheckpointError
+from ..plugins import registry
+from ..registry import CheckpointSpec
 from .description import DESCRIPTION_SUFFIXES, load_described
 from .diffusers_format import load_diffusers
 from .hub import is_hub_id, resolve
 
-
-@dataclass(frozen=True)
-class CheckpointSpec:
-    """A named checkpoint: how to load it and what it is."""
-
-    name: str
-    load: Callable[[], Checkpoint]
-    description: str = ""
-    prediction: str = ""
-    schedule: str = ""
-    size: str = ""
-    aliases: tuple[str, ...] = ()
-    plugin: str = ""
-
-    def __post_init__(self) -> None:
-        if not NAME.match(self.name):
-            raise RegistrationError(f"checkpoint name {self.name!r} must be lower-case letters, digits, '_' and '-'")
-        if not callable(self.load):
-            raise RegistrationError(f"checkpoint {self.name!r}: load is not callable")
+__all__ = ["CheckpointSpec", "get_checkpoint", "get_checkpoints", "load"]
 
 
 def get_checkpoints() -> Mapping[str, CheckpointSpec]:
-    from ..plugins import registry
-
     return registry().checkpoints.as_dict()
 
 
 def get_checkpoint(name: str) -> CheckpointSpec:
-    from ..plugins import registry
-
     return registry().checkpoints.get(name)
 
 
@@ -51,8 +29,6 @@ def load(spec: str | Path) -> Checkpoint:
     """A Checkpoint from a registered checkpoint name, a local diffusers directory (a pipeline of any supported
     family, or a bare UNet2DModel), a safetensors file with its JSON/TOML description (or the description
     itself), or a Hugging Face hub id ``org/name`` (from the hub cache, else downloaded)."""
-    from ..plugins import registry
-
     catalogue = registry().checkpoints
     if isinstance(spec, str) and spec.lower() in catalogue.names:
         return catalogue.get(spec).load()

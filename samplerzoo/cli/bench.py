@@ -2,51 +2,86 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ..bench import distributed
-from ..bench.harness import DTYPES, Point, sweep
-from ..bench.harness import Progress as Callbacks
+from ..checks import positive
 from ..errors import SamplerzooError
+from . import interrupts
+from .catalogue import JsonOption
+from .options import parse_options, split_ints, split_names
+from .output import print_json, stderr, stdout, table
 
-stdout = Console()
-stderr = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
+    from ..bench.harness import Point
 
-def split_names(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def split_ints(value: str, what: str) -> list[int]:
-    try:
-        numbers = [int(v) for v in split_names(value)]
-    except ValueError:
-        raise SamplerzooError(f"{what} must be comma-separated integers, got {value!r}") from None
-    if not numbers or min(numbers) < 1:
-        raise SamplerzooError(f"{what} must be positive integers, got {value!r}")
-    return numbers
+ENDS = {"zero": "0", "sigma_min": "sigma_min", "denoise": "D(sigma_min)"}
+DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
 
 
-def render(rows: list[dict[str, Any]], title: str) -> Table:
+def status_text(row: dict[str, Any]) -> str:
+    return "ok" if row["status"] == "ok" else f"{row['status']}: {row.get('reason', '')}"
+
+
+def render(rows: list[dict[str, Any]], title: str) -> None:
     metric_names = sorted({m for row in rows for m in row.get("metrics", {}) if not m.endswith("_std")})
-    table = Table(title=title)
-    for column in ("sampler", "schedule", "NFE", "counted", "ends at", *metric_names, "seconds", "status"):
-        table.add_column(column, justify="right" if column not in ("sampler", "schedule", "status") else "left")
-    for row in rows:
-        metrics = row.get("metrics", {})
-        table.add_row(row["sampler"], row["schedule"], str(row["requested_nfe"]), str(row.get("counted_nfe", "-")),
-                      {"zero": "0", "sigma_min": "sigma_min", "denoise": "D(sigma_min)"}.get(
-                          row.get("final_step_used", ""), "-"),
-                      *[f"{metrics[m]:.4g}" if m in metrics else "-" for m in metric_names],
-                      f"{row['wall_seconds']:.1f}" if "wall_seconds" in row else "-",
-                      row["status"] if row["status"] == "ok" else f"unreachable: {row['reason']}")
-    return table
+    columns = ("sampler", "schedule", "NFE", "counted", "ends at", *metric_names, "seconds", "status")
+    table(title, columns, [
+        (row["sampler"], row["schedule"], str(row["requested_nfe"]), str(row.get("counted_nfe", "-")),
+         ENDS.get(row.get("final_step_used", ""), "-"),
+         *[f"{row['metrics'][m]:.4g}" if m in row.get("metrics", {}) else "-" for m in metric_names],
+         f"{row['wall_seconds']:.1f}" if "wall_seconds" in row else "-", status_text(row)) for row in rows],
+          right=("NFE", "counted", *metric_names, "seconds"))
+
+
+@dataclass
+class Tally:
+    """What the sweep has done so far, for the progress bars and for the line an interrupt prints."""
+
+    bars: Progress
+    points: int = 0
+    finished: int = 0
+    running: Point | None = None
+    tasks: dict[str, Any] = field(default_factory=dict)
+
+    def start_sweep(self, points: int, pending: int) -> None:
+        self.points, self.finished = points, points - pending
+        if pending:
+            self.bars.start()  # only once work begins, so an early error stays one line
+            self.tasks["sweep"] = self.bars.add_task("points", total=points, completed=points - pending)
+            self.tasks["point"] = self.bars.add_task("sampling", total=None)
+
+    def start_point(self, point: Point, total: int) -> None:
+        self.running = point
+        description = f"{point.sampler} {point.schedule} NFE {point.nfe}"
+        self.bars.reset(self.tasks["point"], total=total, description=description)
+
+    def sampled(self, n: int) -> None:
+        self.bars.advance(self.tasks["point"], n)
+
+    def point_finished(self, point: Point, row: dict[str, Any]) -> None:
+        self.finished += 1
+        self.running = None
+        if "sweep" in self.tasks:
+            self.bars.update(self.tasks["sweep"], completed=self.finished)
+
+    def interrupted_line(self, path: Path, signal_name: str) -> str:
+        """What the interrupt kept, from the file itself: the running point may have been written just before."""
+        from ..bench.results import parse
+
+        if self.running is not None and path.is_file() and any(
+                row["key"] == self.running.key() for row in parse(path.read_bytes()).rows):
+            self.point_finished(self.running, {})
+        running = self.running
+        lost = (f"; {running.sampler} {running.schedule} NFE {running.nfe} was interrupted and not written"
+                if running else "")
+        return (f"interrupted by {signal_name}: {self.finished} of {self.points} points of this sweep are kept in "
+                f"{path}{lost}; rerun the same command to resume")
 
 
 def bench(
@@ -59,50 +94,70 @@ def bench(
     seed: Annotated[int, typer.Option(help="First seed; sample i uses seed + i.")] = 0,
     metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, isc.")] = "fid,kid",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    dtype: Annotated[str, typer.Option(help=f"One of {', '.join(DTYPES)}.")] = "float32",
+    dtype: Annotated[str, typer.Option(help=f"One of {', '.join(DTYPE_NAMES)}.")] = "float32",
     final_step: Annotated[str, typer.Option(help="auto (0 if the budget allows, else sigma_min), zero, sigma_min or "
                                                  "denoise.")] = "auto",
     results: Annotated[Path | None, typer.Option(help="JSON-lines results file (default results/bench-NAME.jsonl).")]
     = None,
     guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale for class-conditional "
                                                               "checkpoints (labels are seed % classes).")] = None,
+    noise: Annotated[str, typer.Option(help="Per-sample noise: counter (hashed per seed, batched) or torch (one "
+                                            "torch.Generator per seed, NVlabs/edm's draws).")] = "counter",
+    option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE for every sampler of the "
+                                                          "sweep (repeatable), e.g. s_churn=10.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Sweep samplers x schedules x NFE on a checkpoint: exact NFE, per-sample seeds, FID/KID, resumable; under
-    torchrun the processes share each point's samples."""
-    if dtype not in DTYPES:
-        raise SamplerzooError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    torchrun the processes share each point's samples. A point with NaN/inf samples is recorded as nonfinite."""
+    positive("--samples", samples, "samples per point")
+    positive("--batch", batch, "samples per batch")
+    if dtype not in DTYPE_NAMES:
+        raise SamplerzooError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPE_NAMES)}")
+    nfes = split_ints(nfe, "--nfe")
+    options = parse_options(option)
+    path = results or Path("results") / f"bench-{Path(checkpoint).name}.jsonl"
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..bench import distributed
+    from ..bench.harness import Progress as Callbacks
+    from ..bench.harness import sweep
+
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise SamplerzooError("--device cuda was asked for, but no CUDA device is available")
-    path = results or Path("results") / f"bench-{Path(checkpoint).name}.jsonl"
-    nfes = split_ints(nfe, "--nfe")
+            raise SamplerzooError("--device cuda was asked for, but no CUDA device is available; accepted: cpu")
     distributed.join(device)  # under torchrun: only the first process draws and prints
     first = distributed.rank() == 0
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=stderr, transient=True, disable=not first)
-    task = bars.add_task("sampling", total=None)
-
-    def start_point(point: Point, total: int) -> None:
-        bars.start()  # only once work begins, so an early error stays one line
-        bars.reset(task, total=total, description=f"{point.sampler} {point.schedule} NFE {point.nfe}")
-
+                    console=stderr, transient=True, disable=not first or not stderr.is_terminal)
+    tally = Tally(bars)
     try:
         rows = sweep(checkpoint, split_names(sampler), split_names(schedule), nfes, samples, seed, path, batch=batch,
-                     device=device, progress=Callbacks(start_point, lambda n: bars.advance(task, n)),
+                     device=device, progress=Callbacks(tally.start_point, tally.sampled, tally.point_finished,
+                                                       tally.start_sweep),
                      metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
-                     guidance_scale=guidance_scale)
+                     guidance_scale=guidance_scale, options=options, noise=noise)
+    except KeyboardInterrupt as exc:
+        if bars.live.is_started:
+            bars.stop()
+        if first and tally.points:
+            interrupts.report(tally.interrupted_line(path, interrupts.name(exc)))
+        raise
     finally:
         if bars.live.is_started:
             bars.stop()
     if not first:
         return
+    if as_json:
+        print_json(rows)
+        return
     floors: dict[str, float] = next((row["floor"] for row in rows if row.get("floor")), {})
     floor_text = ", ".join(f"{k} {v:.4g}" for k, v in floors.items() if not k.endswith("_std"))
-    stdout.print(render(rows, f"{checkpoint}: {samples} samples a point, seeds {seed}.., results in {path}"))
+    render(rows, f"{checkpoint}: {samples} samples a point, seeds {seed}.., results in {path}")
     if floor_text:
-        stdout.print(f"floor (held-out real images vs the reference): {floor_text}")
+        stdout.print(f"floor (held-out real images vs the reference): {floor_text}", highlight=False)
 
 
 def add_commands(app: typer.Typer) -> None:

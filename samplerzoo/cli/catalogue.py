@@ -1,18 +1,18 @@
-"""``zoo list``, ``zoo schedules``, ``zoo plugins``, ``zoo info``: what the registry holds."""
+"""``zoo list``, ``zoo schedules``, ``zoo plugins``, ``zoo info``: what the registry holds.
+
+The registry is imported when a command runs, not when the CLI starts, so ``zoo --help`` stays fast."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from ..plugins import get_sampler, get_samplers, get_schedules, registry
-from ..registry import SamplerSpec
+from .output import print_json, stdout, table
 
-stdout = Console()
+if TYPE_CHECKING:
+    from ..registry import SamplerSpec
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -21,66 +21,76 @@ def order_text(spec: SamplerSpec) -> str:
     return str(spec.order) + ("" if spec.global_order is None else f" ({spec.global_order})")
 
 
+def sampler_row(s: SamplerSpec) -> dict[str, Any]:
+    return {"name": s.name, "aliases": list(s.aliases), "order": s.order, "global_order": s.convergence_order,
+            "nfe": s.cost, "evals_per_step": s.evals_per_step, "stochastic": s.stochastic, "plugin": s.plugin}
+
+
 def list_samplers(as_json: JsonOption = False) -> None:
     """List the registered samplers: order (of a step; global in brackets where lower), evaluations per step,
     stochasticity, providing plugin."""
+    from ..plugins import get_samplers
+
     specs = sorted(get_samplers().values(), key=lambda s: s.name)
     if as_json:
-        rows = [{"name": s.name, "aliases": list(s.aliases), "order": s.order,
-                 "global_order": s.convergence_order, "nfe": s.cost,
-                 "evals_per_step": s.evals_per_step, "stochastic": s.stochastic, "plugin": s.plugin}
-                for s in specs]
-        stdout.print_json(json.dumps(rows))
+        print_json([sampler_row(s) for s in specs])
         return
-    table = Table(title=f"{len(specs)} samplers")
-    for column in ("name", "aliases", "order (global)", "NFE per step", "NFE of N steps", "kind", "plugin"):
-        table.add_column(column)
-    for s in specs:
-        table.add_row(s.name, ", ".join(s.aliases), order_text(s), str(s.evals_per_step), s.cost.replace("steps", "N"),
-                      "stochastic" if s.stochastic else "deterministic", s.plugin)
-    stdout.print(table)
+    table(f"{len(specs)} samplers", ("name", "aliases", "order (global)", "NFE per step", "NFE of N steps", "kind",
+                                     "plugin"),
+          [(s.name, ", ".join(s.aliases), order_text(s), str(s.evals_per_step), s.cost.replace("steps", "N"),
+            "stochastic" if s.stochastic else "deterministic", s.plugin) for s in specs])
 
 
 def list_schedules(as_json: JsonOption = False) -> None:
     """List the registered sampling schedules."""
+    from ..plugins import get_schedules
+
     specs = sorted(get_schedules().values(), key=lambda s: s.name)
     if as_json:
-        rows = [{"name": s.name, "aliases": list(s.aliases), "description": s.description,
-                 "needs_table": s.needs_table, "argument": s.argument_help, "paper": s.paper,
-                 "reference": s.reference, "plugin": s.plugin} for s in specs]
-        stdout.print_json(json.dumps(rows))
+        print_json([{"name": s.name, "aliases": list(s.aliases), "description": s.description,
+                     "needs_table": s.needs_table, "argument": s.argument_help, "paper": s.paper,
+                     "reference": s.reference, "plugin": s.plugin} for s in specs])
         return
-    table = Table(title=f"{len(specs)} schedules")
-    for column in ("name", "aliases", "description", "needs trained table", "plugin"):
-        table.add_column(column)
-    for s in specs:
-        table.add_row(s.name, ", ".join(s.aliases), s.description, "yes" if s.needs_table else "", s.plugin)
-    stdout.print(table)
+    table(f"{len(specs)} schedules", ("name", "aliases", "description", "needs trained table", "plugin"),
+          [(s.name, ", ".join(s.aliases), s.description, "yes" if s.needs_table else "", s.plugin) for s in specs])
 
 
-def list_plugins() -> None:
-    """List the loaded plugins, what each registered, and any errors."""
-    table = Table(title="plugins")
-    for column in ("plugin", "distribution", "samplers", "schedules", "errors"):
-        table.add_column(column)
-    errors = []
-    for info in registry().plugins.values():
-        dist = f"{info.distribution} {info.version}".strip()
-        table.add_row(info.name, dist, ", ".join(info.samplers), ", ".join(info.schedules), str(len(info.errors)))
-        errors += [f"plugin {info.name!r} ({dist or 'registered at run time'}): {error}" for error in info.errors]
-    stdout.print(table)
+def list_plugins(as_json: JsonOption = False) -> None:
+    """List the loaded plugins, what each registered, and any errors (a broken plugin, a clashing name, two
+    distributions registering the same entry-point name)."""
+    from ..plugins import registry
+
+    infos = list(registry().plugins.values())
+    if as_json:
+        print_json([{"plugin": i.name, "distribution": i.distribution, "version": i.version, "samplers": i.samplers,
+                     "schedules": i.schedules, "checkpoints": i.checkpoints, "errors": i.errors} for i in infos])
+        return
+    table("plugins", ("plugin", "distribution", "samplers", "schedules", "checkpoints", "errors"),
+          [(i.name, f"{i.distribution} {i.version}".strip(), ", ".join(i.samplers), ", ".join(i.schedules),
+            ", ".join(i.checkpoints), str(len(i.errors))) for i in infos])
+    errors = [f"plugin {i.name!r} ({f'{i.distribution} {i.version}'.strip() or 'registered at run time'}): {error}"
+              for i in infos for error in i.errors]
     if errors:  # below the table, one unwrapped line each: a table cell would wrap them at any terminal width
         stdout.print("Skipped (everything else works):\n" + "\n".join(errors), soft_wrap=True, highlight=False,
                      markup=False)
 
 
-def info(name: Annotated[str, typer.Argument(help="Sampler name or alias.")]) -> None:
+def info(name: Annotated[str, typer.Argument(help="Sampler name or alias.")], as_json: JsonOption = False) -> None:
     """Describe one sampler."""
+    from ..plugins import get_sampler
+
     s = get_sampler(name)
+    if as_json:
+        print_json({**sampler_row(s), "paper": s.paper, "reference": s.reference, "options": s.option_names()})
+        return
     stdout.print(f"[bold]{s.name}[/bold] ({', '.join(s.aliases) or 'no aliases'})", highlight=False)
     stdout.print(f"order {order_text(s)}, {'stochastic' if s.stochastic else 'deterministic'}, "
-                 f"NFE of N steps to sigma=0: {s.cost.replace('steps', 'N')}", highlight=False)
-    stdout.print(f"paper: {s.paper}\nreference: {s.reference}\nplugin: {s.plugin}", highlight=False)
+                 f"NFE of N steps to sigma=0: {s.cost.replace('steps', 'N')}", highlight=False, markup=False,
+                 soft_wrap=True)
+    options = s.option_names()
+    stdout.print(f"options: {', '.join(options) if options else 'none' if options is not None else 'any'}\n"
+                 f"paper: {s.paper}\nreference: {s.reference}\nplugin: {s.plugin}", highlight=False, markup=False,
+                 soft_wrap=True)
 
 
 def add_commands(app: typer.Typer) -> None:

@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from ..bench.report import write_report
-
-stdout = Console()
+from . import interrupts
+from .output import stdout
 
 
 def report(
@@ -20,11 +18,20 @@ def report(
     = None,
 ) -> None:
     """Render NAME.md (tables, best per NFE, best three at each NFE), NAME.csv (one line per point) and NAME.png
-    (FID vs NFE, log-log) for each NAME.jsonl."""
+    (FID vs NFE, log-log) for each NAME.jsonl. Lines that are not results rows are skipped with one warning."""
+    from ..bench.report import write_report
+
     command = shlex.join(["zoo", "report", *map(str, results), *(["--out", str(out)] if out else [])])
-    for path in results:
-        for written in write_report(path, out, command):
-            stdout.print(str(written), highlight=False, soft_wrap=True)
+    written: list[Path] = []
+    try:
+        for path in results:
+            for file in write_report(path, out, command):
+                written.append(file)
+                stdout.print(str(file), highlight=False, soft_wrap=True)
+    except KeyboardInterrupt as exc:
+        kept = f"{len(written)} file(s) written (listed above)" if written else "nothing written"
+        interrupts.report(f"interrupted by {interrupts.name(exc)}: {kept}; each file is written whole or not at all")
+        raise
 
 
 def add_commands(app: typer.Typer) -> None:

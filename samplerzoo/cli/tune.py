@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from ..checks import positive
 from ..errors import SamplerzooError
-from ..tuning import METHODS, METRICS
-
-stdout = Console()
+from .output import stdout
 
 
 def default_path(checkpoint: str, sampler: str, method: str, nfe: int, seed: int) -> Path:
@@ -23,13 +21,13 @@ def tune(
     checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path.")] = "digits",
     sampler: Annotated[str, typer.Option(help="Sampler name or alias (its own steps are tuned).")] = "euler",
     nfe: Annotated[int, typer.Option(help="Exact NFE the schedule must spend with this sampler.")] = 10,
-    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}.")] = "gits",
+    method: Annotated[str, typer.Option(help="gits, oss or analytic-dpm.")] = "gits",
     seed: Annotated[int, typer.Option(help="First seed; trajectory i uses seed + i.")] = 0,
     trajectories: Annotated[int, typer.Option(help="Teacher trajectories the search averages over.")] = 64,
     grid: Annotated[int, typer.Option(help="Candidate noise levels (Karras rho=7, sigma_max to sigma_min).")] = 60,
     teacher: Annotated[str, typer.Option(help="Deterministic sampler run on the whole grid as the teacher.")] = "heun",
     coeff: Annotated[float, typer.Option(help="GITS: weight growth of later steps' costs.")] = 1.15,
-    metric: Annotated[str, typer.Option(help=f"GITS step cost: {', '.join(METRICS)}.")] = "dev",
+    metric: Annotated[str, typer.Option(help="GITS step cost: dev (deviation from the chord) or l2.")] = "dev",
     final_step: Annotated[str, typer.Option(help="auto, zero, sigma_min or denoise (as in zoo bench).")] = "auto",
     guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (class-conditional "
                                                               "checkpoints; labels are seed % classes).")] = None,
@@ -41,14 +39,18 @@ def tune(
     schedule file (sigmas, method, cost in NFE); --schedule file:PATH then uses them in bench, sample and generate."""
     import torch
 
+    from ..files import check_writable
     from ..tuning import Search, plan_search, tune_checkpoint
 
+    positive("--nfe", nfe, "network evaluations")
+    positive("--trajectories", trajectories, "trajectories")
     search = Search(sampler, nfe, method, seed, trajectories, grid, teacher, coeff, metric,
                     final_step)  # type: ignore[arg-type]
     plan = plan_search(search)  # every bad request fails here, before the checkpoint loads
     path = out or default_path(checkpoint, plan.spec.name, method, nfe, seed)
     if path.exists():
         raise SamplerzooError(f"{path} already exists; remove it or choose another --out")
+    check_writable(path, "--out")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SamplerzooError("--device cuda was asked for, but no CUDA device is available")
     found, digest = tune_checkpoint(checkpoint, search, path, guidance_scale, device)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..denoiser import Denoiser
+from ..errors import NonFiniteError
 from ..noise import NoiseSampler
 from ..registry import SamplerSpec
 from ..steps import Callback, denoise, notify, to_d
@@ -125,7 +126,7 @@ def dopri5(f: Slope, y: Tensor, sigma_from: float, sigma_to: float, rtol: float,
         scale = atol + rtol * torch.maximum(y.abs(), y_new.abs())
         err = ((y_new - y_low) / scale).pow(2).mean(dims).sqrt()
         if not bool(torch.isfinite(err[active]).all()):
-            raise FloatingPointError(f"dopri5: non-finite solution at sigma {u[active].exp().tolist()} "
+            raise NonFiniteError(f"dopri5: non-finite solution at sigma {u[active].exp().tolist()} "
                                      "(the denoiser returned inf or nan)")
         accept = active & (err <= 1)
         mask = per_sample(accept, y)

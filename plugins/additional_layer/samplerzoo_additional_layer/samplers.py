@@ -62,7 +62,7 @@ def seed_classes(noise: NoiseSampler | None, batch: int) -> Tensor:
     seeds = getattr(noise, "seeds", None)
     if seeds is None or len(seeds) != batch:
         raise SamplerzooError("additional_layer_v1 directs sample i to class seed_i % 10: it needs the per-sample "
-                              "seeded noise (samplerzoo.SeededNoise) or classes=...")
+                              "seeded noise (samplerzoo.CounterNoise or SeededNoise) or classes=...")
     return torch.tensor([seed % NUM_CLASSES for seed in seeds])
 
 
