@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from samplerzoo.bench.harness import sweep
 from samplerzoo.schedule_files import read_schedule_file
 from samplerzoo.tuning import Search, tune_checkpoint
@@ -47,10 +49,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1_000_000,
                         help="the search's first seed (the sweeps use 0..samples-1, so the default keeps them apart)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: fastest on a busy CPU)")
     parser.add_argument("--schedules", type=Path, default=Path("results/schedules"))
     parser.add_argument("--results", type=Path, default=Path("results/tuned"))
     parser.add_argument("--out", type=Path, default=Path("results/tuned-schedules.md"))
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.seed < args.samples:
         print(f"note: search seeds {args.seed}.. overlap the sweep's seeds 0..{args.samples - 1}", file=sys.stderr)
     begin = time.perf_counter()
@@ -69,7 +73,8 @@ def main() -> None:
             print(lines[-1], f"({time.perf_counter() - begin:.0f} s so far)", flush=True)
     header = [f"# {args.sampler}: {args.method}-tuned schedule against karras", "",
               f"Command: `python {' '.join(sys.argv)}`", "",
-              f"Machine: {platform.machine()}, {platform.python_version()}; {args.samples} samples a point "
+              f"Machine: {platform.machine()}, Python {platform.python_version()}, {args.threads} thread(s); "
+              f"{args.samples} samples a point "
               f"(seeds 0..{args.samples - 1}), FID on the digits classifier's features; search seeded at "
               f"{args.seed}, {args.trajectories} trajectories, grid {args.grid}; wall time "
               f"{time.perf_counter() - begin:.0f} s. Rows: {args.results}/; schedule files: {args.schedules}/.", ""]
