@@ -5,15 +5,14 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_driver import zoo
 
 import samplerzoo as sz
 from samplerzoo.analytic import Gaussian
-from samplerzoo.cli import main
 from samplerzoo.noise import SeededNoise
 from samplerzoo.schedule_files import ScheduleFile, read_schedule_file, schedule_record, write_schedule_file
 from samplerzoo.schedules import karras
@@ -103,22 +102,11 @@ def test_plans_fail_in_one_line_before_any_work() -> None:
         tune(GAUSSIAN, (16,), Search("euler", 10, "gits", grid=5))
 
 
-def zoo(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["zoo", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_zoo_tune_writes_a_file_that_file_path_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "tuned.json"
-    code, out, err = zoo(monkeypatch, capsys, "tune", "--checkpoint", "digits-ideal", "--sampler", "dpmpp_2m",
-                         "--nfe", "3", "--method", "gits", "--trajectories", "4", "--grid", "8", "--out", str(path))
+    code, out, err = zoo(["tune", "--checkpoint", "digits-ideal", "--sampler", "dpmpp_2m", "--nfe", "3", "--method",
+                          "gits", "--trajectories", "4", "--grid", "8", "--out", str(path)], monkeypatch, capsys)
     assert code == 0, err
     content = read_schedule_file(path)
     assert (content.method, content.sampler, content.nfe, content.checkpoint) == ("gits", "dpmpp_2m", 3, "digits-ideal")
@@ -129,11 +117,11 @@ def test_zoo_tune_writes_a_file_that_file_path_runs(tmp_path: Path, monkeypatch:
     record = schedule_record(f"file:{path}")["schedule_file"]
     assert record["method"] == "gits" and len(record["sha256"]) == 64
     # The same file is refused for another budget, and an existing --out is not overwritten.
-    code, _, err = zoo(monkeypatch, capsys, "sample", "--checkpoint", "digits-ideal", "--sampler", "dpmpp_2m",
-                       "--nfe", "5", "--schedule", f"file:{path}", "--out", str(tmp_path / "grid.png"))
+    code, _, err = zoo(["sample", "--checkpoint", "digits-ideal", "--sampler", "dpmpp_2m", "--nfe", "5", "--schedule",
+                        f"file:{path}", "--out", str(tmp_path / "grid.png")], monkeypatch, capsys)
     assert code == 1 and "holds 3 noise levels (gits for dpmpp_2m at NFE 3 on digits-ideal)" in err
     assert "needs 5" in err and len(err.strip().splitlines()) == 1
-    code, _, err = zoo(monkeypatch, capsys, "tune", "--checkpoint", "digits-ideal", "--out", str(path))
+    code, _, err = zoo(["tune", "--checkpoint", "digits-ideal", "--out", str(path)], monkeypatch, capsys)
     assert code == 1 and "already exists" in err and len(err.strip().splitlines()) == 1
 
 
@@ -152,8 +140,8 @@ def test_bad_schedule_files_are_one_line(tmp_path: Path, monkeypatch: pytest.Mon
     path = tmp_path / "s.json"
     if content is not None:
         path.write_text(content)
-    code, _, err = zoo(monkeypatch, capsys, "bench", "--checkpoint", "digits-ideal", "--sampler", "euler",
-                       "--nfe", "3", "--schedule", f"file:{path}", "--results", str(tmp_path / "rows.jsonl"))
+    code, _, err = zoo(["bench", "--checkpoint", "digits-ideal", "--sampler", "euler", "--nfe", "3", "--schedule",
+                        f"file:{path}", "--results", str(tmp_path / "rows.jsonl")], monkeypatch, capsys)
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "rows.jsonl").exists()
 
