@@ -14,7 +14,7 @@ from cli_driver import zoo
 import samplerzoo as sz
 from samplerzoo.analytic import Gaussian
 from samplerzoo.noise import SeededNoise
-from samplerzoo.schedule_files import ScheduleFile, read_schedule_file, schedule_record, write_schedule_file
+from samplerzoo.schedule_files import ScheduleFile, read_schedule_file, schedule_record, sha256, write_schedule_file
 from samplerzoo.schedules import karras
 from samplerzoo.tuning import Search, analytic_dpm_costs, eps_moment, least_cost_path, tune
 
@@ -156,3 +156,26 @@ def test_schedule_files_round_trip_and_describe_themselves(tmp_path: Path) -> No
     assert sigmas.tolist() == [9.0, 2.0, 0.5, 0.0]
     with pytest.raises(sz.SamplerzooError, match="needs the path of a schedule file: file:PATH"):
         sz.get_schedule("file")(3, GAUSSIAN)
+
+
+def test_bench_rows_record_the_schedule_file(tmp_path: Path) -> None:
+    from samplerzoo.bench.harness import sweep
+
+    path = tmp_path / "s.json"
+    write_schedule_file(path, ScheduleFile((80.0, 5.0, 0.3), "gits", "euler", "digits-ideal", 3, "sigma_min"))
+    rows = sweep("digits-ideal", ["euler"], [f"file:{path}", "align_your_steps:sd15"], [3], 16, 0,
+                 tmp_path / "rows.jsonl", metric_names=("fid",))
+    assert [(row["schedule"], row["status"]) for row in rows] == [(f"file:{path}", "ok"), ("ays:sd15", "ok")]
+    assert rows[0]["schedule_file"]["sha256"] == sha256(path) and rows[0]["counted_nfe"] == 3
+    assert rows[0]["provenance"]["schedule"]["plugin"] == "builtin" and "schedule_file" not in rows[1]
+
+
+def test_a_sweep_refuses_a_schedule_file_for_another_nfe_before_any_work(tmp_path: Path) -> None:
+    from samplerzoo.bench.harness import sweep
+
+    path = tmp_path / "s.json"
+    write_schedule_file(path, ScheduleFile((80.0, 5.0, 0.3), "gits", "euler", "digits-ideal", 3))
+    with pytest.raises(sz.SamplerzooError, match=r"holds 3 noise levels .* this run needs 4"):
+        sweep("digits-ideal", ["euler"], [f"file:{path}"], [3, 4], 16, 0, tmp_path / "rows.jsonl",
+              metric_names=("fid",))
+    assert not (tmp_path / "rows.jsonl").exists() or not (tmp_path / "rows.jsonl").read_text().strip()
