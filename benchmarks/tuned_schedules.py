@@ -76,8 +76,9 @@ def main() -> None:
               f"Machine: {platform.machine()}, Python {platform.python_version()}, {args.threads} thread(s); "
               f"{args.samples} samples a point "
               f"(seeds 0..{args.samples - 1}), FID on the digits classifier's features; search seeded at "
-              f"{args.seed}, {args.trajectories} trajectories, grid {args.grid}; wall time "
-              f"{time.perf_counter() - begin:.0f} s. Rows: {args.results}/; schedule files: {args.schedules}/.", ""]
+              f"{args.seed}, {args.trajectories} trajectories, grid {args.grid}; wall time of this run "
+              f"{time.perf_counter() - begin:.0f} s (points already in the rows and schedule files already written are "
+              f"reused; each file records its search's seconds). Rows: {args.results}/; schedule files: {args.schedules}/.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(header + lines) + "\n")
     print("\n".join(lines))
