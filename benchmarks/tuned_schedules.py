@@ -78,7 +78,8 @@ def main() -> None:
               f"(seeds 0..{args.samples - 1}), FID on the digits classifier's features; search seeded at "
               f"{args.seed}, {args.trajectories} trajectories, grid {args.grid}; wall time of this run "
               f"{time.perf_counter() - begin:.0f} s (points already in the rows and schedule files already written are "
-              f"reused; each file records its search's seconds). Rows: {args.results}/; schedule files: {args.schedules}/.", ""]
+              f"reused; each file records its search's seconds). Rows: {args.results}/; schedule files: "
+              f"{args.schedules}/.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(header + lines) + "\n")
     print("\n".join(lines))
