@@ -156,12 +156,16 @@ class DiscreteVP:
         return s.to(t.dtype)
 
 
-@dataclass(frozen=True)
-class ContinuousVP:
-    """Continuous VP SDE, beta(t) = beta_min + beta_d * t (Song et al. 2021; Karras et al. 2022, Table 1).
+def time_of_integral(integral: Tensor, beta_min: float, beta_d: float) -> Tensor:
+    """The t >= 0 at which int_0^t beta = beta_d/2 t^2 + beta_min t equals ``integral`` (linear beta(t))."""
+    return ((beta_min**2 + 2 * beta_d * integral).sqrt() - beta_min) / beta_d
 
-    The network's time input is ``(M - 1) * t`` (EDM's VPPrecond, score_sde's DDPM++ cont.).
-    """
+
+@dataclass(frozen=True)
+class LinearBetaSDE:
+    """What the VP and sub-VP SDEs share: beta(t) = beta_min + beta_d t on [eps_t, 1] and the network's time input
+    ``(M - 1) * t`` (EDM's VPPrecond, score_sde's DDPM++ cont.). Subclasses give ``sigma(t)``, its inverse ``t`` and
+    ``c_in``."""
 
     beta_min: float = 0.1
     beta_d: float = 19.9
@@ -169,14 +173,16 @@ class ContinuousVP:
     M: int = 1000
     sigma_data: float = 1.0
 
-    def sigma(self, t: Tensor | float) -> Tensor:
+    def integral(self, t: Tensor | float) -> Tensor:
+        """B(t) = int_0^t beta = beta_d/2 t^2 + beta_min t."""
         t = torch.as_tensor(t, dtype=torch.float64)
-        return (torch.exp(0.5 * self.beta_d * t**2 + self.beta_min * t) - 1).sqrt()
+        return 0.5 * self.beta_d * t**2 + self.beta_min * t
+
+    def sigma(self, t: Tensor | float) -> Tensor:
+        raise NotImplementedError
 
     def t(self, sigma: Tensor) -> Tensor:
-        """Solve beta_d/2 t^2 + beta_min t = log(1 + sigma^2) for t >= 0."""
-        b = self.beta_min
-        return ((b**2 + 2 * self.beta_d * torch.log1p(sigma**2)).sqrt() - b) / self.beta_d
+        raise NotImplementedError
 
     @property
     def sigma_min(self) -> float:
@@ -190,16 +196,51 @@ class ContinuousVP:
     def sigma_table(self) -> None:
         return None
 
-    def c_in(self, sigma: Tensor) -> Tensor:
-        return vp_input_scale(sigma)
-
     def c_noise(self, sigma: Tensor) -> Tensor:
         return (self.M - 1) * self.t(sigma)
 
     def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor:
-        """t ~ U(eps_t, 1) (Karras et al. 2022, Table 1)."""
+        """t ~ U(eps_t, 1) (Karras et al. 2022, Table 1; score_sde's continuous training)."""
         t = self.eps_t + (1 - self.eps_t) * torch.rand(n, generator=generator, dtype=torch.float64)
         return self.sigma(t).float()
+
+
+@dataclass(frozen=True)
+class ContinuousVP(LinearBetaSDE):
+    """Continuous VP SDE, beta(t) = beta_min + beta_d * t (Song et al. 2021; Karras et al. 2022, Table 1):
+    sigma(t) = sqrt(e^B(t) - 1)."""
+
+    def sigma(self, t: Tensor | float) -> Tensor:
+        return (torch.exp(self.integral(t)) - 1).sqrt()
+
+    def t(self, sigma: Tensor) -> Tensor:
+        """Solve beta_d/2 t^2 + beta_min t = log(1 + sigma^2) for t >= 0."""
+        return time_of_integral(torch.log1p(sigma**2), self.beta_min, self.beta_d)
+
+    def c_in(self, sigma: Tensor) -> Tensor:
+        return vp_input_scale(sigma)
+
+
+@dataclass(frozen=True)
+class SubVP(LinearBetaSDE):
+    """The sub-VP SDE, dx = -beta/2 x dt + sqrt(beta (1 - e^(-2 int_0^t beta))) dw, beta(t) = beta_min + beta_d t
+    (Song et al. 2021, Eq. 29; the seeds' Liu slides): q(x_t | x_0) = N(zeta x_0, (1 - zeta^2)^2 I) with
+    zeta = e^(-B/2), B(t) = int_0^t beta = beta_d t^2 / 2 + beta_min t.
+
+    In the sigma frame x_t / zeta = x_0 + sigma n with sigma = (1 - zeta^2) / zeta = 2 sinh(B / 2). The network sees
+    zeta * x and the time input (M - 1) t, and predicts the noise, as score_sde's continuous sub-VP models do.
+    """
+
+    def sigma(self, t: Tensor | float) -> Tensor:
+        return 2 * torch.sinh(self.integral(t) / 2)
+
+    def t(self, sigma: Tensor) -> Tensor:
+        """Invert sigma = 2 sinh(B(t) / 2): B = 2 asinh(sigma / 2), then solve the quadratic for t >= 0."""
+        return time_of_integral(2 * torch.asinh(sigma / 2), self.beta_min, self.beta_d)
+
+    def c_in(self, sigma: Tensor) -> Tensor:
+        """zeta = e^(-B/2) = 2 / (sigma + sqrt(sigma^2 + 4)), the root of zeta^2 + sigma zeta - 1 = 0."""
+        return 2 / (sigma + (sigma**2 + 4).sqrt())
 
 
 @dataclass(frozen=True)

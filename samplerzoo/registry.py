@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from torch import Tensor
@@ -174,7 +175,12 @@ class SamplerSpec:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """A sampling schedule; ``needs_table`` marks DDIM-style spacings over a discrete model's trained levels."""
+    """A sampling schedule; ``needs_table`` marks DDIM-style spacings over a discrete model's trained levels.
+
+    A schedule that needs one value to be named (the model Align Your Steps was fitted for, a schedule file's path)
+    declares ``argument``: it turns the text after ``NAME:`` (``ays:sdxl``, ``file:PATH``) into the options it sets,
+    raising a one-line error for a bad value, and ``argument_help`` says what is accepted.
+    """
 
     name: str
     fn: ScheduleFn
@@ -182,6 +188,10 @@ class ScheduleSpec:
     aliases: tuple[str, ...] = ()
     needs_table: bool = False
     plugin: str = ""
+    paper: str = ""
+    reference: str = ""
+    argument: Callable[[str], dict[str, Any]] | None = None
+    argument_help: str = ""
 
     def __post_init__(self) -> None:
         _check_name("schedule", self.name, self.aliases)
@@ -190,6 +200,12 @@ class ScheduleSpec:
 
     def __call__(self, n: int, model: HasSigmaRange, **options: Any) -> Tensor:
         return self.fn(n, model, **options)
+
+    def with_argument(self, text: str) -> ScheduleSpec:
+        """This schedule with the options that ``NAME:text`` sets bound (validated now, before any work)."""
+        if self.argument is None:
+            raise SamplerzooError(f"schedule {self.name!r} takes no ':' argument (got {self.name}:{text})")
+        return replace(self, fn=partial(self.fn, **self.argument(text)))
 
 
 @dataclass(frozen=True)

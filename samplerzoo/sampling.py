@@ -149,9 +149,11 @@ def sampling_plan(model: Denoiser, sampler: SamplerSpec | str, nfe: int, schedul
         sigmas = build(steps if final == "zero" else steps + 1, model, **(schedule_options or {}))
         return sigmas if final == "zero" else sigmas[:-1]
 
-    # A schedule that starts at inf does so at any length: then the step from infinity spends one call of the
-    # budget and the sampler's own steps follow it.
-    infinite = not spec.starts_at_infinity and from_infinity(levels(1, "zero"))
+    # Only a model with sigma_max = inf starts there, and a schedule that does so does it at any length: then the
+    # step from infinity spends one call of the budget and the sampler's own steps follow it. (Probing a finite
+    # model would ask a fixed-length schedule file for one level.)
+    infinite = (not spec.starts_at_infinity and math.isinf(model.sigma_max)
+                and from_infinity(levels(1, "zero")))
     budget = nfe - 1 if infinite else nfe
     if infinite and budget == 0 and final_step in ("auto", "zero"):
         return "zero", levels(1, "zero")

@@ -90,7 +90,7 @@ def vp(n: int, model: HasSigmaRange, beta_d: float = 19.9, beta_min: float = 0.1
     return append_zero(ContinuousVP(beta_min=beta_min, beta_d=beta_d).sigma(t))
 
 
-def _table(model: HasSigmaRange, name: str) -> Tensor:
+def trained_table(model: HasSigmaRange, name: str) -> Tensor:
     table = getattr(model, "sigma_table", None)
     if table is None:
         raise SamplerzooError(f"schedule {name!r} needs a discrete-time model (one with a trained sigma table)")
@@ -110,7 +110,7 @@ def linspace(n: int, model: HasSigmaRange, interpolation: str = "log") -> Tensor
     """Timesteps evenly spaced from T-1 to 0, fractional ones interpolated in log sigma (k-diffusion) or in
     sigma (diffusers' Euler family, ``interpolation="linear"``) (Lin et al. 2024, Table 2)."""
     check_steps(n)
-    table = _table(model, "linspace")
+    table = trained_table(model, "linspace")
     timesteps = torch.linspace(len(table) - 1, 0, n, dtype=torch.float64)
     return append_zero(at_timesteps(table, timesteps, interpolation))
 
@@ -118,7 +118,7 @@ def linspace(n: int, model: HasSigmaRange, interpolation: str = "log") -> Tensor
 def leading(n: int, model: HasSigmaRange, steps_offset: int = 0) -> Tensor:
     """DDIM's spacing t = k * (T // n) + offset, k = n-1..0 (Song et al. 2021; diffusers ``leading``)."""
     check_steps(n)
-    table = _table(model, "leading")
+    table = trained_table(model, "leading")
     if n > len(table):
         raise SamplerzooError(f"'leading' spacing allows at most {len(table)} steps, got {n}")
     timesteps = torch.arange(n - 1, -1, -1) * (len(table) // n) + steps_offset
@@ -132,7 +132,7 @@ def trailing(n: int, model: HasSigmaRange) -> Tensor:
     as in diffusers' ``timestep_spacing="trailing"`` (48 steps: level 936, not 937).
     """
     check_steps(n)
-    table = _table(model, "trailing")
+    table = trained_table(model, "trailing")
     if n > len(table):
         raise SamplerzooError(f"'trailing' spacing allows at most {len(table)} steps, got {n}")
     size = float(len(table))

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .errors import SamplerzooError
 from .flow import FlowMatch, TimeShift, flow_sigma, flow_time, stretch_to_terminal
-from .noise_schedules import ContinuousVP
+from .noise_schedules import LinearBetaSDE
 from .schedules import HasSigmaRange, append_zero, at_timesteps, check_steps
 
 CONTINUOUS_LEVELS = 1000
@@ -89,7 +89,7 @@ def model_time(model: HasSigmaRange, name: str, shift: float | None = None, mu: 
     if table is not None:
         steps = table.to(torch.float64).cpu()
         return ModelTime(len(steps) - 1.0, 0.0, lambda u: at_timesteps(steps, u, "log"))
-    if isinstance(schedule, ContinuousVP):
+    if isinstance(schedule, LinearBetaSDE):  # VP and sub-VP: their own t
         top, bottom = (torch.tensor(s, dtype=torch.float64) for s in (model.sigma_max, model.sigma_min))
         return ModelTime(float(schedule.t(top)), float(schedule.t(bottom)), schedule.sigma)
     lowest, highest = levels(model, name)[[0, -1]]
@@ -158,11 +158,21 @@ def mochi_levels(n: int, threshold_noise: float, linear_steps: int) -> Tensor:
 
 
 SCHEDULES: list[tuple[str, Callable[..., Tensor], str, dict[str, Any]]] = [
-    ("simple", simple, "every (T/n)-th trained level from the top (ComfyUI; shifted linear t on flow models)", {}),
+    ("simple", simple, "every (T/n)-th trained level from the top (ComfyUI; shifted linear t on flow models)",
+     {"paper": "ComfyUI simple_scheduler; Esser et al. 2024 (SD3), Eq. 23 shift",
+      "reference": "ComfyUI simple_scheduler; diffusers FlowMatchEulerDiscreteScheduler"}),
     ("normal", normal, "uniform in the model's time (ComfyUI); on flow models diffusers' FlowMatchEuler timesteps",
-     {"aliases": ("flow_match",)}),
-    ("sgm_uniform", sgm_uniform, "uniform in the model's time, n+1 points, last dropped (ComfyUI, SGM)", {}),
-    ("beta", beta, "trained levels at Beta(0.6, 0.6) quantiles (Lee et al. 2024; ComfyUI)", {}),
-    ("kl_optimal", kl_optimal, "uniform in atan(sigma) (Sabour et al. 2024; ComfyUI); starts at inf", {}),
-    ("linear_quadratic", linear_quadratic, "Mochi's linear-then-quadratic flow times (ComfyUI)", {}),
+     {"aliases": ("flow_match",), "paper": "ComfyUI normal_scheduler; k-diffusion DiscreteSchedule",
+      "reference": "k_diffusion.external.DiscreteSchedule.get_sigmas; diffusers FlowMatchEulerDiscreteScheduler"}),
+    ("sgm_uniform", sgm_uniform, "uniform in the model's time, n+1 points, last dropped (ComfyUI, SGM)",
+     {"paper": "Stability AI generative-models (SGM) discretization",
+      "reference": "ComfyUI normal_scheduler(sgm=True)"}),
+    ("beta", beta, "trained levels at Beta(0.6, 0.6) quantiles (Lee et al. 2024; ComfyUI)",
+     {"paper": "Lee et al. 2024, Beta Sampling is All You Need (arXiv:2407.12173)",
+      "reference": "ComfyUI beta_scheduler"}),
+    ("kl_optimal", kl_optimal, "uniform in atan(sigma) (Sabour et al. 2024; ComfyUI); starts at inf",
+     {"paper": "Sabour, Fidler & Kreis 2024, Align Your Steps, App. (KL-optimal)",
+      "reference": "ComfyUI kl_optimal_scheduler"}),
+    ("linear_quadratic", linear_quadratic, "Mochi's linear-then-quadratic flow times (ComfyUI)",
+     {"paper": "Genmo 2024, Mochi 1 (mochi_preview infer.py)", "reference": "ComfyUI linear_quadratic_schedule"}),
 ]

@@ -15,7 +15,7 @@ import samplerzoo as sz
 from samplerzoo.checkpoints.betas import alphas_cumprod
 from samplerzoo.checkpoints.diffusers_format import UNetNetwork, load_diffusers, save_diffusers
 from samplerzoo.cli import main
-from samplerzoo.noise_schedules import EDM
+from samplerzoo.noise_schedules import EDM, SubVP
 from samplerzoo.training import Recipe, denoising_loss, train
 
 TINY = {"sample_size": 8, "in_channels": 1, "out_channels": 1, "block_out_channels": [8, 16], "layers_per_block": 1,
@@ -144,6 +144,18 @@ def test_described_safetensors(tmp_path: Path, suffix: str) -> None:
     c_skip, c_out, c_in = 0.75**2 / s2, 0.5 * 0.75 / s2**0.5, s2**-0.5
     with torch.no_grad():
         expected = c_skip * x + c_out * tiny_unet()(c_in * x, torch.log(sigma) / 4).sample
+        torch.testing.assert_close(model(x, sigma), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_described_sub_vp_checkpoint(tmp_path: Path) -> None:
+    described(tmp_path, ".json", prediction="epsilon", noise_schedule={"type": "sub_vp", "beta_d": 19.9})
+    model = sz.load(tmp_path / "model.json")
+    assert model.schedule == SubVP()
+    x, sigma = torch.randn(2, 1, 8, 8), torch.full((2,), 3.0)
+    zeta = 2 / (3.0 + 13**0.5)  # the network sees the SDE's x = zeta (x0 + sigma n) and 999 t
+    t = SubVP().t(torch.tensor(3.0, dtype=torch.float64))
+    with torch.no_grad():
+        expected = x - 3.0 * tiny_unet()(zeta * x, torch.full((2,), 999 * float(t))).sample
         torch.testing.assert_close(model(x, sigma), expected, atol=1e-5, rtol=1e-5)
 
 

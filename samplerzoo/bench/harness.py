@@ -8,6 +8,7 @@ Sweeps sharing a results file split its points: each point is claimed while it i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import platform
@@ -28,9 +29,10 @@ from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, Unreacha
 from ..finite import count_nonfinite
 from ..guidance import class_conditioned
 from ..noise import NOISE_SOURCES
-from ..plugins import get_sampler, get_schedule, provenance
+from ..plugins import get_sampler, provenance, schedule_name
 from ..precision import DTYPES, dtype_named, in_dtype
 from ..sampling import FINAL_STEPS, generate, nonfinite_reason, sampling_plan
+from ..schedule_files import schedule_record
 from . import distributed
 from .metrics import DIGITS_EXTRACTOR, Features, Meter, TensorImages, concat, measure
 from .results import ResultsFile
@@ -172,6 +174,7 @@ def base_row(point: Point, batch: int, device: str) -> dict[str, Any]:
     """A point's results row without its measurements: config, provenance, reference and floor."""
     held_out = HELD_OUT.get(point.reference)
     return {"key": point.key(), **asdict(point), "requested_nfe": point.nfe, "batch": batch, "device": device,
+            **schedule_record(point.schedule),
             "versions": versions(), "provenance": point_provenance(point),
             "reference_samples": len(reference_images(point.reference)),
             "floor": floor(point), "floor_samples": len(reference_images(held_out)) if held_out else 0}
@@ -193,7 +196,7 @@ def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: lis
     """The sweep's grid, checked before any work: names resolved (an alias, or a name given twice, runs once), NFE
     positive, the options taken by every sampler, the final step and the noise source known."""
     sampler_names = unique("sampler", samplers, lambda name: get_sampler(name).name)
-    schedule_names = unique("schedule", schedules, lambda name: get_schedule(name).name)
+    schedule_names = unique("schedule", schedules, schedule_name)
     budgets = unique("NFE", [positive("NFE", nfe, "network evaluations") for nfe in nfes])
     for name in sampler_names:
         get_sampler(name).check_options(common.get("options", {}))
@@ -214,6 +217,7 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> S
     meters: dict[tuple[str, tuple[str, ...]], Meter] = {}
     for point in pending:
         class_conditioned(model, [0], point.guidance_scale)  # a guidance scale the model cannot take fails here
+        check_plan(model, point)
         meter = meters.get((point.extractor, point.metric_names))
         if meter is None:
             meter = meters[point.extractor, point.metric_names] = Meter(point.metric_names, point.extractor,
@@ -221,6 +225,14 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> S
             meter.reference_features(reference_images(point.reference), point.reference)
         floor(point)
     return Setup(model, precision, batch, device, meters)
+
+
+def check_plan(model: Checkpoint, point: Point) -> None:
+    """Build the point's sigmas now, so a schedule that cannot serve it (a schedule file tuned for another NFE)
+    fails before the first sample; an unreachable NFE stays the point's own status."""
+    with contextlib.suppress(UnreachableNFEError):
+        sampling_plan(model, point.sampler, point.nfe, point.schedule, point.final_step,  # type: ignore[arg-type]
+                      **point.options)
 
 
 def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progress) -> dict[str, Any]:

@@ -122,11 +122,12 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
     from ..files import atomic_write, check_writable
     from ..finite import count_nonfinite
     from ..guidance import class_conditioned
-    from ..plugins import get_sampler
+    from ..plugins import get_sampler, get_schedule
     from ..precision import dtype_named, in_dtype
     from ..sampling import generate
 
     get_sampler(sampler).check_options(options)
+    get_schedule(schedule)  # an unknown name or a bad schedule file fails before the checkpoint loads
     check_writable(out, "--out")
     model, _ = in_dtype(load(checkpoint), dtype_named(dtype))
     seeds = range(seed, seed + n)
