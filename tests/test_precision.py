@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 import samplerzoo as sz
 from samplerzoo.bench import harness
-from samplerzoo.guidance import class_conditioned
 from samplerzoo.checkpoints import get_checkpoints
+from samplerzoo.guidance import class_conditioned
 from samplerzoo.noise import SeededNoise
 from samplerzoo.noise_schedules import EDM
 from samplerzoo.precision import in_dtype
