@@ -47,9 +47,9 @@ FLOOR_SEED = 0
 
 
 def statistics(features: Tensor) -> Statistics:
-    """Mean and covariance (N - 1 denominator) of features, as torch-fidelity, NVlabs/edm and pytorch-fid compute
-    them."""
-    stats = fid_featuresdict_to_statistics({"f": features}, "f")
+    """Mean and covariance (N - 1 denominator) of features in float64, as NVlabs/edm's ``fid.py ref`` and pytorch-fid
+    compute them."""
+    stats = fid_featuresdict_to_statistics({"f": features.double()}, "f")
     return Statistics(stats["mu"], stats["sigma"])
 
 
@@ -147,9 +147,10 @@ class Meter:
         result: dict[str, Any] = {}
         if "fid" in self.layers:
             layer = self.layers["fid"]
-            ref = reference.statistics or statistics(real[layer])
-            result |= fid_statistics_to_metric(fid_featuresdict_to_statistics(samples, layer),
-                                               {"mu": ref.mu, "sigma": ref.sigma}, False)
+            ours = fid_featuresdict_to_statistics(samples, layer)  # torch-fidelity's float32 mean, float64 covariance
+            theirs = (fid_featuresdict_to_statistics(real, layer) if reference.statistics is None else
+                      {"mu": reference.statistics.mu.astype(ours["mu"].dtype), "sigma": reference.statistics.sigma})
+            result |= fid_statistics_to_metric(ours, theirs, False)
         if "kid" in self.layers:
             subset = min(1000, len(samples[self.layers["kid"]]), len(real[self.layers["kid"]]))
             result |= kid_featuresdict_to_metric(samples, real, self.layers["kid"], kid_subset_size=subset,
@@ -204,3 +205,18 @@ def write_statistics(features: Tensor, path: Path) -> Statistics:
     np.savez(buffer, mu=stats.mu, sigma=stats.sigma)
     atomic_write(Path(path), buffer.getvalue())
     return stats
+
+
+def reference_statistics(source: str, out: Path, extractor: str = DIGITS_EXTRACTOR,
+                         extractor_weights: str | None = None, cuda: bool = False) -> tuple[Statistics, int]:
+    """Write the FID statistics of a reference (a name or a folder of images) in the extractor's FID features to
+    ``out``; returns them and the number of images."""
+    from .references import resolve
+
+    reference = resolve(source)
+    if reference.load is None:
+        raise SamplerzooError(f"{source} already holds statistics; accepted: a registered reference or a folder of "
+                              "images")
+    meter = Meter(["fid"], extractor, extractor_weights, cuda)
+    features = meter.reference_features(reference)[meter.layers["fid"]]
+    return write_statistics(features, out), len(features)
