@@ -10,6 +10,8 @@ rule (Inception: TF1-compatible bilinear to 299 x 299; the digits classifier: lu
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +152,9 @@ def create(name: str, layers: list[str], weights: str | None = None, cuda: bool 
     """The extractor with its weights loaded; a download that fails, or a file it cannot load, is one line."""
     check_extractor(name, weights)
     try:
-        return create_feature_extractor(name, layers, cuda=cuda, feature_extractor_weights_path=weights,
-                                        verbose=False)
+        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub's "Downloading: ..." line; failures are said below
+            return create_feature_extractor(name, layers, cuda=cuda, feature_extractor_weights_path=weights,
+                                            verbose=False)
     except SamplerzooError:
         raise
     except Exception as exc:  # urllib, torch.load and load_state_dict raise assorted types, often over many lines

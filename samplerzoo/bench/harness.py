@@ -23,7 +23,7 @@ from ..checkpoints import load
 from ..checks import positive, unique
 from ..data import digits, to_uint8
 from ..denoiser import Checkpoint, decode
-from ..errors import NonFiniteError, UnknownNameError, UnreachableNFEError
+from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..finite import count_nonfinite
 from ..guidance import class_conditioned
 from ..noise import NOISE_SOURCES
@@ -32,7 +32,7 @@ from ..precision import DTYPES, dtype_named, in_dtype
 from ..sampling import FINAL_STEPS, generate, nonfinite_reason, resolve_final_step
 from . import distributed
 from .extractors import check_extractor
-from .metrics import DIGITS_EXTRACTOR, METRICS, Features, Meter, TensorImages, concat
+from .metrics import DIGITS_EXTRACTOR, ISC_SPLITS, METRICS, PRC_NEIGHBOURS, Features, Meter, TensorImages, concat
 from .references import DIGITS, Reference, resolve
 from .results import ResultsFile
 
@@ -221,6 +221,12 @@ def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: lis
     for metric in common.get("metric_names", ()):
         if metric not in METRICS:
             raise UnknownNameError("metric", metric, METRICS)
+    if "prc" in common.get("metric_names", ()) and samples <= PRC_NEIGHBOURS:
+        raise SamplerzooError(f"--samples {samples}: prc (precision / recall, k = {PRC_NEIGHBOURS}) needs at least "
+                              f"{PRC_NEIGHBOURS + 1} samples a point")
+    if "isc" in common.get("metric_names", ()) and samples < ISC_SPLITS:
+        raise SamplerzooError(f"--samples {samples}: isc (the Inception Score, over {ISC_SPLITS} splits) needs at "
+                              f"least {ISC_SPLITS} samples a point")
     check_extractor(common.get("extractor", DIGITS_EXTRACTOR), common.get("extractor_weights"))
     reference = resolve(common.get("reference", "digits-train"))
     identity = reference.identity if reference.kind in ("folder", "npz") else ""

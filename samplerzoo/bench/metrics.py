@@ -44,6 +44,10 @@ NAMES = {KEY_METRIC_FID: "fid", KEY_METRIC_KID_MEAN: "kid", KEY_METRIC_KID_STD: 
          KEY_METRIC_RECALL: "recall", KEY_METRIC_F_SCORE: "f_score"}
 """Our names for torch-fidelity's metric keys, as results rows store them."""
 FLOOR_SEED = 0
+ISC_SPLITS = 10
+"""torch-fidelity's default number of splits for the Inception Score: fewer samples give NaN."""
+PRC_NEIGHBOURS = 3
+"""torch-fidelity's default k for precision / recall: each set needs more than k images."""
 
 
 def statistics(features: Tensor) -> Statistics:
@@ -108,6 +112,10 @@ class Meter:
     def check(self, reference: Reference) -> None:
         """The metrics can be measured against the reference; one line otherwise (before any sampling)."""
         if reference.statistics is None:
+            count = reference.count
+            if "prc" in self.layers and count is not None and count <= PRC_NEIGHBOURS:
+                raise SamplerzooError(f"--reference {reference.name} has {count} images; prc (precision / recall, "
+                                      f"k = {PRC_NEIGHBOURS}) needs at least {PRC_NEIGHBOURS + 1}")
             return
         needing = [m for m in self.layers if m in NEED_FEATURES]
         if needing:
@@ -156,9 +164,9 @@ class Meter:
             result |= kid_featuresdict_to_metric(samples, real, self.layers["kid"], kid_subset_size=subset,
                                                  verbose=False)
         if "isc" in self.layers:
-            result |= isc_featuresdict_to_metric(samples, self.layers["isc"], verbose=False)
+            result |= isc_featuresdict_to_metric(samples, self.layers["isc"], isc_splits=ISC_SPLITS, verbose=False)
         if "prc" in self.layers:
-            result |= prc_featuresdict_to_metric(samples, real, self.layers["prc"], prc_neighborhood=3,
+            result |= prc_featuresdict_to_metric(samples, real, self.layers["prc"], prc_neighborhood=PRC_NEIGHBOURS,
                                                  prc_batch_size=10000, save_cpu_ram=False, verbose=False)
         return {NAMES[key]: float(value) for key, value in result.items()}
 

@@ -1,4 +1,5 @@
-"""``zoo report``: Markdown, CSV and HTML tables (samplers x NFE), an NFE-vs-FID plot and a Pareto view from results files."""
+"""``zoo report``: Markdown, CSV and HTML tables (samplers x NFE), an NFE-vs-FID plot and a Pareto view from
+results files."""
 
 from __future__ import annotations
 
