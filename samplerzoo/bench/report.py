@@ -29,8 +29,8 @@ SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_st
 """What a section's rows share: all of a point's config but sampler, options, schedule and NFE."""
 CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "schedule_options", "stochastic", "requested_nfe",
                "counted_nfe", "status")
-CSV_TRAILING = ("samples", "seed", "final_step", "final_step_used", "dtype", "guidance_scale", "reference",
-                "reference_samples", "reference_kind", "reference_id", "extractor",
+CSV_TRAILING = ("samples", "samples_scored", "seed", "final_step", "final_step_used", "dtype", "guidance_scale",
+                "reference", "reference_samples", "reference_kind", "reference_id", "extractor",
                 "extractor_weights_sha256", "floor_kind", "floor_samples", "device", "processes", "wall_seconds",
                 "sampling_seconds", "metric_seconds", "model_precision", "nonfinite_samples", "first_nonfinite_step",
                 "reason")
