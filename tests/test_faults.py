@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import torch
+from cli_runner import zoo
 from torch import Tensor
 
 import samplerzoo as sz
@@ -28,7 +29,6 @@ from samplerzoo.bench.plots import plot
 from samplerzoo.bench.references import resolve
 from samplerzoo.bench.report import csv_text, markdown, read_results
 from samplerzoo.bench.results import ResultsFile
-from samplerzoo.cli import main
 from samplerzoo.errors import SamplerzooWarning
 
 SMALL = {"samples": 16, "seed": 0, "metric_names": ("fid",)}
@@ -48,19 +48,6 @@ def cache_folder(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def environment() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "SAMPLERZOO_PLUGINS": "builtin"}
-
-
-def zoo(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run ``zoo ARGS`` in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["zoo", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 class NaNDenoiser:

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from cli_runner import zoo
 from PIL import Image
 
 from samplerzoo.bench import harness
 from samplerzoo.bench.metrics import Meter
 from samplerzoo.bench.references import resolve
 from samplerzoo.bench.results import ResultsFile
-from samplerzoo.cli import main
 from samplerzoo.data import digits, to_uint8
 
 BENCH = ["bench", "--checkpoint", "digits-ideal", "--sampler", "euler", "--nfe", "3", "--samples", "16",
@@ -30,18 +29,6 @@ BENCH = ["bench", "--checkpoint", "digits-ideal", "--sampler", "euler", "--nfe",
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAMPLERZOO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing downloaded before: offline, empty
-
-
-def zoo(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["zoo", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def write_digits(root: Path, count: int, size: int = 8, suffix: str = ".png", start: int = 0) -> None:
