@@ -45,12 +45,14 @@ def floor_line(rows: list[dict[str, Any]]) -> str:
 
 
 def render(rows: list[dict[str, Any]], title: str) -> None:
+    """The sweep's table; an options column only when some point has options."""
     metric_names = sorted({m for row in rows for m in row.get("metrics", {}) if not m.endswith("_std")})
-    columns = ("sampler", "options", "schedule", "NFE", "counted", "ends at", *metric_names, "seconds", "status")
+    with_options = any(options_text(row) != "-" for row in rows)
+    columns = ("sampler", *(["options"] if with_options else []), "schedule", "NFE", "counted", "ends at",
+               *metric_names, "seconds", "status")
     table(title, columns, [
-        (row["sampler"], options_text(row), row["schedule"], str(row["requested_nfe"]),
-         str(row.get("counted_nfe", "-")),
-         ENDS.get(row.get("final_step_used", ""), "-"),
+        (row["sampler"], *([options_text(row)] if with_options else []), row["schedule"], str(row["requested_nfe"]),
+         str(row.get("counted_nfe", "-")), ENDS.get(row.get("final_step_used", ""), "-"),
          *[f"{row['metrics'][m]:.4g}" if m in row.get("metrics", {}) else "-" for m in metric_names],
          f"{row['wall_seconds']:.1f}" if "wall_seconds" in row else "-", status_text(row)) for row in rows],
           right=("NFE", "counted", *metric_names, "seconds"))
