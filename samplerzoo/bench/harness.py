@@ -20,6 +20,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from ..acceleration import accelerate
 from ..checkpoints import load
 from ..checks import positive, unique
 from ..data import Split, digits, to_uint8
@@ -34,6 +35,7 @@ from ..sampling import FINAL_STEPS, generate, nonfinite_reason, resolve_final_st
 from . import distributed
 from .metrics import DIGITS_EXTRACTOR, Features, Meter, TensorImages, concat, measure
 from .results import ResultsFile
+from .shards import shard
 
 __all__ = ["DTYPES", "Point", "Progress", "base_row", "floor", "points", "reference_images", "run_point", "sweep"]
 REFERENCES: dict[str, Split] = {"digits-train": "train", "digits-test": "test"}
@@ -111,6 +113,9 @@ class Setup:
     batch: int
     device: str
     meters: dict[tuple[str, tuple[str, ...]], Meter]
+    fast_path: dict[str, bool] = field(default_factory=dict)
+    """``compile`` and ``channels_last`` as the network ran (recorded in each row; they do not change the images
+    beyond float tolerance, so they are not part of a point's key)."""
 
 
 def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress: Progress,
@@ -202,10 +207,16 @@ def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: lis
                 yield Point(checkpoint, sampler, schedule, nfe, samples, seed, **common)
 
 
-def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> Setup:
-    """Load and cast the model, check guidance, make the meters and read (or compute and cache) the reference
-    features and floors: everything that can fail does so before the first sample."""
-    model, precision = in_dtype(load(checkpoint), dtype_named(pending[0].dtype), device)
+def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, compile: bool = False,
+            channels_last: bool = False) -> Setup:
+    """Load and cast the model (compiled and in channels-last memory if asked: see acceleration.py), check
+    guidance, make the meters and read (or compute and cache) the reference features and floors: everything that
+    can fail does so before the first sample."""
+    first = pending[0]
+    model, precision = in_dtype(load(checkpoint), dtype_named(first.dtype), device)
+    model = accelerate(model, compile=compile, channels_last=channels_last, device=device,
+                       dtype=dtype_named(first.dtype), batch=min(batch, first.samples),
+                       guidance_scale=first.guidance_scale)
     meters: dict[tuple[str, tuple[str, ...]], Meter] = {}
     for point in pending:
         class_conditioned(model, [0], point.guidance_scale)  # a guidance scale the model cannot take fails here
@@ -215,7 +226,7 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> S
                                                                          cuda=device.startswith("cuda"))
             meter.reference_features(reference_images(point.reference), point.reference)
         floor(point)
-    return Setup(model, precision, batch, device, meters)
+    return Setup(model, precision, batch, device, meters, {"compile": compile, "channels_last": channels_last})
 
 
 def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progress) -> dict[str, Any]:
@@ -231,7 +242,8 @@ def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progr
     row: dict[str, Any] = {}  # on the other processes, replaced by the first one's row
     if distributed.rank() == 0:
         assert measured is not None  # the first process measures every point
-        row = {**base_row(point, setup.batch, setup.device), "precision": setup.precision, **measured}
+        row = {**base_row(point, setup.batch, setup.device), "precision": setup.precision, **setup.fast_path,
+               **measured}
         file.append(row)
     return distributed.share(row)
 
@@ -248,8 +260,12 @@ def claimed(file: ResultsFile, point: Point, wait: bool) -> Iterator[bool]:
 
 def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
           results: Path, batch: int = 500, device: str = "cpu", progress: Progress | None = None,
+          compile: bool = False, channels_last: bool = False, shard_of: tuple[int, int] = (1, 1),
           **common: Any) -> list[dict[str, Any]]:
     """Run every point not yet in ``results``; returns the rows of this sweep (old and new), in order.
+
+    ``shard_of=(I, K)`` keeps shard I of K of the grid (shards.py): K jobs given 1/K .. K/K run the whole sweep
+    between them, into one results file. ``compile`` and ``channels_last`` choose the network's fast path.
 
     Under ``torchrun`` the processes share each point's batches; the first one writes the results file. A point
     another process is computing is left to it and its row read back once it is done (or computed here, if that
@@ -258,12 +274,12 @@ def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list
     positive("samples", samples, "samples per point")
     positive("batch", batch, "samples per batch")
     distributed.join(device)
-    grid = list(points(checkpoint, samplers, schedules, nfes, samples, seed, **common))
+    grid = shard(list(points(checkpoint, samplers, schedules, nfes, samples, seed, **common)), *shard_of)
     file = ResultsFile(results)
     first = distributed.rank() == 0
     done = distributed.share(file.finished() if first else {})
     pending = [point for point in grid if point.key() not in done]
-    setup = prepare(checkpoint, pending, batch, device) if pending else None
+    setup = prepare(checkpoint, pending, batch, device, compile, channels_last) if pending else None
     if first:
         file.check_writable()  # last: it makes the results file's folder
     progress.start_sweep(len(grid), len(pending))

@@ -105,16 +105,26 @@ def bench(
                                             "torch.Generator per seed, NVlabs/edm's draws).")] = "counter",
     option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE for every sampler of the "
                                                           "sweep (repeatable), e.g. s_churn=10.")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (the first batch compiles "
+                                                            "it: minutes for a UNet on a CPU).")] = False,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Run a convolutional network in channels-"
+                                                                        "last memory.")] = False,
+    shard: Annotated[str, typer.Option(help="I/K: run shard I of K of the sweep's points (K independent jobs, one "
+                                            "results file), e.g. 1/4.")] = "1/1",
     as_json: JsonOption = False,
 ) -> None:
     """Sweep samplers x schedules x NFE on a checkpoint: exact NFE, per-sample seeds, FID/KID, resumable; under
-    torchrun the processes share each point's samples. A point with NaN/inf samples is recorded as nonfinite."""
+    torchrun the processes share each point's samples, and --shard I/K splits the points between independent jobs
+    appending to one results file. A point with NaN/inf samples is recorded as nonfinite."""
     positive("--samples", samples, "samples per point")
     positive("--batch", batch, "samples per batch")
     if dtype not in DTYPE_NAMES:
         raise SamplerzooError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPE_NAMES)}")
     nfes = split_ints(nfe, "--nfe")
     options = parse_options(option)
+    from ..bench.shards import parse_shard
+
+    shard_of = parse_shard(shard)
     path = results or Path("results") / f"bench-{Path(checkpoint).name}.jsonl"
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -138,7 +148,8 @@ def bench(
                      device=device, progress=Callbacks(tally.start_point, tally.sampled, tally.point_finished,
                                                        tally.start_sweep),
                      metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
-                     guidance_scale=guidance_scale, options=options, noise=noise)
+                     guidance_scale=guidance_scale, options=options, noise=noise, compile=compile,
+                     channels_last=channels_last, shard_of=shard_of)
     except KeyboardInterrupt as exc:
         if bars.live.is_started:
             bars.stop()

@@ -103,7 +103,11 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
                                                             )] = None,
            dtype: Annotated[str, typer.Option(help="float32, float64, bfloat16 or float16.")] = "float32",
            option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE (repeatable), e.g. "
-                                                            "s_churn=10.")] = None) -> None:
+                                                            "s_churn=10.")] = None,
+           compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network first.")] = False,
+           channels_last: Annotated[bool, typer.Option("--channels-last", help="Run a convolutional network in "
+                                                                               "channels-last memory.")] = False,
+           ) -> None:
     """Sample a grid of images with exactly --nfe network evaluations each and write it as a PNG (never a grid of
     NaN/inf samples)."""
     positive("-n", n, "samples")
@@ -116,6 +120,7 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
 
     from PIL import Image
 
+    from ..acceleration import accelerate
     from ..checkpoints import load
     from ..data import to_uint8
     from ..denoiser import decode
@@ -129,6 +134,8 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
     get_sampler(sampler).check_options(options)
     check_writable(out, "--out")
     model, _ = in_dtype(load(checkpoint), dtype_named(dtype))
+    model = accelerate(model, compile=compile, channels_last=channels_last, dtype=dtype_named(dtype), batch=n,
+                       guidance_scale=guidance_scale)
     seeds = range(seed, seed + n)
     run = generate(class_conditioned(model, seeds, guidance_scale), sampler, nfe, seeds, model.sample_shape,
                    schedule=schedule, dtype=dtype_named(dtype), **options)
