@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from samplerzoo import sampling
 from samplerzoo.acceleration import accelerate, network_holder
 from samplerzoo.checkpoints import load
-from samplerzoo.guidance import ClassifierFreeGuidance, class_conditioned
+from samplerzoo.guidance import ClassifierFreeGuidance, condition
 from samplerzoo.precision import dtype_named, in_dtype
 
 GRAD_MODES: dict[str, Callable[[], AbstractContextManager[Any]]] = {"inference": torch.inference_mode,
@@ -57,6 +57,15 @@ class Combination:
     guidance_scale: float | None = None
     cfg_batched: bool = True
     device: str = "cpu"
+    prompt: str | None = None
+    """for a text-conditioned checkpoint"""
+    label: str = ""
+    """how the table names the checkpoint (default: its name)"""
+
+    def request(self) -> dict[str, Any]:
+        """What the checkpoint is conditioned on (Checkpoint.condition's keywords)."""
+        prompts = {"prompts": [self.prompt]} if self.prompt is not None else {}
+        return {**prompts, "guidance_scale": self.guidance_scale}
 
 
 @dataclass
@@ -120,18 +129,18 @@ def timed(run: Callable[[], object], device: str, repeats: int) -> float:
 def measure(c: Combination, repeats: int = 3) -> Figures:
     """Throughput and forward limit of one combination, on a freshly loaded checkpoint."""
     dtype = dtype_named(c.dtype)
-    model, _ = in_dtype(load(c.checkpoint), dtype, c.device)
+    model, _ = in_dtype(load(c.checkpoint), dtype, c.device, prompts=None if c.prompt is None else [c.prompt])
     seeds = range(c.batch)
     start = time.perf_counter()
     accelerate(model, compile=c.compile, channels_last=c.channels_last, device=c.device, dtype=dtype,
-               batch=c.batch, guidance_scale=c.guidance_scale if c.cfg_batched else None)
+               batch=c.batch, **{**c.request(), **({} if c.cfg_batched else {"guidance_scale": None})})
     synchronize(c.device)
     compile_seconds = time.perf_counter() - start if c.compile else 0.0
     holder = network_holder(model)
     assert holder is not None
     recorder = Recorder(holder.net)  # type: ignore[arg-type]
     holder.net = recorder
-    denoiser = class_conditioned(model, seeds, c.guidance_scale)
+    denoiser = condition(model, seeds, **c.request())
     guidance = getattr(denoiser, "model", None)
     if isinstance(guidance, ClassifierFreeGuidance):
         guidance.batched = c.cfg_batched
@@ -161,7 +170,7 @@ def row(f: Figures) -> str:
     cfg = "-" if c.guidance_scale is None else f"{c.guidance_scale:g}, {'batched' if c.cfg_batched else 'two'}"
     memory = "-" if f.peak_memory_mb is None else f"{f.peak_memory_mb:.0f}"
     status = "" if f.finite else " (NaN/inf samples: not a valid run)"
-    return (f"| {c.checkpoint} | {c.batch} | {c.dtype} | {'on' if c.compile else 'off'} | "
+    return (f"| {c.label or c.checkpoint} | {c.batch} | {c.dtype} | {'on' if c.compile else 'off'} | "
             f"{'on' if c.channels_last else 'off'} | {c.grad} | {cfg} | {f.throughput:,.0f} | {f.limit:,.0f} | "
             f"{f.ratio:.2f}{status} | {f.compile_seconds:.0f} | {memory} |")
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from .denoiser import Checkpoint
 from .errors import SamplerzooError
-from .guidance import class_conditioned
+from .guidance import condition
 from .steps import denoise
 
 
@@ -69,10 +69,11 @@ def first_line(exc: BaseException) -> str:
 
 
 def accelerate(model: Checkpoint, *, compile: bool = False, channels_last: bool = False, device: str = "cpu",
-               dtype: torch.dtype = torch.float32, batch: int = 1, guidance_scale: float | None = None) -> Checkpoint:
+               dtype: torch.dtype = torch.float32, batch: int = 1, **request: Any) -> Checkpoint:
     """``model`` with its network compiled and/or in channels-last memory, warmed up (compiled) by one denoiser call
-    on ``batch`` samples in ``dtype`` at sigma_max (through classifier-free guidance when ``guidance_scale`` asks for
-    it, so the compiled shape is the sweep's). Raises one line when the backend is unavailable or fails to compile."""
+    on ``batch`` samples in ``dtype`` at sigma_max, conditioned by ``request`` (``Checkpoint.condition``'s labels,
+    prompts, guidance_scale: through classifier-free guidance when it asks for it, so the compiled shape is the
+    sweep's). Raises one line when the backend is unavailable or fails to compile."""
     import torch._dynamo.exc
 
     if not compile and not channels_last:
@@ -96,7 +97,7 @@ def accelerate(model: Checkpoint, *, compile: bool = False, channels_last: bool 
     try:
         x = torch.zeros(batch, *model.sample_shape, device=device, dtype=dtype)
         with torch.inference_mode():
-            denoise(class_conditioned(model, range(batch), guidance_scale), x,
+            denoise(condition(model, range(batch), **request), x,
                     torch.tensor(model.sigma_max, dtype=torch.float64))
     except torch._dynamo.exc.TorchDynamoException as exc:
         raise SamplerzooError(f"--compile: torch.compile failed on this checkpoint's network on {device} "
