@@ -30,8 +30,8 @@ HIGHER_IS_BETTER = {"isc"}
 SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_step", "dtype", "guidance_scale")
 """What a section's rows share: all of a point's config but sampler, options, schedule and NFE."""
 CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "stochastic", "requested_nfe", "counted_nfe", "status")
-CSV_TRAILING = ("samples", "seed", "final_step", "final_step_used", "dtype", "guidance_scale", "reference",
-                "reference_samples", "extractor", "floor_samples", "device", "processes", "wall_seconds",
+CSV_TRAILING = ("samples", "samples_scored", "seed", "final_step", "final_step_used", "dtype", "guidance_scale",
+                "reference", "reference_samples", "extractor", "floor_samples", "device", "processes", "wall_seconds",
                 "sampling_seconds", "metric_seconds", "precision", "nonfinite_samples", "first_nonfinite_step",
                 "reason")
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
