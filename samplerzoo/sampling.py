@@ -18,8 +18,8 @@ from .steps import denoise
 
 no_autograd = torch.inference_mode
 """How generate() turns autograd off around a run: inference mode (no autograd metadata or version counters on
-any tensor; a sampler that needs gradients, like classifier guidance, leaves it for its own block). Measured
-against ``torch.no_grad`` in benchmarks/throughput.py."""
+any tensor; a sampler that needs gradients, like classifier guidance, leaves it for its own block). The samples
+are returned as an ordinary tensor (one copy). Measured against ``torch.no_grad`` in benchmarks/throughput.py."""
 
 FinalStep = Literal["auto", "zero", "sigma_min", "denoise"]
 FINAL_STEPS: tuple[str, ...] = ("auto", "zero", "sigma_min", "denoise")
@@ -127,6 +127,7 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
         samples = spec.fn(counter, start.randn() * float(sigmas[0]), sigmas, noise=steps_noise, **options, **hooks)
         if final_step == "denoise":
             samples = denoise(counter, samples, sigmas[-1])
+    samples = samples.clone()  # an ordinary tensor again (an inference tensor cannot be changed in place later)
     declared = spec.nfe(sigmas, **options)
     if declared is not None:
         declared = declared + (final_step == "denoise")
