@@ -4,8 +4,10 @@ classifier-free guidance's two branches in one batched forward or two.
 
 The limit is the network alone: the inputs of the network's first call in the run are recorded, and the network
 is timed on them, NFE times in a row (x2 forwards a call under guidance), with the same fast path; so
-``ratio = throughput / limit`` is the share of a run's time spent in the network. Each figure is the median of
-``--repeats`` timed runs after one warm-up (whose compilation is timed on its own as "compile s").
+``ratio = throughput / limit`` is the share of a run's time spent in the network; "ratio in CPU time" is the
+same in this process's CPU seconds, the figure to read on a shared CPU (wall time there mostly measures the other
+processes). Each figure is the median of ``--repeats`` timed runs after one warm-up (whose compilation is timed on
+its own as "compile s").
 
 Run from the repository root (CPU, a few minutes without --compile; each compiled combination adds its compile
 time, about 7 minutes for the digits UNet on a loaded 2-core CPU)::
@@ -75,6 +77,11 @@ class Figures:
     """images x NFE per second of generate()"""
     limit: float
     """images x NFE per second of the network forwards alone"""
+    cpu_throughput: float
+    """images x NFE per CPU second of this process"""
+    cpu_ratio: float
+    """the same ratio in CPU time of this process (all its threads): on a shared CPU, where wall time mostly
+    measures the other processes, the robust figure"""
     compile_seconds: float
     peak_memory_mb: float | None
     finite: bool
@@ -114,16 +121,17 @@ def grad_mode(name: str) -> Iterator[None]:
         sampling.no_autograd = default
 
 
-def timed(run: Callable[[], object], device: str, repeats: int) -> float:
-    """The median wall time of ``repeats`` runs (CUDA work waited for)."""
-    times = []
+def timed(run: Callable[[], object], device: str, repeats: int) -> tuple[float, float]:
+    """The median wall time and the median CPU time (this process) of ``repeats`` runs (CUDA work waited for)."""
+    wall, cpu = [], []
     for _ in range(repeats):
         synchronize(device)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run()
         synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def measure(c: Combination, repeats: int = 3) -> Figures:
@@ -153,16 +161,18 @@ def measure(c: Combination, repeats: int = 3) -> Figures:
         torch.cuda.reset_peak_memory_stats()
     with grad_mode(c.grad):
         finite = run().finite  # warm-up (and a compiled network's recompilation for a new shape, if any)
-        seconds = timed(run, c.device, repeats)
+        seconds, cpu_seconds = timed(run, c.device, repeats)
     assert recorder.first is not None
     args, kwargs = recorder.first
     holder.net = recorder.net
     forwards = c.nfe * (2 if c.guidance_scale not in (None, 1) and not c.cfg_batched else 1)
     with GRAD_MODES[c.grad]():
-        limit_seconds = timed(lambda: [recorder.net(*args, **kwargs) for _ in range(forwards)], c.device, repeats)
+        limit_seconds, limit_cpu = timed(lambda: [recorder.net(*args, **kwargs) for _ in range(forwards)], c.device,
+                                         repeats)
     peak = torch.cuda.max_memory_allocated() / 2**20 if c.device.startswith("cuda") else None
     work = c.batch * c.nfe
-    return Figures(c, work / seconds, work / limit_seconds, compile_seconds, peak, finite)
+    return Figures(c, work / seconds, work / limit_seconds, work / cpu_seconds, limit_cpu / cpu_seconds,
+                   compile_seconds, peak, finite)
 
 
 def row(f: Figures) -> str:
@@ -172,11 +182,13 @@ def row(f: Figures) -> str:
     status = "" if f.finite else " (NaN/inf samples: not a valid run)"
     return (f"| {c.label or c.checkpoint} | {c.batch} | {c.dtype} | {'on' if c.compile else 'off'} | "
             f"{'on' if c.channels_last else 'off'} | {c.grad} | {cfg} | {f.throughput:,.0f} | {f.limit:,.0f} | "
-            f"{f.ratio:.2f}{status} | {f.compile_seconds:.0f} | {memory} |")
+            f"{f.ratio:.2f}{status} | {f.cpu_throughput:,.0f} | {f.cpu_ratio:.2f} | {f.compile_seconds:.0f} | "
+            f"{memory} |")
 
 
 HEADER = ["| checkpoint | batch | dtype | compile | channels-last | autograd off by | CFG | img x NFE/s | "
-          "forward limit | ratio | compile s | peak MiB |", "|" + "---|" * 12]
+          "forward limit | ratio | img x NFE per CPU s | ratio in CPU time | compile s | peak MiB |",
+          "|" + "---|" * 14]
 
 
 def machine() -> str:

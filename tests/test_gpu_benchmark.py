@@ -29,7 +29,7 @@ def test_gpu_benchmark_runs_on_the_cpu_in_its_smoke_configuration(tmp_path: Path
     assert re.findall(r"^\| (euler\w*) \| 0 \(no host read of the state\) \| meta device \|$", text, re.M) == [
         "euler"]
     throughput = re.findall(r"^\| (digits|tiny SD) \| 2 \| float32 \| off \| off \| inference \| - \| [\d,]+ \| "
-                            r"[\d,]+ \| (\d+\.\d\d) \|", text, re.M)
+                            r"[\d,]+ \| (\d+\.\d\d) \| [\d,]+ \| \d+\.\d\d \|", text, re.M)
     assert [name for name, _ in throughput] == ["digits", "tiny SD"] and all(float(r) > 0 for _, r in throughput)
     assert "NaN" not in text and "budget ran out" not in text
     sys.modules.pop("gpu", None)
