@@ -5,7 +5,8 @@ gloo on the CPU, nccl on GPUs: the processes share each point's batches). Writes
 Every run is a fresh ``zoo bench`` process (or torchrun's process group) on an empty results file, after one
 warm-up run that fills the reference-feature cache; peak memory is the largest resident set of the run's
 processes (``wait4``). The row's own ``sampling_seconds`` (sampling only) is reported beside the wall time,
-which includes start-up (importing torch: seconds on a loaded machine) and the FID/KID features.
+which includes start-up (importing torch: seconds on a loaded machine) and the FID/KID features; CPU seconds
+(user + system, all processes) are the cost that does not depend on what else the machine runs.
 
 Run from the repository root (about 5 minutes on an idle 2-core CPU with the defaults)::
 
@@ -29,8 +30,8 @@ from pathlib import Path
 ZOO = [sys.executable, "-c", "from samplerzoo.cli import main; main()"]
 
 
-def run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak resident MiB of the process and its children) of ``command``."""
+def run(command: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds of the process and its children, their peak resident MiB) of ``command``."""
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
@@ -38,7 +39,7 @@ def run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
         raise SystemExit(f"failed: {shlex.join(command)}\n{process.stderr.read().decode() if process.stderr else ''}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def bench(args: argparse.Namespace, samples: int, results: Path) -> list[str]:
@@ -76,30 +77,30 @@ def main(argv: list[str] | None = None) -> None:
              f"{args.checkpoint}, {args.sampler}, NFE {args.nfe}, batch {args.batch}, {args.device}, "
              f"{threads} thread(s) a process (OMP_NUM_THREADS). Load average (1, 5, 15 min) is taken as each run "
              "ends: the machine is shared, so compare figures taken at a similar load.", "",
-             "## Samples (one process)", "", "| samples | wall s | sampling s | sampling ms / sample | peak RSS MiB "
-             "| load average |", "|---|---|---|---|---|---|"]
+             "## Samples (one process)", "", "| samples | wall s | CPU s | sampling s | sampling ms / sample | "
+             "peak RSS MiB | load average |", "|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for samples in args.samples:
         results = folder / f"samples-{samples}.jsonl"
-        wall, peak = run([*ZOO, *bench(args, samples, results)], env)
+        wall, cpu, peak = run([*ZOO, *bench(args, samples, results)], env)
         sampling = sampling_seconds(results)
-        lines.append(f"| {samples} | {wall:.1f} | {sampling:.1f} | {1000 * sampling / samples:.2f} | {peak:.0f} | "
-                     f"{load()} |")
+        lines.append(f"| {samples} | {wall:.1f} | {cpu:.1f} | {sampling:.1f} | {1000 * sampling / samples:.2f} | "
+                     f"{peak:.0f} | {load()} |")
         print(lines[-1], flush=True)
     lines += ["", f"## Processes (torchrun, {args.process_samples} samples)", "",
-              "| processes | wall s | sampling s (first process) | speed-up of sampling | peak RSS MiB (largest "
-              "process) | load average |", "|---|---|---|---|---|---|"]
+              "| processes | wall s | CPU s (all processes) | sampling s (first process) | speed-up of sampling | "
+              "peak RSS MiB (largest process) | load average |", "|---|---|---|---|---|---|---|"]
     print("\n".join(lines[-4:]), flush=True)
     first_sampling = None
     for processes in args.processes:
         results = folder / f"processes-{processes}.jsonl"
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                     str(processes), "--no-python", *ZOO]
-        wall, peak = run([*torchrun, *bench(args, args.process_samples, results), "--device", args.device], env)
+        wall, cpu, peak = run([*torchrun, *bench(args, args.process_samples, results), "--device", args.device], env)
         sampling = sampling_seconds(results)
         first_sampling = first_sampling or sampling
-        lines.append(f"| {processes} | {wall:.1f} | {sampling:.1f} | {first_sampling / sampling:.2f} | {peak:.0f} | "
-                     f"{load()} |")
+        lines.append(f"| {processes} | {wall:.1f} | {cpu:.1f} | {sampling:.1f} | {first_sampling / sampling:.2f} | "
+                     f"{peak:.0f} | {load()} |")
         print(lines[-1], flush=True)
     lines += ["", f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
