@@ -96,9 +96,9 @@ class ClassifierGuidance(_Wrapper):
     def __call__(self, x: Tensor, sigma: Tensor, class_labels: Tensor | None = None, **cond: Any) -> Tensor:
         if class_labels is None:
             raise ValueError("classifier guidance needs class_labels")
-        with torch.enable_grad():
-            x_in = x.detach().requires_grad_(True)
-            log_p = self.classifier(x_in, sigma).log_softmax(-1)
+        with torch.inference_mode(False), torch.enable_grad():  # generate() samples in inference mode
+            x_in = x.detach().clone().requires_grad_(True)
+            log_p = self.classifier(x_in, sigma.clone()).log_softmax(-1)
             (grad,) = torch.autograd.grad(log_p.gather(1, class_labels[:, None]).sum(), x_in)
         return self.model(x, sigma, **cond) + self.scale * sigma.reshape(-1, *[1] * (x.ndim - 1)) ** 2 * grad
 

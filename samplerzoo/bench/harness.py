@@ -20,6 +20,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from ..acceleration import accelerate
 from ..checkpoints import load
 from ..checks import positive, unique
 from ..data import digits, to_uint8
@@ -37,6 +38,7 @@ from .extractors import check_extractor
 from .metrics import DIGITS_EXTRACTOR, ISC_SPLITS, METRICS, PRC_NEIGHBOURS, Features, Meter, TensorImages, concat
 from .references import DIGITS, Reference, resolve
 from .results import ResultsFile
+from .shards import shard
 
 __all__ = ["DTYPES", "Point", "Progress", "base_row", "points", "reference_images", "run_point", "sweep"]
 KEY_DEFAULTS: dict[str, Any] = {"extractor_weights": None, "schedule_options": {}, "reference_id": ""}
@@ -115,6 +117,9 @@ class Setup:
     def floor(self, point: Point) -> dict[str, float]:
         return self.floors[point.reference, point.extractor, point.extractor_weights, point.metric_names,
                            point.samples]
+    fast_path: dict[str, bool] = field(default_factory=dict)
+    """``compile`` and ``channels_last`` as the network ran (recorded in each row; they do not change the images
+    beyond float tolerance, so they are not part of a point's key)."""
 
 
 def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress: Progress,
@@ -247,9 +252,11 @@ def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: lis
                                     schedule_options=schedule_options, reference_id=identity, **common)
 
 
-def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> Setup:
+def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, compile: bool = False,
+            channels_last: bool = False) -> Setup:
     """Make the meters, read (or compute and cache) the reference features and floors, then load and cast the
-    model and check guidance: everything that can fail does so before the first sample."""
+    model, check guidance and, if asked, compile it or put it in channels-last memory (acceleration.py):
+    everything that can fail does so before the first sample."""
     meters: dict[tuple[str, str | None, tuple[str, ...]], Meter] = {}
     references: dict[str, Reference] = {}
     floors: dict[tuple[str, str, str | None, tuple[str, ...], int], dict[str, float]] = {}
@@ -268,7 +275,12 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> S
     for point in pending:
         class_conditioned(model, [0], point.guidance_scale)  # a guidance scale the model cannot take fails here
         check_plan(model, point)
-    return Setup(model, precision, batch, device, meters, references, floors)
+    first = pending[0]
+    model = accelerate(model, compile=compile, channels_last=channels_last, device=device,
+                       dtype=dtype_named(first.dtype), batch=min(batch, first.samples),
+                       guidance_scale=first.guidance_scale)
+    return Setup(model, precision, batch, device, meters, references, floors,
+                 {"compile": compile, "channels_last": channels_last})
 
 
 def check_plan(model: Checkpoint, point: Point) -> None:
@@ -292,7 +304,7 @@ def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progr
     row: dict[str, Any] = {}  # on the other processes, replaced by the first one's row
     if distributed.rank() == 0:
         assert measured is not None  # the first process measures every point
-        row = {**base_row(point, setup), "precision": setup.precision, **measured}
+        row = {**base_row(point, setup), "precision": setup.precision, **setup.fast_path, **measured}
         file.append(row)
     return distributed.share(row)
 
@@ -309,8 +321,12 @@ def claimed(file: ResultsFile, point: Point, wait: bool) -> Iterator[bool]:
 
 def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
           results: Path, batch: int = 500, device: str = "cpu", progress: Progress | None = None,
+          compile: bool = False, channels_last: bool = False, shard_of: tuple[int, int] = (1, 1),
           **common: Any) -> list[dict[str, Any]]:
     """Run every point not yet in ``results``; returns the rows of this sweep (old and new), in order.
+
+    ``shard_of=(I, K)`` keeps shard I of K of the grid (shards.py): K jobs given 1/K .. K/K run the whole sweep
+    between them, into one results file. ``compile`` and ``channels_last`` choose the network's fast path.
 
     Under ``torchrun`` the processes share each point's batches; the first one writes the results file. A point
     another process is computing is left to it and its row read back once it is done (or computed here, if that
@@ -319,12 +335,12 @@ def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list
     positive("samples", samples, "samples per point")
     positive("batch", batch, "samples per batch")
     distributed.join(device)
-    grid = list(points(checkpoint, samplers, schedules, nfes, samples, seed, **common))
+    grid = shard(list(points(checkpoint, samplers, schedules, nfes, samples, seed, **common)), *shard_of)
     file = ResultsFile(results)
     first = distributed.rank() == 0
     done = distributed.share(file.finished() if first else {})
     pending = [point for point in grid if point.key() not in done]
-    setup = prepare(checkpoint, pending, batch, device) if pending else None
+    setup = prepare(checkpoint, pending, batch, device, compile, channels_last) if pending else None
     if first:
         file.check_writable()  # last: it makes the results file's folder
     progress.start_sweep(len(grid), len(pending))

@@ -136,10 +136,17 @@ def bench(
     extractor_weights: Annotated[Path | None, typer.Option(help="The extractor's weights file (the format "
                                                                 "torch-fidelity loads) instead of its download.")]
     = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (the first batch compiles "
+                                                            "it: minutes for a UNet on a CPU).")] = False,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Run a convolutional network in channels-"
+                                                                        "last memory.")] = False,
+    shard: Annotated[str, typer.Option(help="I/K: run shard I of K of the sweep's points (K independent jobs, one "
+                                            "results file), e.g. 1/4.")] = "1/1",
     as_json: JsonOption = False,
 ) -> None:
     """Sweep samplers x schedules x NFE on a checkpoint: exact NFE, per-sample seeds, FID/KID, resumable; under
-    torchrun the processes share each point's samples. A point with NaN/inf samples is recorded as nonfinite."""
+    torchrun the processes share each point's samples, and --shard I/K splits the points between independent jobs
+    appending to one results file. A point with NaN/inf samples is recorded as nonfinite."""
     positive("--samples", samples, "samples per point")
     positive("--batch", batch, "samples per batch")
     if dtype not in DTYPE_NAMES:
@@ -147,6 +154,9 @@ def bench(
     nfes = split_ints(nfe, "--nfe")
     options = option_sets(parse_option_grid(option))
     schedule_options = option_sets(parse_option_grid(schedule_option, "--schedule-option"))
+    from ..bench.shards import parse_shard
+
+    shard_of = parse_shard(shard)
     path = results or Path("results") / f"bench-{Path(checkpoint).name}.jsonl"
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -172,7 +182,8 @@ def bench(
                      metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
                      guidance_scale=guidance_scale, options=options, schedule_options=schedule_options, noise=noise,
                      reference=reference, extractor=extractor,
-                     extractor_weights=str(extractor_weights) if extractor_weights else None)
+                     extractor_weights=str(extractor_weights) if extractor_weights else None,
+                     compile=compile, channels_last=channels_last, shard_of=shard_of)
     except KeyboardInterrupt as exc:
         if bars.live.is_started:
             bars.stop()

@@ -105,7 +105,11 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
            option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE (repeatable), e.g. "
                                                             "s_churn=10.")] = None,
            schedule_option: Annotated[list[str] | None, typer.Option(help="A schedule option NAME=VALUE "
-                                                                     "(repeatable), e.g. rho=5.")] = None) -> None:
+                                                                     "(repeatable), e.g. rho=5.")] = None,
+           compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network first.")] = False,
+           channels_last: Annotated[bool, typer.Option("--channels-last", help="Run a convolutional network in "
+                                                                               "channels-last memory.")] = False,
+           ) -> None:
     """Sample a grid of images with exactly --nfe network evaluations each and write it as a PNG (never a grid of
     NaN/inf samples)."""
     positive("-n", n, "samples")
@@ -119,6 +123,7 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
 
     from PIL import Image
 
+    from ..acceleration import accelerate
     from ..checkpoints import load
     from ..data import to_uint8
     from ..denoiser import decode
@@ -134,6 +139,8 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
     get_schedule(schedule).check_options(schedule_options)
     check_writable(out, "--out")
     model, _ = in_dtype(load(checkpoint), dtype_named(dtype))
+    model = accelerate(model, compile=compile, channels_last=channels_last, dtype=dtype_named(dtype), batch=n,
+                       guidance_scale=guidance_scale)
     seeds = range(seed, seed + n)
     run = generate(class_conditioned(model, seeds, guidance_scale), sampler, nfe, seeds, model.sample_shape,
                    schedule=schedule, schedule_options=schedule_options, dtype=dtype_named(dtype), **options)
