@@ -12,7 +12,7 @@ import functools
 import json
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -23,16 +23,17 @@ from typing import Any
 from ..checkpoints import load
 from ..checks import positive, unique
 from ..data import Split, digits, to_uint8
-from ..denoiser import Checkpoint, decode
+from ..denoiser import Checkpoint, Denoiser, decode
 from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..finite import count_nonfinite
-from ..guidance import class_conditioned
+from ..guidance import condition
 from ..noise import NOISE_SOURCES
 from ..plugins import get_sampler, get_schedule, provenance
 from ..precision import DTYPES, dtype_named, in_dtype
 from ..sampling import FINAL_STEPS, generate, nonfinite_reason, resolve_final_step
 from . import distributed
 from .metrics import DIGITS_EXTRACTOR, Features, Meter, TensorImages, concat, measure
+from .prompts import PromptSet
 from .results import ResultsFile
 
 __all__ = ["DTYPES", "Point", "Progress", "base_row", "floor", "points", "reference_images", "run_point", "sweep"]
@@ -60,9 +61,26 @@ class Point:
     options: dict[str, Any] = field(default_factory=dict)
     noise: str = "counter"
     """generate()'s per-sample noise source (samplerzoo.noise.NOISE_SOURCES); rows without it were drawn by "torch"."""
+    labels: tuple[int, ...] | None = None
+    """Class labels, sample with seed s taking labels[s % L]; None: a class-conditional model's seed % classes."""
+    prompts: str | None = None
+    """The identity (``PromptSet.identity``, a hash) of the sweep's prompts and negative prompts; None: no prompts."""
 
     def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """The point's config as JSON; conditioning fields are left out while unset, so rows written before they
+        existed keep their keys."""
+        config = {k: v for k, v in asdict(self).items() if v is not None or k not in OPTIONAL_KEYS}
+        return json.dumps(config, sort_keys=True)
+
+
+OPTIONAL_KEYS = ("labels", "prompts")
+
+
+def conditioned(model: Checkpoint, point: Point, seeds: Sequence[int], prompts: PromptSet | None) -> Denoiser:
+    """The model conditioned as the point asks: its labels or the sweep's prompts, and its guidance scale."""
+    return condition(model, seeds, labels=point.labels, prompts=prompts.prompts if prompts else None,
+                     negative_prompts=prompts.negative_prompts if prompts else None,
+                     guidance_scale=point.guidance_scale)
 
 
 def versions() -> dict[str, str]:
@@ -111,16 +129,46 @@ class Setup:
     batch: int
     device: str
     meters: dict[tuple[str, tuple[str, ...]], Meter]
+    prompts: PromptSet | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a point keeps of one sampled batch: its plan, its non-finite count and its features, never its samples."""
+
+    plan: dict[str, Any]
+    nonfinite: int
+    first_nonfinite_step: int | None
+    features: Features | None
+    sampling_seconds: float
+
+
+def sample_batch(model: Checkpoint, point: Point, seeds: Sequence[int], device: str, meter: Meter,
+                 prompts: PromptSet | None, score: bool) -> Batch:
+    """One batch sampled, decoded (a latent checkpoint's VAE decodes in chunks) and reduced to features; its latents
+    and images are freed on return, so a point holds one batch at a time whatever its number of samples."""
+    tick = time.perf_counter()
+    run = generate(conditioned(model, point, seeds, prompts), point.sampler, point.nfe, seeds, model.sample_shape,
+                   schedule=point.schedule, final_step=point.final_step,  # type: ignore[arg-type]
+                   device=device, dtype=DTYPES[point.dtype], noise=point.noise,  # type: ignore[arg-type]
+                   **point.options)
+    seconds = time.perf_counter() - tick
+    images = decode(model, run.samples)
+    bad = count_nonfinite(run.samples, images)
+    # counted_nfe: denoiser calls per sample (the budget); forwards: network forward passes per sample (CFG: 2x).
+    plan = {"counted_nfe": run.counted_nfe, "forwards": run.forwards, "steps": run.steps,
+            "final_step_used": run.final_step}
+    features = meter.features(to_uint8(images.float())) if score and not bad else None
+    return Batch(plan, bad, run.first_nonfinite_step, features, seconds)
 
 
 def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress: Progress,
-              meter: Meter) -> dict[str, Any] | None:
+              meter: Meter, prompts: PromptSet | None = None) -> dict[str, Any] | None:
     """Sample this process's batches of the point and extract their features (only features are kept); the first
     process measures the features of all processes, in sample order, and returns the row's measurements. Samples
     holding NaN or inf are counted, never scored: the point is then ``nonfinite``."""
-    spec = get_sampler(point.sampler)
     # An unreachable budget fails here, on every process, before any work.
-    resolve_final_step(class_conditioned(model, [point.seed], point.guidance_scale), spec.name, point.nfe,
+    resolve_final_step(conditioned(model, point, [point.seed], prompts), point.sampler, point.nfe,
                        point.final_step, **point.options)  # type: ignore[arg-type]
     mine = distributed.shard(point.samples, batch)
     features: list[tuple[int, Features]] = []
@@ -129,20 +177,15 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
     progress.start_point(point, sum(stop - start for start, stop in mine))
     begin = time.perf_counter()
     for start, stop in mine:
-        tick = time.perf_counter()
         seeds = range(point.seed + start, point.seed + stop)  # class-conditional: label seed % classes
-        run = generate(class_conditioned(model, seeds, point.guidance_scale), spec.name, point.nfe, seeds,
-                       model.sample_shape, schedule=point.schedule, final_step=point.final_step,  # type: ignore[arg-type]
-                       device=device, dtype=DTYPES[point.dtype], noise=point.noise,  # type: ignore[arg-type]
-                       **point.options)
-        sampling_seconds += time.perf_counter() - tick
-        # Every batch spends the same schedule (generate() has checked its counted NFE); keep the first's.
-        plan = plan or {"counted_nfe": run.counted_nfe, "steps": run.steps, "final_step_used": run.final_step}
-        images = decode(model, run.samples)  # a latent checkpoint's samples through its VAE
-        nonfinite += count_nonfinite(run.samples, images)
-        first_steps += [] if run.first_nonfinite_step is None else [run.first_nonfinite_step]
-        if not nonfinite:  # once a sample is not finite the point is not scored: no more features
-            features.append((start, meter.features(to_uint8(images.float()))))
+        # once a sample is not finite the point is not scored: no more features
+        done = sample_batch(model, point, seeds, device, meter, prompts, score=not nonfinite)
+        sampling_seconds += done.sampling_seconds
+        plan = plan or done.plan  # every batch spends the same schedule (generate() has checked its counted NFE)
+        nonfinite += done.nonfinite
+        first_steps += [] if done.first_nonfinite_step is None else [done.first_nonfinite_step]
+        if done.features is not None and not nonfinite:
+            features.append((start, done.features))
         progress.sampled(stop - start)
     gathered = distributed.gather((features, nonfinite, first_steps))
     if gathered is None:
@@ -170,6 +213,14 @@ def base_row(point: Point, batch: int, device: str) -> dict[str, Any]:
             "versions": versions(), "provenance": point_provenance(point),
             "reference_samples": len(reference_images(point.reference)),
             "floor": floor(point), "floor_samples": len(reference_images(held_out)) if held_out else 0}
+
+
+def prompt_fields(prompts: PromptSet | None) -> dict[str, Any]:
+    """Where a row's prompts came from (its key has their hash): the file and the number of prompts."""
+    if prompts is None:
+        return {}
+    return {"prompts_file": prompts.source, "prompt_count": len(prompts.prompts),
+            "negative_prompt_count": len(prompts.negative_prompts or ())}
 
 
 def point_provenance(point: Point) -> dict[str, dict[str, str]]:
@@ -202,27 +253,33 @@ def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: lis
                 yield Point(checkpoint, sampler, schedule, nfe, samples, seed, **common)
 
 
-def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> Setup:
-    """Load and cast the model, check guidance, make the meters and read (or compute and cache) the reference
-    features and floors: everything that can fail does so before the first sample."""
-    model, precision = in_dtype(load(checkpoint), dtype_named(pending[0].dtype), device)
+def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prompts: PromptSet | None = None
+            ) -> Setup:
+    """Load and cast the model, check its conditioning (labels, prompts, guidance), make the meters and read (or
+    compute and cache) the reference features and floors: everything that can fail does so before the first sample."""
+    first = pending[0]
+    model, precision = in_dtype(load(checkpoint), dtype_named(first.dtype), device, labels=first.labels,
+                                prompts=prompts.prompts if prompts else None,
+                                negative_prompts=prompts.negative_prompts if prompts else None,
+                                guidance_scale=first.guidance_scale)
     meters: dict[tuple[str, tuple[str, ...]], Meter] = {}
+    for point in {(p.labels, p.guidance_scale): p for p in pending}.values():
+        conditioned(model, point, [0], prompts)  # labels, prompts or a guidance scale the model cannot take fail here
     for point in pending:
-        class_conditioned(model, [0], point.guidance_scale)  # a guidance scale the model cannot take fails here
         meter = meters.get((point.extractor, point.metric_names))
         if meter is None:
             meter = meters[point.extractor, point.metric_names] = Meter(point.metric_names, point.extractor,
                                                                          cuda=device.startswith("cuda"))
             meter.reference_features(reference_images(point.reference), point.reference)
         floor(point)
-    return Setup(model, precision, batch, device, meters)
+    return Setup(model, precision, batch, device, meters, prompts)
 
 
 def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progress) -> dict[str, Any]:
     """Run the point and append its row (the first process writes it; the others get it)."""
     try:
         measured = run_point(setup.model, point, setup.batch, setup.device, progress,
-                             setup.meters[point.extractor, point.metric_names])
+                             setup.meters[point.extractor, point.metric_names], setup.prompts)
     except UnreachableNFEError as exc:
         measured = {"status": "unreachable", "reason": str(exc)}
     except NonFiniteError as exc:  # an adaptive solver cannot go on: no sample of the point is usable
@@ -231,7 +288,8 @@ def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progr
     row: dict[str, Any] = {}  # on the other processes, replaced by the first one's row
     if distributed.rank() == 0:
         assert measured is not None  # the first process measures every point
-        row = {**base_row(point, setup.batch, setup.device), "precision": setup.precision, **measured}
+        row = {**base_row(point, setup.batch, setup.device), "precision": setup.precision, **measured,
+               **prompt_fields(setup.prompts)}
         file.append(row)
     return distributed.share(row)
 
@@ -248,8 +306,10 @@ def claimed(file: ResultsFile, point: Point, wait: bool) -> Iterator[bool]:
 
 def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
           results: Path, batch: int = 500, device: str = "cpu", progress: Progress | None = None,
-          **common: Any) -> list[dict[str, Any]]:
-    """Run every point not yet in ``results``; returns the rows of this sweep (old and new), in order.
+          prompts: PromptSet | None = None, **common: Any) -> list[dict[str, Any]]:
+    """Run every point not yet in ``results``; returns the rows of this sweep (old and new), in order. ``prompts``
+    condition a text model (sample with seed s takes prompt s mod P); ``labels`` (in ``common``) a class-conditional
+    one.
 
     Under ``torchrun`` the processes share each point's batches; the first one writes the results file. A point
     another process is computing is left to it and its row read back once it is done (or computed here, if that
@@ -258,12 +318,15 @@ def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list
     positive("samples", samples, "samples per point")
     positive("batch", batch, "samples per batch")
     distributed.join(device)
-    grid = list(points(checkpoint, samplers, schedules, nfes, samples, seed, **common))
+    if common.get("labels") is not None:
+        common["labels"] = tuple(common["labels"])
+    grid = list(points(checkpoint, samplers, schedules, nfes, samples, seed,
+                       prompts=prompts.identity if prompts else None, **common))
     file = ResultsFile(results)
     first = distributed.rank() == 0
     done = distributed.share(file.finished() if first else {})
     pending = [point for point in grid if point.key() not in done]
-    setup = prepare(checkpoint, pending, batch, device) if pending else None
+    setup = prepare(checkpoint, pending, batch, device, prompts) if pending else None
     if first:
         file.check_writable()  # last: it makes the results file's folder
     progress.start_sweep(len(grid), len(pending))

@@ -27,10 +27,13 @@ from .results import ResultsFile
 
 TITLES = {"fid": "FID", "kid": "KID", "isc": "IS"}
 HIGHER_IS_BETTER = {"isc"}
-SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_step", "dtype", "guidance_scale")
+SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_step", "dtype", "guidance_scale",
+            "labels", "prompts")
 """What a section's rows share: all of a point's config but sampler, options, schedule and NFE."""
-CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "stochastic", "requested_nfe", "counted_nfe", "status")
-CSV_TRAILING = ("samples", "seed", "final_step", "final_step_used", "dtype", "guidance_scale", "reference",
+CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "stochastic", "requested_nfe", "counted_nfe", "forwards",
+               "status")
+CSV_TRAILING = ("samples", "seed", "final_step", "final_step_used", "dtype", "guidance_scale", "labels", "prompts",
+                "prompts_file", "reference",
                 "reference_samples", "extractor", "floor_samples", "device", "processes", "wall_seconds",
                 "sampling_seconds", "metric_seconds", "precision", "nonfinite_samples", "first_nonfinite_step",
                 "reason")
@@ -205,10 +208,31 @@ def bench_commands(section: Section, results: str) -> list[str]:
     common = (f"--samples {s['samples']} --seed {s['seed']} --batch {first.get('batch', 500)} "
               f"--metrics {','.join(first.get('metric_names', ['fid', 'kid']))} --final-step {s['final_step']} "
               f"--dtype {s['dtype']}" + (f" --guidance-scale {s['guidance_scale']}" if s["guidance_scale"] else "")
+              + (f" --labels {','.join(map(str, s['labels']))}" if s.get("labels") else "")
+              + (f" --prompts {first.get('prompts_file', 'FILE')}" if s.get("prompts") else "")
               + (f" --device {first['device']}" if first.get("device", "cpu") != "cpu" else ""))
     return [f"zoo bench --checkpoint {s['checkpoint']} --sampler {','.join(samplers)} --schedule {schedules} "
             f"--nfe {nfes} {common}{' ' + options if options else ''} --results {results}"
             for (schedules, nfes, options), samplers in groups.items()]
+
+
+def conditioning(settings: dict[str, Any], first: dict[str, Any]) -> str:
+    """The labels or prompts a section was conditioned on, as a clause of the checkpoint line."""
+    if settings.get("labels"):
+        return f", labels {', '.join(map(str, settings['labels']))}"
+    if settings.get("prompts"):
+        return (f", {first.get('prompt_count', '?')} prompts from `{first.get('prompts_file', '?')}` "
+                f"({settings['prompts']})")
+    return ""
+
+
+def forwards_note(rows: list[dict[str, Any]]) -> str:
+    """What one denoiser call costs in network forward passes (classifier-free guidance: 2), from the rows."""
+    ratios = sorted({row["forwards"] / row["counted_nfe"] for row in rows if row.get("forwards") and
+                     row.get("counted_nfe")})
+    if not ratios:
+        return "network forwards were not recorded"
+    return "each costs " + " or ".join(f"{r:g}" for r in ratios) + " network forward pass(es) per sample"
 
 
 def distinct(values: Iterable[Any]) -> list[Any]:
@@ -227,7 +251,8 @@ def header(section: Section, results: str) -> list[str]:
     processes = max(row.get("processes", 1) for row in rows)
     lines = [
         f"- Checkpoint: `{s['checkpoint']}`" + (f", guidance scale {s['guidance_scale']}" if s["guidance_scale"]
-                                                 else ""),
+                                                 else "") + conditioning(s, first),
+        f"- Cost: NFE counts denoiser calls per sample; {forwards_note(rows)}",
         f"- Reference: {s['reference']} ({first.get('reference_samples', '?')} images), features: {s['extractor']}",
         f"- Samples: {s['samples']} per point, seeds {s['seed']}–{s['seed'] + s['samples'] - 1} (sample i uses seed "
         f"{s['seed']} + i); final step {s['final_step']}; {s['dtype']}",
@@ -327,7 +352,7 @@ def plot(rows: list[dict[str, Any]], metric: str = "fid") -> Figure:
         ax.set_xticks(grid.nfes, [str(n) for n in grid.nfes])
         ax.minorticks_off()
         ax.grid(True, which="major", alpha=0.3)
-        ax.set_xlabel("NFE (counted network evaluations)")
+        ax.set_xlabel("NFE (denoiser calls per sample, counted)")
         ax.set_ylabel(TITLES.get(metric, metric) + (" (higher is better)" if metric in HIGHER_IS_BETTER else ""))
         ax.set_title(f"{section.settings['checkpoint']}, {grid.schedule} schedule: {section.settings['samples']} "
                      "samples a point (solid: deterministic, dashed: stochastic)")

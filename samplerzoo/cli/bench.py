@@ -12,7 +12,7 @@ from ..checks import positive
 from ..errors import SamplerzooError
 from . import interrupts
 from .catalogue import JsonOption
-from .options import parse_options, split_ints, split_names
+from .options import check_device, parse_options, split_ints, split_labels, split_names
 from .output import print_json, stderr, stdout, table
 
 if TYPE_CHECKING:
@@ -30,13 +30,13 @@ def status_text(row: dict[str, Any]) -> str:
 
 def render(rows: list[dict[str, Any]], title: str) -> None:
     metric_names = sorted({m for row in rows for m in row.get("metrics", {}) if not m.endswith("_std")})
-    columns = ("sampler", "schedule", "NFE", "counted", "ends at", *metric_names, "seconds", "status")
+    columns = ("sampler", "schedule", "NFE", "calls", "forwards", "ends at", *metric_names, "seconds", "status")
     table(title, columns, [
         (row["sampler"], row["schedule"], str(row["requested_nfe"]), str(row.get("counted_nfe", "-")),
-         ENDS.get(row.get("final_step_used", ""), "-"),
+         str(row.get("forwards", "-")), ENDS.get(row.get("final_step_used", ""), "-"),
          *[f"{row['metrics'][m]:.4g}" if m in row.get("metrics", {}) else "-" for m in metric_names],
          f"{row['wall_seconds']:.1f}" if "wall_seconds" in row else "-", status_text(row)) for row in rows],
-          right=("NFE", "counted", *metric_names, "seconds"))
+          right=("NFE", "calls", "forwards", *metric_names, "seconds"))
 
 
 @dataclass
@@ -99,8 +99,15 @@ def bench(
                                                  "denoise.")] = "auto",
     results: Annotated[Path | None, typer.Option(help="JSON-lines results file (default results/bench-NAME.jsonl).")]
     = None,
-    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale for class-conditional "
-                                                              "checkpoints (labels are seed % classes).")] = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (conditional "
+                                                              "checkpoints; 1 or unset: none).")] = None,
+    labels: Annotated[str | None, typer.Option(help="Comma-separated class labels; the sample with seed s takes "
+                                                    "label s mod L (default: s mod classes).")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="Text file, one prompt a line, for text-conditioned "
+                                                      "checkpoints; the sample with seed s takes prompt s mod P.")]
+    = None,
+    negative_prompt: Annotated[list[str] | None, typer.Option(help="Negative prompt (repeatable: cycled like the "
+                                                                   "prompts); needs --guidance-scale.")] = None,
     noise: Annotated[str, typer.Option(help="Per-sample noise: counter (hashed per seed, batched) or torch (one "
                                             "torch.Generator per seed, NVlabs/edm's draws).")] = "counter",
     option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE for every sampler of the "
@@ -115,6 +122,9 @@ def bench(
         raise SamplerzooError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPE_NAMES)}")
     nfes = split_ints(nfe, "--nfe")
     options = parse_options(option)
+    label_list = split_labels(labels)
+    if negative_prompt and prompts is None:
+        raise SamplerzooError("--negative-prompt needs --prompts FILE (the prompts it is the negative of)")
     path = results or Path("results") / f"bench-{Path(checkpoint).name}.jsonl"
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -122,12 +132,11 @@ def bench(
     from ..bench import distributed
     from ..bench.harness import Progress as Callbacks
     from ..bench.harness import sweep
+    from ..bench.prompts import read_prompts
 
-    if device.startswith("cuda"):
-        import torch
+    prompt_set = read_prompts(prompts, tuple(negative_prompt or ())) if prompts is not None else None
 
-        if not torch.cuda.is_available():
-            raise SamplerzooError("--device cuda was asked for, but no CUDA device is available; accepted: cpu")
+    check_device(device)
     distributed.join(device)  # under torchrun: only the first process draws and prints
     first = distributed.rank() == 0
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -138,7 +147,8 @@ def bench(
                      device=device, progress=Callbacks(tally.start_point, tally.sampled, tally.point_finished,
                                                        tally.start_sweep),
                      metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
-                     guidance_scale=guidance_scale, options=options, noise=noise)
+                     guidance_scale=guidance_scale, options=options, noise=noise, labels=label_list,
+                     prompts=prompt_set)
     except KeyboardInterrupt as exc:
         if bars.live.is_started:
             bars.stop()
@@ -155,7 +165,8 @@ def bench(
         return
     floors: dict[str, float] = next((row["floor"] for row in rows if row.get("floor")), {})
     floor_text = ", ".join(f"{k} {v:.4g}" for k, v in floors.items() if not k.endswith("_std"))
-    render(rows, f"{checkpoint}: {samples} samples a point, seeds {seed}.., results in {path}")
+    render(rows, f"{checkpoint}: {samples} samples a point, seeds {seed}.., results in {path}; NFE and calls: "
+                 "denoiser calls per sample, forwards: network forward passes per sample")
     if floor_text:
         stdout.print(f"floor (held-out real images vs the reference): {floor_text}", highlight=False)
 
