@@ -75,11 +75,18 @@ def test_zoo_bench_cycles_a_prompts_file_and_records_calls_and_forwards(sd_dir: 
     assert guided["status"] == plain["status"] == "ok" and guided["metrics"]["fid"] > 0
     identity = read_prompts(prompts, ("blurry",)).identity
     assert guided["prompts"] == identity and json.loads(guided["key"])["prompts"] == identity
-    assert (guided["prompts_file"], guided["prompt_count"], guided["negative_prompt_count"]) == (str(prompts), 2, 1)
+    assert (guided["prompts_file"], guided["prompt_count"], guided["negative_prompts"]) == (str(prompts), 2,
+                                                                                             ["blurry"])
     assert plain["prompts"] != identity  # the negative prompt is part of the prompts' identity
     renamed = tmp_path / "same.txt"
     shutil.copy(prompts, renamed)  # same text, another name: the same points, already finished
     assert read_prompts(renamed, ("blurry",)).identity == identity
+    assert zoo(monkeypatch, "report", str(results)) == 0
+    report = results.with_suffix(".md").read_text()
+    for forwards in (2, 1):  # guided, then plain: two sections
+        assert f"NFE counts denoiser calls per sample; network forward passes per call: {forwards}\n" in report
+    assert f"2 prompts from `{prompts}` ({identity})" in report
+    assert f"--prompts {prompts} --negative-prompt blurry" in report
 
 
 def test_labels_condition_bench_points_and_enter_their_key(tmp_path: Path) -> None:
@@ -124,6 +131,9 @@ BAD = [
     (["bench", "--checkpoint", "SD", "--prompts", "MISSING"], "cannot be read (No such file or directory)"),
     (["bench", "--checkpoint", "SD", "--prompts", "EMPTY"], "no prompts in the file"),
     (["bench", "--checkpoint", "digits", "--labels", "a,b"], "--labels must be comma-separated whole numbers"),
+    (["sample", "--checkpoint", "SD", "--prompt", "a", "--distilled-guidance", "3"],
+     "distilled guidance 3.0: it needs a guidance-distilled checkpoint (Flux dev"),
+    (["bench", "--checkpoint", "digits-cond", "--distilled-guidance", "3"], "this one is class-conditional"),
     (["sample", "--checkpoint", "ODD"], "pipeline class 'KandinskyV22Pipeline' is not supported; supported families"),
     (["bench", "--checkpoint", "NOVAE"], "missing component folder 'vae'"),
     (["sample", "--checkpoint", "HUB"], "tiny-org/not-cached: not in the Hugging Face cache"),

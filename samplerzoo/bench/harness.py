@@ -65,6 +65,8 @@ class Point:
     """Class labels, sample with seed s taking labels[s % L]; None: a class-conditional model's seed % classes."""
     prompts: str | None = None
     """The identity (``PromptSet.identity``, a hash) of the sweep's prompts and negative prompts; None: no prompts."""
+    distilled_guidance: float | None = None
+    """The guidance scale a guidance-distilled network embeds (Flux dev; None: its default), not CFG."""
 
     def key(self) -> str:
         """The point's config as JSON; conditioning fields are left out while unset, so rows written before they
@@ -73,14 +75,14 @@ class Point:
         return json.dumps(config, sort_keys=True)
 
 
-OPTIONAL_KEYS = ("labels", "prompts")
+OPTIONAL_KEYS = ("labels", "prompts", "distilled_guidance")
 
 
 def conditioned(model: Checkpoint, point: Point, seeds: Sequence[int], prompts: PromptSet | None) -> Denoiser:
     """The model conditioned as the point asks: its labels or the sweep's prompts, and its guidance scale."""
     return condition(model, seeds, labels=point.labels, prompts=prompts.prompts if prompts else None,
                      negative_prompts=prompts.negative_prompts if prompts else None,
-                     guidance_scale=point.guidance_scale)
+                     guidance_scale=point.guidance_scale, distilled_guidance=point.distilled_guidance)
 
 
 def versions() -> dict[str, str]:
@@ -216,11 +218,12 @@ def base_row(point: Point, batch: int, device: str) -> dict[str, Any]:
 
 
 def prompt_fields(prompts: PromptSet | None) -> dict[str, Any]:
-    """Where a row's prompts came from (its key has their hash): the file and the number of prompts."""
+    """Where a row's prompts came from (its key has their hash): the file, the number of prompts and the negative
+    prompts."""
     if prompts is None:
         return {}
     return {"prompts_file": prompts.source, "prompt_count": len(prompts.prompts),
-            "negative_prompt_count": len(prompts.negative_prompts or ())}
+            "negative_prompts": list(prompts.negative_prompts or ())}
 
 
 def point_provenance(point: Point) -> dict[str, dict[str, str]]:
@@ -261,9 +264,9 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prom
     model, precision = in_dtype(load(checkpoint), dtype_named(first.dtype), device, labels=first.labels,
                                 prompts=prompts.prompts if prompts else None,
                                 negative_prompts=prompts.negative_prompts if prompts else None,
-                                guidance_scale=first.guidance_scale)
+                                guidance_scale=first.guidance_scale, distilled_guidance=first.distilled_guidance)
     meters: dict[tuple[str, tuple[str, ...]], Meter] = {}
-    for point in {(p.labels, p.guidance_scale): p for p in pending}.values():
+    for point in {(p.labels, p.guidance_scale, p.distilled_guidance): p for p in pending}.values():
         conditioned(model, point, [0], prompts)  # labels, prompts or a guidance scale the model cannot take fail here
     for point in pending:
         meter = meters.get((point.extractor, point.metric_names))

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from .results import ResultsFile
 TITLES = {"fid": "FID", "kid": "KID", "isc": "IS"}
 HIGHER_IS_BETTER = {"isc"}
 SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_step", "dtype", "guidance_scale",
-            "labels", "prompts")
+            "labels", "prompts", "distilled_guidance")
 """What a section's rows share: all of a point's config but sampler, options, schedule and NFE."""
 CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "stochastic", "requested_nfe", "counted_nfe", "forwards",
                "status")
@@ -210,6 +211,8 @@ def bench_commands(section: Section, results: str) -> list[str]:
               f"--dtype {s['dtype']}" + (f" --guidance-scale {s['guidance_scale']}" if s["guidance_scale"] else "")
               + (f" --labels {','.join(map(str, s['labels']))}" if s.get("labels") else "")
               + (f" --prompts {first.get('prompts_file', 'FILE')}" if s.get("prompts") else "")
+              + "".join(f" --negative-prompt {shlex.quote(text)}" for text in first.get("negative_prompts", []))
+              + (f" --distilled-guidance {s['distilled_guidance']}" if s.get("distilled_guidance") is not None else "")
               + (f" --device {first['device']}" if first.get("device", "cpu") != "cpu" else ""))
     return [f"zoo bench --checkpoint {s['checkpoint']} --sampler {','.join(samplers)} --schedule {schedules} "
             f"--nfe {nfes} {common}{' ' + options if options else ''} --results {results}"
@@ -231,8 +234,8 @@ def forwards_note(rows: list[dict[str, Any]]) -> str:
     ratios = sorted({row["forwards"] / row["counted_nfe"] for row in rows if row.get("forwards") and
                      row.get("counted_nfe")})
     if not ratios:
-        return "network forwards were not recorded"
-    return "each costs " + " or ".join(f"{r:g}" for r in ratios) + " network forward pass(es) per sample"
+        return "network forward passes were not recorded"
+    return "network forward passes per call: " + " or ".join(f"{r:g}" for r in ratios)
 
 
 def distinct(values: Iterable[Any]) -> list[Any]:

@@ -108,6 +108,9 @@ def bench(
     = None,
     negative_prompt: Annotated[list[str] | None, typer.Option(help="Negative prompt (repeatable: cycled like the "
                                                                    "prompts); needs --guidance-scale.")] = None,
+    distilled_guidance: Annotated[float | None, typer.Option(help="The guidance scale a guidance-distilled "
+                                                                  "checkpoint embeds (Flux dev; default 3.5), not "
+                                                                  "CFG.")] = None,
     noise: Annotated[str, typer.Option(help="Per-sample noise: counter (hashed per seed, batched) or torch (one "
                                             "torch.Generator per seed, NVlabs/edm's draws).")] = "counter",
     option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE for every sampler of the "
@@ -148,7 +151,7 @@ def bench(
                                                        tally.start_sweep),
                      metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
                      guidance_scale=guidance_scale, options=options, noise=noise, labels=label_list,
-                     prompts=prompt_set)
+                     prompts=prompt_set, distilled_guidance=distilled_guidance)
     except KeyboardInterrupt as exc:
         if bars.live.is_started:
             bars.stop()

@@ -109,6 +109,9 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name, path o
                                                            "takes label s mod L; default s mod classes).")] = None,
            guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (conditional "
                                                                 "checkpoints; 1 or unset: none).")] = None,
+           distilled_guidance: Annotated[float | None, typer.Option(help="The guidance scale a guidance-distilled "
+                                                                    "checkpoint embeds (Flux dev; default 3.5), not "
+                                                                    "CFG.")] = None,
            device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
            dtype: Annotated[str, typer.Option(help="float32, float64, bfloat16 or float16.")] = "float32",
            batch: Annotated[int, typer.Option(help="Samples sampled and decoded at a time (does not change the "
@@ -137,7 +140,7 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name, path o
     check_device(device)
     check_writable(out, "--out")
     request = {"labels": label, "prompts": prompt, "negative_prompts": negative_prompt,
-               "guidance_scale": guidance_scale}
+               "guidance_scale": guidance_scale, "distilled_guidance": distilled_guidance}
     model, _ = in_dtype(load(checkpoint), dtype_named(dtype), device, **request)  # a bad request fails here
     seeds = range(seed, seed + n)
     images, calls, forwards = sample_images(model, sampler, nfe, seeds, batch, request, out, schedule=schedule,
