@@ -7,6 +7,7 @@ tests, directly or through the pytest plugin (:mod:`samplerzoo.pytest_plugin`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import testing
+from . import laws, testing
 from .analytic import Gaussian, GaussianMixture
 from .denoiser import Denoiser
 from .errors import UnreachableNFEError
@@ -29,6 +30,10 @@ ReferenceFn = Callable[[Denoiser, Tensor, Tensor, NoiseSampler], Tensor]
 noise_sampler=noise, disable=True)``."""
 
 RANGE = SigmaRange(0.05, 10.0)
+EXACT_LAW = 1e-12
+"""A law this close to the target is exact (Analytic-DDPM on a Gaussian): it has no error left to shrink."""
+MIXTURE_SAMPLES, MIXTURE_STEPS, MIXTURE_ALPHA = 10000, 200, 1e-3
+"""The mixture test's defaults: samples, steps, and the level (its false-alarm rate for an exact sampler)."""
 
 
 def _require(ok: bool, message: str) -> None:
@@ -131,13 +136,58 @@ def check_reaches_target(spec: SamplerSpec, n: int = 4000, steps: tuple[int, int
              f"and {std_target} within {5 * se_mean:.3f}")
 
 
+def check_gaussian_law(spec: SamplerSpec, steps: Sequence[int] = (25, 50, 100, 200), joint: bool | None = None,
+                       **options: Any) -> None:
+    """A stochastic sampler's exact law on N(0.3, 0.5^2) (:func:`samplerzoo.laws.affine_law`, started from the exact
+    marginal at sigma = 20) approaches the target (:func:`samplerzoo.laws.exact_law`: given the start for a
+    ``reverse_sde`` sampler, else the marginal) at its weak order p at least: each doubling of the steps divides the
+    2-Wasserstein distance by 2^(p - 1/2) or more, on schedules landing on 0 and stopping at sigma_min. A law that stops
+    converging (too much or too little noise, a dropped term) or sits on the wrong side of the posterior (no noise at
+    all) fails. Runs with ``spec.law_options`` under ``options``; AssertionError if the sampler is not affine there."""
+    options = {**spec.law_options, **options}
+    joint = spec.reverse_sde if joint is None else joint
+    kind = "law given the start" if joint else "marginal law"
+    for to_zero in (True, False):
+        errors = [laws.gaussian_law_error(spec, n, to_zero, joint, **options) for n in steps]
+        for (coarse, e_coarse), (fine, e_fine) in itertools.pairwise(zip(steps, errors, strict=True)):
+            needed = (fine / coarse) ** (spec.weak_order - 0.5)
+            _require(e_fine <= EXACT_LAW or e_coarse >= needed * e_fine,
+                     f"{spec.name}: exact {kind} {e_coarse:.3g} from the target at {coarse} steps, {e_fine:.3g} at "
+                     f"{fine} ({'to 0' if to_zero else 'to sigma_min'}): must shrink {needed:.2f}x (weak order "
+                     f"{spec.weak_order})")
+
+
+def check_mixture_law(spec: SamplerSpec, n: int = MIXTURE_SAMPLES, steps: int = MIXTURE_STEPS,
+                      alpha: float = MIXTURE_ALPHA, seed: int = 0, joint: bool | None = None, **options: Any) -> None:
+    """A stochastic sampler's outputs on a 2-D three-component mixture pass Neyman's smooth test of the target law
+    (:func:`samplerzoo.laws.mixture_law_pvalue`: the posterior given the start for a ``reverse_sde`` sampler, else the
+    marginal) at level ``alpha``, from exact starts at sigma = 2 over ``steps`` karras steps to 0.01. With the
+    defaults (fixed seeds) a deterministic solver and 5% too much noise fail it (tests/test_laws.py; its power is
+    measured by benchmarks/law_power.py). Runs with ``spec.law_options`` under ``options``."""
+    options = {**spec.law_options, **options}
+    p = laws.mixture_law_pvalue(spec, testing.mixture_problem(dim=2), n, steps, joint, seed, **options)
+    _require(p >= alpha, f"{spec.name}: {n} outputs on the mixture fail the smooth test of their target law "
+                         f"(p = {p:.2g} < {alpha:g}; {steps} steps)")
+
+
+def check_law(spec: SamplerSpec, **options: Any) -> None:
+    """:func:`check_gaussian_law` where the sampler is affine on a Gaussian, else the Monte-Carlo
+    :func:`check_reaches_target` (e.g. ``pc``, whose step sizes depend on norms)."""
+    try:
+        laws.affine_law(spec, laws.gaussian_schedule(3, True), **{**spec.law_options, **options})
+    except laws.NotAffineError:
+        check_reaches_target(spec, **options)
+        return
+    check_gaussian_law(spec, **options)
+
+
 def check_convergence_order(spec: SamplerSpec, tolerance: float = 0.3, problem: GaussianMixture | None = None,
                             **options: Any) -> None:
     """A deterministic sampler's global error falls with the slope ``spec.convergence_order``
     (:func:`samplerzoo.testing.fitted_order`; on the Gaussian's closed form unless another ``problem`` is given);
-    a stochastic one must pass :func:`check_reaches_target`."""
+    a stochastic one must pass :func:`check_law`."""
     if spec.stochastic:
-        check_reaches_target(spec, **options)
+        check_law(spec, **options)
         return
     problem = problem or testing.gaussian_problem()
     fitted, expected = testing.fitted_order(spec, problem=problem, **options), spec.convergence_order
@@ -161,12 +211,15 @@ def check_reference_agreement(spec: SamplerSpec, reference: ReferenceFn, atol: f
 def check_sampler(spec_or_name: SamplerSpec | str, reference: ReferenceFn | None = None,
                   **options: Any) -> list[str]:
     """Run every check that applies (an adaptive sampler has no NFE budget and, when deterministic, no step count
-    to fit an order on); return the names of the checks run."""
+    to fit an order on; a stochastic one has its law checked instead of an order); return the names of the checks
+    run."""
     spec = get_sampler(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
     checks: list[Callable[..., None]] = [check_determinism, check_batch_invariance]
     if not spec.adaptive:
         checks = [check_nfe_accounting, check_nfe_budget, *checks]
-    if not spec.adaptive or spec.stochastic:
+    if spec.stochastic:
+        checks += [check_law, check_mixture_law]
+    elif not spec.adaptive:
         checks.append(check_convergence_order)
     for check in checks:
         check(spec, **options)

@@ -79,6 +79,18 @@ class SamplerSpec:
     history yet) carries that step's O(h^2) local error into the result, so its global order is at most 2
     however high its later steps' order; fixed-coefficient Adams-Bashforth on a non-uniform grid and
     DPM-Solver++(3M)'s published second difference (half the Taylor weight) are second order too."""
+    weak_order: int = 1
+    """A stochastic sampler's weak order: the rate at which the law of its output approaches the target law as steps
+    grow (Kloeden & Platen 1992, Sec. 14.1; 1 for Euler-Maruyama-type schemes). The conformance kit checks it on
+    the exact law of a Gaussian target."""
+    reverse_sde: bool = False
+    """True when the stochastic sampler (at ``law_options``) discretises the reverse-time SDE, dx = -2 sigma score
+    dsigma + sqrt(2 sigma) dW backwards in sigma (Anderson 1982; Song et al. 2021, Eq. 6): its output given its start
+    then follows the forward process's posterior p(x_0 | x_T), which the kit checks, not only the marginal. False for
+    samplers whose noise only preserves the marginals (EDM's churn, Restart, Langevin, eta < 1) and for ODE solvers."""
+    law_options: Mapping[str, Any] = field(default_factory=dict)
+    """Options under which the law checks run, where the defaults deliberately miss the target law: EDM's S_noise > 1
+    adds excess noise, Restart's default backward passes take a fixed number of steps whatever the schedule."""
 
     def __post_init__(self) -> None:
         _check_name("sampler", self.name, self.aliases)

@@ -6,14 +6,14 @@ Every function returns a measurement; tests (ours, and plugin authors') assert o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .analytic import Gaussian, GaussianMixture
-from .denoiser import CountingDenoiser
+from .denoiser import CountingDenoiser, Denoiser
 from .noise import SeededNoise
 from .registry import SamplerSpec
 from .samplers.reference import solve_ode
@@ -73,10 +73,7 @@ def fitted_order(spec: SamplerSpec, steps: Sequence[int] = CONVERGENCE_STEPS, pr
     """Slope of -log(global error) against log(steps): the observed order of convergence, to compare with
     ``spec.convergence_order``."""
     errors = global_errors(spec, steps, problem, sigma_max=sigma_max, **options)
-    logs = torch.tensor([[math.log(n), math.log(e)] for n, e in zip(steps, errors, strict=True)],
-                        dtype=torch.float64)
-    centred = logs - logs.mean(0)
-    return float(-(centred[:, 0] * centred[:, 1]).sum() / (centred[:, 0] ** 2).sum())
+    return -slope([math.log(n) for n in steps], [math.log(e) for e in errors])
 
 
 def counted_nfe(spec: SamplerSpec, sigmas: Tensor, **options: Any) -> int:
@@ -103,11 +100,55 @@ def batch_invariance_gap(spec: SamplerSpec, seeds: Sequence[int] = tuple(range(1
     return float((batched - alone).abs().max())
 
 
+LAW_RANGE = SigmaRange(0.01, 20.0)
+"""Where a stochastic sampler's law is measured on the Gaussian: karras steps from sigma 20 to 0.01 (then 0)."""
+
+
 def sample_moments(spec: SamplerSpec, n: int = 4000, steps: int = 50, problem: Gaussian | None = None,
                    **options: Any) -> tuple[float, float]:
     """Mean and standard deviation of ``n`` samples (all coordinates pooled) on a Gaussian target."""
     problem = problem or gaussian_problem()
-    sigmas = karras(steps, SigmaRange(0.01, 20.0))
+    sigmas = karras(steps, LAW_RANGE)
     noise = SeededNoise(range(n), problem.sample_shape, dtype=torch.float64)
     samples = spec.fn(problem, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
     return float(samples.mean()), float(samples.std())
+
+
+LocalStep = Callable[[Denoiser, list[Tensor], list[Tensor], Tensor], Tensor]
+"""``step(model, xs, sigmas, sigma_next) -> x_next``: one interior step of a multistep method from the history ``xs``
+at ``sigmas`` (newest first; xs[0] at sigmas[0] is the current point)."""
+SPACINGS = ("log", "linear")
+
+
+def local_errors(step: LocalStep, history: int, hs: Sequence[float], spacing: str = "log", sigma: float = 1.0,
+                 problem: Gaussian | None = None, batch: int = 8) -> list[float]:
+    """Max error of one step from the exact trajectory and exact history, per step size h: the newest history point at
+    ``sigma``, the others and the target h apart in lambda = -log sigma (``spacing="log"``) or in sigma itself."""
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    problem = problem or gaussian_problem()
+    start = SeededNoise(range(batch), problem.sample_shape, dtype=torch.float64).randn() * 10.0
+    errors = []
+    for h in hs:
+        offsets = torch.arange(-1, history, dtype=torch.float64) * h  # the target, then the history, newest first
+        levels = sigma * offsets.exp() if spacing == "log" else sigma + offsets
+        xs = [problem.ode_solution(start, 10.0, float(s)) for s in levels]
+        x_next = step(problem, xs[1:], list(levels[1:]), levels[0])
+        errors.append(float((x_next - xs[0]).abs().max()))
+    return errors
+
+
+def local_order(step: LocalStep, history: int, hs: Sequence[float] = (0.2, 0.1, 0.05), **kwargs: Any) -> float:
+    """Slope of log(local error) against log(h) (:func:`local_errors`): interior order + 1 for a consistent method.
+
+    A multistep method's first steps lack history and take lower orders, which caps its global order; this measures
+    its interior steps alone, so a wrong high-order coefficient (which the global order no longer shows) fails."""
+    errors = local_errors(step, history, hs, **kwargs)
+    return slope([math.log(h) for h in hs], [math.log(e) for e in errors])
+
+
+def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of ys against xs."""
+    points = torch.tensor([xs, ys], dtype=torch.float64)
+    centred = points - points.mean(1, keepdim=True)
+    return float((centred[0] * centred[1]).sum() / (centred[0] ** 2).sum())

@@ -199,10 +199,15 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
         measured = {"status": "nonfinite", "nonfinite_samples": bad, "first_nonfinite_step": first,
                     "reason": nonfinite_reason(bad, point.samples, first, plan["steps"]) + "; not scored"}
     else:
-        in_order = [batch_features for _, batch_features in sorted(chain(*(f for f, _, _ in gathered)),
-                                                                    key=lambda item: item[0])]
-        measured = {"status": "ok",
-                    "metrics": meter.score(concat(in_order), reference_images(point.reference), point.reference)}
+        in_order = concat([batch_features for _, batch_features in sorted(chain(*(f for f, _, _ in gathered)),
+                                                                          key=lambda item: item[0])])
+        scored = {len(values) for values in in_order.values()}  # one row a sample, in every feature layer
+        if scored != {point.samples}:
+            raise SamplerzooError(f"{point.sampler} at NFE {point.nfe}: features of "
+                                  f"{'/'.join(map(str, sorted(scored)))} samples to score, not the point's "
+                                  f"{point.samples}")
+        measured = {"status": "ok", "samples_scored": point.samples,
+                    "metrics": meter.score(in_order, reference_images(point.reference), point.reference)}
     wall = time.perf_counter() - begin
     return {**measured, **plan, "processes": len(gathered), "wall_seconds": round(wall, 3),
             "sampling_seconds": round(sampling_seconds, 3), "metric_seconds": round(wall - sampling_seconds, 3)}

@@ -33,9 +33,9 @@ SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_st
 """What a section's rows share: all of a point's config but sampler, options, schedule and NFE."""
 CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "stochastic", "requested_nfe", "counted_nfe", "forwards",
                "status")
-CSV_TRAILING = ("samples", "seed", "final_step", "final_step_used", "dtype", "guidance_scale", "labels", "prompts",
-                "prompts_file", "reference",
-                "reference_samples", "extractor", "floor_samples", "device", "processes", "wall_seconds",
+CSV_TRAILING = ("samples", "samples_scored", "seed", "final_step", "final_step_used", "dtype", "guidance_scale",
+                "labels", "prompts", "prompts_file", "distilled_guidance", "reference", "reference_samples",
+                "extractor", "floor_samples", "device", "processes", "wall_seconds",
                 "sampling_seconds", "metric_seconds", "precision", "nonfinite_samples", "first_nonfinite_step",
                 "reason")
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")

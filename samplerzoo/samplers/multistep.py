@@ -377,7 +377,8 @@ SPECS = [
                 paper="Zhang, Song & Chen 2023, Improved Order Analysis and Design of Exponential Integrator for "
                       "Diffusion Models Sampling (RES, arXiv:2308.02157), multistep 2nd order",
                 reference="ComfyUI k_diffusion.sampling.sample_res_multistep"),
-    SamplerSpec("res_multistep_ancestral", sample_res_multistep_ancestral, order=1, stochastic=True,
+    SamplerSpec("res_multistep_ancestral", sample_res_multistep_ancestral, order=1, stochastic=True, weak_order=2,
+                reverse_sde=True,
                 paper="Zhang, Song & Chen 2023 (RES multistep) + ancestral split (Song et al. 2021, Eq. 16)",
                 reference="ComfyUI k_diffusion.sampling.sample_res_multistep_ancestral (eta = 1)"),
 ]
