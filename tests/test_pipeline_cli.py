@@ -57,6 +57,21 @@ def test_zoo_sample_writes_a_prompted_guided_grid(sd_dir: Path, tmp_path: Path, 
     assert Image.open(out).size == (2 * 9, 2 * 9)  # one column per prompt, decoded 8x8 images
 
 
+def test_a_pipeline_samples_and_decodes_in_half_precision_without_float32(sd_dir: Path) -> None:
+    import torch
+
+    import samplerzoo as sz
+    from samplerzoo.precision import in_dtype
+
+    model, precision = in_dtype(sz.load(sd_dir), torch.bfloat16, prompts=["a cat"])  # the probe needs a prompt
+    floats = {p.dtype for p in model.parameters() if p.is_floating_point()}  # network, text encoders, VAE
+    assert precision == "native" and floats == {torch.bfloat16}
+    run = sz.generate(model.condition(range(2), prompts=["a cat"], guidance_scale=2.0), "euler", 3, range(2),
+                      model.sample_shape, dtype=torch.bfloat16)
+    images = model.decode(run.samples)
+    assert run.samples.dtype == images.dtype == torch.bfloat16 and bool(torch.isfinite(images).all())
+
+
 def test_zoo_bench_cycles_a_prompts_file_and_records_calls_and_forwards(sd_dir: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
