@@ -126,11 +126,13 @@ def without_vae(sd_dir: Path, tmp_path: Path) -> Path:
     return tmp_path / "novae"
 
 
-def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def empty_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: bool) -> str:
+    """An empty hub cache; offline (HF_HUB_OFFLINE), or online with an endpoint nothing listens on."""
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     return "tiny-org/not-cached"
 
 
@@ -152,6 +154,7 @@ BAD = [
     (["sample", "--checkpoint", "ODD"], "pipeline class 'KandinskyV22Pipeline' is not supported; supported families"),
     (["bench", "--checkpoint", "NOVAE"], "missing component folder 'vae'"),
     (["sample", "--checkpoint", "HUB"], "tiny-org/not-cached: not in the Hugging Face cache"),
+    (["bench", "--checkpoint", "UNREACHABLE"], "and not downloadable (OSError: "),
 ]
 
 
@@ -161,7 +164,8 @@ def test_bad_requests_are_one_line_before_any_work(args: list[str], message: str
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty.txt").write_text("\n  \n")
     places = {"SD": lambda: str(sd_dir), "ODD": lambda: str(odd_pipeline(tmp_path)),
-              "NOVAE": lambda: str(without_vae(sd_dir, tmp_path)), "HUB": lambda: offline_hub(tmp_path, monkeypatch),
+              "NOVAE": lambda: str(without_vae(sd_dir, tmp_path)), "HUB": lambda: empty_hub(tmp_path, monkeypatch, True),
+              "UNREACHABLE": lambda: empty_hub(tmp_path, monkeypatch, False),
               "MISSING": lambda: str(tmp_path / "missing.txt"), "EMPTY": lambda: str(tmp_path / "empty.txt")}
     args = [places[arg]() if arg in places else arg for arg in args]
     out, results = tmp_path / "grid.png", tmp_path / "r.jsonl"
