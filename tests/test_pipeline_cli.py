@@ -164,7 +164,8 @@ def test_bad_requests_are_one_line_before_any_work(args: list[str], message: str
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty.txt").write_text("\n  \n")
     places = {"SD": lambda: str(sd_dir), "ODD": lambda: str(odd_pipeline(tmp_path)),
-              "NOVAE": lambda: str(without_vae(sd_dir, tmp_path)), "HUB": lambda: empty_hub(tmp_path, monkeypatch, True),
+              "NOVAE": lambda: str(without_vae(sd_dir, tmp_path)),
+              "HUB": lambda: empty_hub(tmp_path, monkeypatch, True),
               "UNREACHABLE": lambda: empty_hub(tmp_path, monkeypatch, False),
               "MISSING": lambda: str(tmp_path / "missing.txt"), "EMPTY": lambda: str(tmp_path / "empty.txt")}
     args = [places[arg]() if arg in places else arg for arg in args]
