@@ -18,7 +18,7 @@ from torch import Tensor
 from . import laws, testing
 from .analytic import Gaussian, GaussianMixture
 from .denoiser import Denoiser
-from .errors import UnreachableNFEError
+from .errors import SamplerzooError, UnreachableNFEError
 from .noise import NoiseSampler, SeededNoise
 from .plugins import get_sampler, registry
 from .registry import SamplerSpec
@@ -208,6 +208,55 @@ def check_reference_agreement(spec: SamplerSpec, reference: ReferenceFn, atol: f
                           f"(allowed {atol:g})")
 
 
+INFINITE_START_SAMPLES = (200, 1000, 250)
+"""Samples of :func:`check_infinite_start` for a deterministic, a stochastic and a Brownian (slower noise) sampler."""
+
+
+def check_infinite_start(spec: SamplerSpec, nfe: int = 24, **options: Any) -> None:
+    """Started at sigma = inf (pure noise; :func:`samplerzoo.testing.infinite_start`, through ``generate()``), the
+    samples are finite, the counted NFE is the requested budget, and they are right: a deterministic sampler's
+    error against the exact solution from infinity is below 0.05 at 4 ``nfe`` and at most half (or 1e-4) its error
+    at ``nfe``, and its mean error (the first step's own error is odd in the noise) within 1e-3; a stochastic
+    sampler's mean and std equal those of the same sampler started one level later from the exact state, within 5
+    standard errors plus the std the first step from infinity gives up by design (D + sigma_1 n has spread sigma_1
+    where the exact state has sqrt(sigma_1^2 + std^2))."""
+    runs = []
+    for budget in (nfe, 4 * nfe) if not spec.stochastic else (nfe,):
+        try:
+            run = testing.infinite_start(spec, n=INFINITE_START_SAMPLES[spec.stochastic + spec.brownian], nfe=budget,
+                                         **options)
+        except SamplerzooError as exc:
+            raise AssertionError(f"{spec.name}: from sigma = inf: {exc}") from None
+        finite = bool(torch.isfinite(run.samples).all())
+        _require(finite, f"{spec.name}: from sigma = inf the samples are not finite")
+        _require(run.requested is None or run.counted == run.requested,
+                 f"{spec.name}: from sigma = inf NFE {run.requested} made {run.counted} denoiser calls")
+        runs.append(run)
+    if not spec.stochastic:
+        differences = [run.samples - testing.exact_from_infinity(run) for run in runs]
+        errors = [float(d.abs().max()) for d in differences]
+        bias = float(differences[-1].mean())
+        _require(abs(bias) <= 1e-3, f"{spec.name}: from sigma = inf the samples are off the exact solution by "
+                                    f"{bias:.3g} on average (allowed 1e-3): is D(n; inf) used?")
+        if spec.adaptive:
+            _require(errors[-1] < 0.05, f"{spec.name}: from sigma = inf the error is {errors[-1]:.3g} (allowed 0.05)")
+            return
+        _require(errors[1] < 0.05 and errors[1] <= max(errors[0] / 2, 1e-4),
+                 f"{spec.name}: from sigma = inf the error is {errors[0]:.3g} at {runs[0].requested} NFE and "
+                 f"{errors[1]:.3g} at {runs[1].requested}: it must halve and end below 0.05")
+        return
+    run = runs[0]
+    reference = testing.restarted_from_exact(spec, run, **options)
+    sigma_1, std = float(run.sigmas[1]), testing.infinite_start_problem().std
+    se = float(reference.std()) / math.sqrt(reference.numel())
+    given_up = (1 - sigma_1 / math.sqrt(sigma_1**2 + std**2)) * float(reference.std())
+    for what, ours, theirs, allowed in (("mean", run.samples.mean(), reference.mean(), 5 * se),
+                                        ("std", run.samples.std(), reference.std(), 5 * se + given_up)):
+        _require(abs(float(ours - theirs)) <= allowed,
+                 f"{spec.name}: from sigma = inf the sample {what} is {float(ours):.4f}, started from the exact "
+                 f"state at sigma {sigma_1:.3g} it is {float(theirs):.4f} (allowed {allowed:.3g})")
+
+
 def check_sampler(spec_or_name: SamplerSpec | str, reference: ReferenceFn | None = None,
                   **options: Any) -> list[str]:
     """Run every check that applies (an adaptive sampler has no NFE budget and, when deterministic, no step count
@@ -221,6 +270,7 @@ def check_sampler(spec_or_name: SamplerSpec | str, reference: ReferenceFn | None
         checks += [check_law, check_mixture_law]
     elif not spec.adaptive:
         checks.append(check_convergence_order)
+    checks.append(check_infinite_start)
     for check in checks:
         check(spec, **options)
     if reference is not None:

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from .analytic import Gaussian, GaussianMixture
 from .denoiser import CountingDenoiser, Denoiser
-from .noise import SeededNoise
+from .errors import UnreachableNFEError
+from .noise import BrownianTreeNoise, CounterNoise, NoiseSampler, SeededNoise
 from .registry import SamplerSpec
 from .samplers.reference import solve_ode
+from .sampling import generate, run_sampler, sampling_plan
 from .schedules import SigmaRange, exponential, karras
+from .time_schedules import kl_optimal
 
 REFERENCE_TOLERANCE = 1e-11
 """rtol = atol of the dopri5 reference trajectories: far below any sampler error the checks fit."""
@@ -112,6 +115,77 @@ def sample_moments(spec: SamplerSpec, n: int = 4000, steps: int = 50, problem: G
     noise = SeededNoise(range(n), problem.sample_shape, dtype=torch.float64)
     samples = spec.fn(problem, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
     return float(samples.mean()), float(samples.std())
+
+
+
+INFINITE_START_SCHEDULE = "kl_optimal"
+"""Uniform in atan(sigma), so it starts at sigma = inf when the model's sigma_max is inf."""
+
+
+def infinite_start_problem() -> Gaussian:
+    """:func:`gaussian_problem` with sigma_max = inf: a model that starts from pure noise."""
+    return Gaussian(torch.full((4,), 0.3, dtype=torch.float64), 0.5, sigma_min=0.002, sigma_max=math.inf)
+
+
+class InfiniteStart(NamedTuple):
+    samples: Tensor
+    start: Tensor
+    """The unit start noise n (the state at sigma = inf, normalised)."""
+    sigmas: Tensor
+    requested: int | None
+    counted: int
+
+
+def infinite_start(spec: SamplerSpec, n: int = 2000, nfe: int = 24, **options: Any) -> InfiniteStart:
+    """``n`` samples of :func:`infinite_start_problem` from pure noise on the kl_optimal schedule, through
+    :func:`samplerzoo.sampling.generate` (its default counter-based noise) with the smallest budget from ``nfe`` on
+    that the sampler reaches (an adaptive sampler: ``nfe // 2`` kl_optimal steps through :func:`run_sampler`,
+    counted only)."""
+    problem = infinite_start_problem()
+    seeds = range(n)
+    start = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64).randn()
+    if not spec.adaptive:
+        budget = reachable_budget(spec, problem, nfe, **options)
+        run = generate(problem, spec, budget, seeds, problem.sample_shape, schedule=INFINITE_START_SCHEDULE,
+                       dtype=torch.float64, **options)
+        return InfiniteStart(run.samples, start, run.sigmas, budget, run.counted_nfe)
+    sigmas, counter = kl_optimal(nfe // 2, problem), CountingDenoiser(problem)
+    noise = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64)
+    samples = run_sampler(spec, counter, noise.randn(), sigmas, noise, **options)
+    return InfiniteStart(samples, start, sigmas, None, counter.calls)
+
+
+def exact_from_infinity(run: InfiniteStart) -> Tensor:
+    """The probability-flow ODE solution from sigma = inf through the start noise n: mean + sqrt(sigma^2 + std^2) n
+    (the limit of :meth:`Gaussian.ode_solution` as sigma_from -> inf, x / sigma_from -> n)."""
+    problem = infinite_start_problem()
+    return problem.mean + math.sqrt(float(run.sigmas[-1]) ** 2 + problem.std**2) * run.start
+
+
+def restarted_from_exact(spec: SamplerSpec, run: InfiniteStart, **options: Any) -> Tensor:
+    """The same sampler started one level later, at sigmas[1], from the exact state there along the same start noise
+    (mean + sqrt(sigma_1^2 + std^2) n), its noise drawn from the same per-seed streams after the start."""
+    problem = infinite_start_problem()
+    seeds, sigmas = range(len(run.start)), run.sigmas[1:]
+    seeded = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64)
+    seeded.randn()  # the start draw
+    noise: NoiseSampler = seeded
+    if spec.brownian:  # the Brownian paths generate() gives the sampler's own levels
+        noise = BrownianTreeNoise(seeds, problem.sample_shape, float(sigmas[sigmas > 0].min()), float(sigmas[0]),
+                                  dtype=torch.float64)
+    x = problem.mean + math.sqrt(float(sigmas[0]) ** 2 + problem.std**2) * run.start
+    return spec.fn(problem, x, sigmas, noise=noise, **options)
+
+
+def reachable_budget(spec: SamplerSpec, problem: Gaussian, nfe: int, **options: Any) -> int:
+    """The smallest NFE from ``nfe`` on that the sampler spends exactly on the kl_optimal schedule of ``problem``."""
+    for budget in range(nfe, 50 * nfe):
+        try:
+            sampling_plan(problem, spec, budget, INFINITE_START_SCHEDULE, **options)
+            return budget
+        except UnreachableNFEError:
+            continue
+    raise UnreachableNFEError(f"{spec.name}: no NFE in {nfe}..{50 * nfe - 1} is reachable from sigma = inf")
 
 
 LocalStep = Callable[[Denoiser, list[Tensor], list[Tensor], Tensor], Tensor]

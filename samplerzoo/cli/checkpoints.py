@@ -117,7 +117,9 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name, path o
            batch: Annotated[int, typer.Option(help="Samples sampled and decoded at a time (does not change the "
                                                    "images).")] = 64,
            option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE (repeatable), e.g. "
-                                                            "s_churn=10.")] = None) -> None:
+                                                            "s_churn=10.")] = None,
+           schedule_option: Annotated[list[str] | None, typer.Option(help="A schedule option NAME=VALUE "
+                                                                     "(repeatable), e.g. rho=5.")] = None) -> None:
     """Sample a grid of images with exactly --nfe denoiser calls each and write it as a PNG (never a grid of NaN/inf
     samples). Latent checkpoints' samples are decoded by their VAE."""
     positive("-n", n, "samples")
@@ -128,23 +130,27 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name, path o
     if out.suffix.lower() != ".png":
         raise SamplerzooError(f"--out {out}: accepted: a .png file path")
     options = parse_options(option)
+    schedule_options = parse_options(schedule_option, "--schedule-option")
 
     from PIL import Image
 
     from ..checkpoints import load
     from ..files import atomic_write, check_writable
-    from ..plugins import get_sampler
+    from ..plugins import get_sampler, get_schedule
     from ..precision import dtype_named, in_dtype
 
     get_sampler(sampler).check_options(options)
     check_device(device)
+    # an unknown name, a bad schedule file or option fails before the checkpoint loads
+    get_schedule(schedule).check_options(schedule_options)
     check_writable(out, "--out")
     request = {"labels": label, "prompts": prompt, "negative_prompts": negative_prompt,
                "guidance_scale": guidance_scale, "distilled_guidance": distilled_guidance}
     model, _ = in_dtype(load(checkpoint), dtype_named(dtype), device, **request)  # a bad request fails here
     seeds = range(seed, seed + n)
     images, calls, forwards = sample_images(model, sampler, nfe, seeds, batch, request, out, schedule=schedule,
-                                            device=device, dtype=dtype_named(dtype), **options)
+                                            schedule_options=schedule_options, device=device,
+                                            dtype=dtype_named(dtype), **options)
     grid = image_grid(images, columns=grid_columns(model.num_classes, label, prompt, n), scale=scale)
     png = io.BytesIO()
     Image.fromarray(grid.squeeze(-1).numpy() if grid.shape[-1] == 1 else grid.numpy()).save(png, format="PNG")
