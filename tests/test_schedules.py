@@ -20,7 +20,7 @@ TABLE = DiscreteVP.linear_betas().sigma_table
 DISCRETE = SigmaRange(float(TABLE[0]), float(TABLE[-1]), TABLE)
 
 
-ARGUMENTS = {"ays": "ays:sd15", "optimal_steps": "optimal_steps:wan", "gits": "gits:1.20"}
+ARGUMENTS = {"ays": "ays:sd15", "optimal_steps": "optimal_steps:wan"}
 """Schedules that need an argument, as a user names them; ``file`` is tested with the files zoo tune writes."""
 MOST_STEPS = {"sd_turbo": 10}
 """Schedules with a fixed ladder: more steps are a one-line error."""
@@ -282,3 +282,47 @@ def test_beta_sigmas_and_exponential_match_diffusers(n: int) -> None:
         torch.testing.assert_close(ours(n, model), scheduler.sigmas.double(), rtol=2e-6, atol=1e-7)
     # It is not ComfyUI's beta, which picks trained levels at the quantiles' timesteps.
     assert not torch.allclose(beta_sigmas(5, model), sz.get_schedule("beta")(5, model), rtol=1e-2)
+
+
+
+GITS_COMFYUI = {
+    ("1.20", 10): [14.61464119, 5.85520077, 2.84484982, 1.67050016, 1.08895338, 0.74807048, 0.50118381, 0.32104823,
+                   0.19894916, 0.09824532, 0.02916753],
+    ("0.80", 2): [14.61464119, 7.49001646, 0.02916753],
+    ("1.50", 5): [14.61464119, 1.24153244, 0.54755926, 0.25053367, 0.09824532, 0.02916753],
+    ("1.00", 20): [14.61464119, 12.2308979, 9.24142551, 8.30717278, 7.49001646, 6.77309084, 5.85520077, 5.09240818,
+                   4.26497746, 3.60512662, 2.95596409, 2.45070267, 1.91321158, 1.51179266, 1.12534678, 0.83188516,
+                   0.59516323, 0.38853383, 0.22545385, 0.09824532, 0.02916753],
+}
+"""Rows of ComfyUI's GITSScheduler NOISE_LEVELS[coeff][steps - 2], as published there."""
+
+
+@pytest.mark.parametrize(("coeff", "n"), sorted(GITS_COMFYUI))
+def test_gits_is_comfyuis_published_table(coeff: str, n: int) -> None:
+    expected = torch.tensor([*GITS_COMFYUI[coeff, n][:-1], 0.0], dtype=torch.float64)  # ComfyUI ends in 0
+    torch.testing.assert_close(sz.get_schedule(f"gits:{coeff}")(n, DISCRETE), expected, rtol=0, atol=0)
+
+
+def test_gits_interpolates_its_20_step_table_beyond_20_steps() -> None:
+    expected = comfy_loglinear(GITS_COMFYUI["1.00", 20], 33)
+    expected[-1] = 0
+    torch.testing.assert_close(sz.get_schedule("gits:1")(32, DISCRETE), torch.from_numpy(expected), rtol=1e-12, atol=0)
+    assert torch.equal(sz.get_schedule("gits")(10, DISCRETE), sz.get_schedule("gits:1.2")(10, DISCRETE))  # default
+
+
+def test_gits_tables_are_sd15_levels_on_a_10_step_grid() -> None:
+    # Every published level lies within 0.17% of SD1.5's trained sigma at timestep 0, 10, ..., 490 or 499, 509, ...,
+    # 999 (GITS' search grid, 10 timesteps apart from each end); a corrupted entry of the data file would not.
+    from samplerzoo.gits_schedules import gits_tables
+
+    _, sd15 = scaled_linear_model()
+    assert sd15.sigma_table is not None
+    grid = sd15.sigma_table[[*range(0, 500, 10), *range(499, 1000, 10)]]
+    tables = gits_tables()
+    assert sorted(tables) == [f"{0.8 + 0.05 * k:.2f}" for k in range(15)]
+    for coeff, rows in tables.items():
+        assert [len(row) for row in rows] == list(range(3, 22)), coeff
+        levels = torch.tensor([level for row in rows for level in row], dtype=torch.float64)
+        assert ((levels[:, None] / grid[None, :] - 1).abs().min(dim=1).values < 1.7e-3).all(), coeff
+    with pytest.raises(sz.SamplerzooError, match=r"unknown GITS coefficient '1.23'; .*known: 0.80, 0.85"):
+        sz.get_schedule("gits:1.23")
