@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -14,6 +13,7 @@ from torch import Tensor
 from .denoiser import Checkpoint
 from .errors import RegistrationError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from .schedules import HasSigmaRange
+from .signatures import check_options, keyword_names
 
 SamplerFn = Callable[..., Tensor]
 """``fn(denoiser, x, sigmas, *, noise=None, callback=None, **options) -> Tensor`` (k-diffusion's convention)."""
@@ -25,6 +25,8 @@ ScheduleFn = Callable[..., Tensor]
 NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 SAMPLER_ARGUMENTS = ("model", "x", "sigmas", "noise", "callback")
 """What the driver passes to every sampler function; the rest of its keyword parameters are its options."""
+SCHEDULE_ARGUMENTS = ("n", "model")
+"""What the driver passes to every schedule function; the rest of its keyword parameters are its options."""
 
 
 def _check_name(kind: str, name: str, aliases: Iterable[str]) -> None:
@@ -113,19 +115,11 @@ class SamplerSpec:
 
     def option_names(self) -> tuple[str, ...] | None:
         """The sampler's options (its function's keyword parameters); ``None`` when it takes any (``**options``)."""
-        parameters = inspect.signature(self.fn).parameters.values()
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            return None
-        return tuple(p.name for p in parameters if p.name not in SAMPLER_ARGUMENTS
-                     and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+        return keyword_names(self.fn, SAMPLER_ARGUMENTS)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        """Refuse an option the sampler does not take, naming the ones it does."""
-        known = self.option_names()
-        unknown = [name for name in options if known is not None and name not in known]
-        if unknown:
-            raise SamplerzooError(f"sampler {self.name!r} has no option {unknown[0]!r}; accepted: "
-                                  f"{', '.join(sorted(known or [])) or 'no options'}")
+        """Refuse an option the sampler does not take (naming the ones it does), or a value of the wrong type."""
+        check_options(self.fn, options, f"sampler {self.name!r}", SAMPLER_ARGUMENTS)
 
     @property
     def convergence_order(self) -> int:
@@ -206,6 +200,10 @@ class ScheduleSpec:
         if self.argument is None:
             raise SamplerzooError(f"schedule {self.name!r} takes no ':' argument (got {self.name}:{text})")
         return replace(self, fn=partial(self.fn, **self.argument(text)))
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse an option the schedule does not take (naming the ones it does), or a value of the wrong type."""
+        check_options(self.fn, options, f"schedule {self.name!r}", SCHEDULE_ARGUMENTS)
 
 
 @dataclass(frozen=True)
