@@ -44,10 +44,10 @@ def clip_text_config(vocab_size: int, **changes: Any) -> Any:
                           vocab_size=vocab_size, **changes)
 
 
-def vae() -> Any:
+def vae(**changes: Any) -> Any:
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(**VAE).eval()
+    return AutoencoderKL(**{**VAE, **changes}).eval()
 
 
 def unet(**changes: Any) -> Any:
@@ -60,17 +60,19 @@ def unet(**changes: Any) -> Any:
     return UNet2DConditionModel(**config).eval()
 
 
-def stable_diffusion(directory: Path, scheduler: Any) -> Path:
-    """A Stable Diffusion 1.x/2.x pipeline: UNet2DConditionModel, AutoencoderKL, CLIP text encoder."""
+def stable_diffusion(directory: Path, scheduler: Any, digits_sized: bool = False) -> Path:
+    """A Stable Diffusion 1.x/2.x pipeline: UNet2DConditionModel, AutoencoderKL, CLIP text encoder. ``digits_sized``:
+    grey 8x8 images (4x4 latents), which the digits feature extractor can score."""
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTextModel
 
     torch.manual_seed(0)
     tokenizer = clip_tokenizer()
     text_encoder = CLIPTextModel(clip_text_config(len(tokenizer))).eval()
-    pipe = StableDiffusionPipeline(vae=vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet(),
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    small = {"in_channels": 1, "out_channels": 1, "sample_size": 8} if digits_sized else {}
+    pipe = StableDiffusionPipeline(vae=vae(**small), text_encoder=text_encoder, tokenizer=tokenizer,
+                                   unet=unet(sample_size=4) if digits_sized else unet(), scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(directory)
     return directory
 
@@ -100,4 +102,71 @@ def dit(directory: Path, scheduler: Any) -> Path:
     transformer = DiTTransformer2DModel(sample_size=8, patch_size=2, in_channels=4, out_channels=8, num_layers=2,
                                         num_attention_heads=2, attention_head_dim=8, num_embeds_ada_norm=1000).eval()
     DiTPipeline(transformer=transformer, vae=vae(), scheduler=scheduler).save_pretrained(directory)
+    return directory
+
+
+T5_HIDDEN = 2 * HIDDEN  # SD3 pads the two CLIPs' joined hidden states to T5's width
+
+
+def t5_tokenizer() -> Any:
+    """A T5 tokenizer: a unigram vocabulary trained here (metaspace pre-tokenizer, ``</s>`` appended, pad id 0)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import T5TokenizerFast
+
+    unigram = Tokenizer(models.Unigram())
+    unigram.pre_tokenizer = pre_tokenizers.Metaspace()
+    unigram.decoder = decoders.Metaspace()
+    unigram.train_from_iterator(CORPUS, trainers.UnigramTrainer(vocab_size=60, unk_token="<unk>",
+                                                                special_tokens=["<pad>", "</s>", "<unk>"]))
+    unigram.post_processor = processors.TemplateProcessing(single="$A </s>",
+                                                           special_tokens=[("</s>", unigram.token_to_id("</s>"))])
+    return T5TokenizerFast(tokenizer_object=unigram, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                           extra_ids=0)
+
+
+def t5_encoder(vocab_size: int) -> Any:
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=vocab_size, d_model=T5_HIDDEN, d_kv=8, d_ff=32, num_layers=1,
+                                   num_heads=2, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)).eval()
+
+
+def shifted_vae() -> Any:
+    """SD3 / Flux VAEs decode x / scaling_factor + shift_factor."""
+    return vae(scaling_factor=1.5, shift_factor=0.1)
+
+
+def stable_diffusion_3(directory: Path, scheduler: Any) -> Path:
+    """An SD3 pipeline: SD3Transformer2DModel, CLIP-L and CLIP-G with projections (pooled), T5."""
+    from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    clip, t5 = clip_tokenizer(), t5_tokenizer()
+    encoders = [CLIPTextModelWithProjection(clip_text_config(len(clip), projection_dim=HIDDEN)).eval()
+                for _ in range(2)]
+    transformer = SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=4, out_channels=4, num_layers=1,
+                                        attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
+                                        joint_attention_dim=T5_HIDDEN, pooled_projection_dim=2 * HIDDEN,
+                                        pos_embed_max_size=8).eval()
+    StableDiffusion3Pipeline(transformer=transformer, scheduler=scheduler, vae=shifted_vae(),
+                             text_encoder=encoders[0], tokenizer=clip, text_encoder_2=encoders[1], tokenizer_2=clip,
+                             text_encoder_3=t5_encoder(len(t5)), tokenizer_3=t5).save_pretrained(directory)
+    return directory
+
+
+def flux(directory: Path, scheduler: Any) -> Path:
+    """A Flux dev-style pipeline: FluxTransformer2DModel with a guidance embedding, CLIP (pooled) and T5."""
+    from diffusers import FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    clip, t5 = clip_tokenizer(), t5_tokenizer()
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=8, num_attention_heads=2, joint_attention_dim=T5_HIDDEN,
+                                         pooled_projection_dim=HIDDEN, guidance_embeds=True,
+                                         axes_dims_rope=[2, 2, 4]).eval()
+    FluxPipeline(transformer=transformer, scheduler=scheduler, vae=shifted_vae(),
+                 text_encoder=CLIPTextModel(clip_text_config(len(clip))).eval(), tokenizer=clip,
+                 text_encoder_2=t5_encoder(len(t5)), tokenizer_2=t5).save_pretrained(directory)
     return directory

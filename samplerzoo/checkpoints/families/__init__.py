@@ -26,9 +26,9 @@ class Family:
 
 
 def builtin_families() -> tuple[Family, ...]:
-    from . import dit, sd, sdxl, unet2d
+    from . import dit, flux, sd, sd3, sdxl, unet2d
 
-    return unet2d.FAMILY, sd.FAMILY, sdxl.FAMILY, dit.FAMILY
+    return unet2d.FAMILY, sd.FAMILY, sdxl.FAMILY, dit.FAMILY, sd3.FAMILY, flux.FAMILY
 
 
 def supported() -> str:

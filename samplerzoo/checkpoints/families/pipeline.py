@@ -56,10 +56,11 @@ def from_pretrained(pipeline_class: Any, directory: Path, text: bool = False, **
     return pipe
 
 
-def scheduler_schedule(directory: Path) -> tuple[NoiseSchedule, str]:
-    """The noise schedule and parameterization the pipeline's scheduler config describes."""
+def scheduler_schedule(directory: Path, image_seq_len: int | None = None) -> tuple[NoiseSchedule, str]:
+    """The noise schedule and parameterization the pipeline's scheduler config describes (``image_seq_len``, the
+    network's token count, sets a flow scheduler's dynamic shift)."""
     path = directory / "scheduler" / "scheduler_config.json"
-    return noise_schedule(read_json(path), str(path), "log")
+    return noise_schedule(read_json(path), str(path), "log", image_seq_len)
 
 
 def latent_shape(config: Any) -> tuple[int, int, int]:
