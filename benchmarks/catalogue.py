@@ -35,14 +35,14 @@ COMFYUI_SAMPLERS = (
 """ComfyUI's sampler names: comfy/samplers.py KSAMPLER_NAMES + SAMPLER_NAMES' ddim, uni_pc, uni_pc_bh2."""
 COMFYUI_SCHEDULES = ("simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
                      "linear_quadratic", "kl_optimal", "AlignYourStepsScheduler:ays", "LaplaceScheduler:laplace",
-                     "PolyexponentialScheduler:polyexponential", "VPScheduler:vp", "GITSScheduler", "SDTurboScheduler",
-                     "OptimalStepsScheduler")
+                     "PolyexponentialScheduler:polyexponential", "VPScheduler:vp", "GITSScheduler:gits",
+                     "SDTurboScheduler:sd_turbo", "OptimalStepsScheduler:optimal_steps")
 """ComfyUI's scheduler names (comfy/samplers.py SCHEDULER_HANDLERS) and its schedule nodes (comfy_extras), NODE:ours
-where the node computes one of our schedules. GITS' and OptimalSteps' nodes are fixed tables for their papers'
-models; ``zoo tune --method gits|oss`` runs those searches for any checkpoint instead."""
+where the node computes one of our schedules. GITS' and OptimalSteps' nodes are their papers' fixed tables (``gits``,
+``optimal_steps``); ``zoo tune --method gits|oss`` runs those searches for any checkpoint."""
 DIFFUSERS_SCHEDULES = ("timestep_spacing='linspace':linspace", "timestep_spacing='leading':leading",
                        "timestep_spacing='trailing':trailing", "use_karras_sigmas:karras",
-                       "use_exponential_sigmas:exponential", "use_beta_sigmas:beta", "AysSchedules:ays")
+                       "use_exponential_sigmas:exponential", "use_beta_sigmas:beta_sigmas", "AysSchedules:ays")
 """diffusers' schedule options (scheduler configs) and its Align Your Steps tables, OPTION:ours."""
 DIFF_SAMPLER_SOLVERS = ("euler", "heun", "dpm:dpm2", "dpmpp:dpmpp_2m", "ipndm", "ipndm_v", "deis", "unipc", "amed",
                         "gits")

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import published_schedules, schedule_files, schedules, time_schedules
+from . import gits_schedules, published_schedules, schedule_files, schedules, time_schedules
 from .analytic import GaussianMixture, finite_dataset
 from .checkpoints import CheckpointSpec
 from .checkpoints.diffusers_format import load_diffusers, noise_schedule
@@ -58,7 +58,8 @@ def register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
 
 
 def register_published_schedules(register: Callable[[ScheduleSpec], None]) -> None:
-    """ComfyUI's ddim_uniform, Laplace, EDM's iDDPM ladder, Align Your Steps, and schedule files."""
+    """ComfyUI's ddim_uniform, Laplace, EDM's iDDPM ladder, Align Your Steps, OptimalSteps, GITS, SD-Turbo,
+    diffusers' beta sigmas, and schedule files."""
     register(ScheduleSpec("ddim_uniform", published_schedules.ddim_uniform,
                           "CompVis/ComfyUI DDIM uniform ladder 1 + k (T // n) over the trained table", needs_table=True,
                           paper="Song et al. 2021, DDIM (CompVis make_ddim_timesteps 'uniform')",
@@ -76,6 +77,27 @@ def register_published_schedules(register: Callable[[ScheduleSpec], None]) -> No
                                 "Diffusion Models", reference="diffusers AysSchedules; ComfyUI AlignYourStepsScheduler",
                           argument=lambda text: {"model_type": published_schedules.ays_model(text)},
                           argument_help="sd15, sdxl or svd"))
+    register(ScheduleSpec("optimal_steps", published_schedules.optimal_steps,
+                          "OptimalSteps' published flow times, log-linear to n steps: optimal_steps:flux|wan|chroma",
+                          aliases=("optimalsteps",), paper="Pei et al. 2025, Optimal Stepsize for Diffusion Sampling "
+                          "(arXiv:2503.21774)", reference="ComfyUI OptimalStepsScheduler (tables, interpolation)",
+                          argument=lambda text: {"model_type": published_schedules.optimal_steps_model(text)},
+                          argument_help="flux, wan or chroma"))
+    register(ScheduleSpec("gits", gits_schedules.gits,
+                          "GITS' published SD1.5 schedules (2-20 steps, log-linear beyond): gits:COEFF, 0.80-1.50",
+                          paper="Chen et al. 2024, On the Trajectory Regularity of ODE-based Diffusion Sampling (GITS)",
+                          reference="ComfyUI GITSScheduler (tables, interpolation)",
+                          argument=lambda text: {"coeff": gits_schedules.gits_coeff(text)},
+                          argument_help="0.80, 0.85, ..., 1.50 (default 1.20)"))
+    register(ScheduleSpec("sd_turbo", published_schedules.sd_turbo,
+                          "SD-Turbo's ladder: timesteps 999, 899, ..., 99 (at most 10 steps)", needs_table=True,
+                          aliases=("sdturbo",), paper="Sauer et al. 2023, Adversarial Diffusion Distillation",
+                          reference="ComfyUI SDTurboScheduler (formula)"))
+    register(ScheduleSpec("beta_sigmas", published_schedules.beta_sigmas,
+                          "Beta(0.6, 0.6) quantiles mapped linearly onto [sigma_min, sigma_max] (diffusers)",
+                          aliases=("use_beta_sigmas",),
+                          paper="Lee et al. 2024, Beta Sampling is All You Need (arXiv:2407.12173)",
+                          reference="diffusers EulerDiscreteScheduler(use_beta_sigmas=True)"))
     register(ScheduleSpec("file", schedule_files.file_schedule,
                           "the sigmas of a schedule file (zoo tune writes them): file:PATH",
                           paper="zoo tune (GITS, OptimalSteps, Analytic-DPM trajectories)",

@@ -1,5 +1,6 @@
-"""The schedules users pick in ComfyUI and the published ladders: ``ddim_uniform``, ``laplace``, EDM's
-iDDPM discretization and Align Your Steps.
+"""The schedules users pick in ComfyUI and diffusers and the published ladders: ``ddim_uniform``, ``laplace``,
+EDM's iDDPM discretization, Align Your Steps, OptimalSteps, SD-Turbo's ladder and diffusers' beta sigmas (GITS'
+tables: ``gits_schedules.py``).
 
 The contract is schedules.py's: ``schedule(n, model, **options)`` returns n decreasing float64 sigmas on the CPU
 followed by 0. Where a schedule cannot be built for a model it says so in one line.
@@ -13,8 +14,9 @@ import torch
 from torch import Tensor
 
 from .errors import SamplerzooError, UnknownNameError
+from .flow import flow_sigma
 from .noise_schedules import interp
-from .schedules import HasSigmaRange, append_zero, check_steps, trained_table
+from .schedules import HasSigmaRange, append_zero, check_steps, finite_sigma_max, trained_table
 
 
 def ddim_uniform(n: int, model: HasSigmaRange) -> Tensor:
@@ -84,6 +86,25 @@ def iddpm(n: int, model: HasSigmaRange, C_1: float = 0.001, C_2: float = 0.008, 
     return append_zero(levels[index])
 
 
+def loglinear(table: tuple[float, ...], count: int) -> Tensor:
+    """``count`` levels of a decreasing published ``table``, at even positions in [0, 1] with its entries at even
+    positions too, linear in log level in between; the table itself where ``count`` is its length (ComfyUI's
+    loglinear_interp, shared by its Align Your Steps, GITS and OptimalSteps nodes)."""
+    levels = torch.tensor(table, dtype=torch.float64)
+    if count == len(levels):
+        return levels
+    positions = torch.linspace(0, 1, len(levels), dtype=torch.float64)
+    return interp(torch.linspace(0, 1, count, dtype=torch.float64), positions, levels.log()).exp()
+
+
+def table_model(kind: str, names: dict[str, str], name: str) -> str:
+    """The published table a model name selects, or a one-line error naming the supported models."""
+    canonical = names.get(name.lower())
+    if canonical is None:
+        raise UnknownNameError(kind, name, names)
+    return canonical
+
+
 AYS_SIGMAS: dict[str, tuple[float, ...]] = {
     "sd15": (14.6146412293, 6.4745760956, 3.8636745985, 2.6946151520, 1.8841921177, 1.3943805092, 0.9642583904,
              0.6523686016, 0.3977456272, 0.1515232662, 0.0291671582),
@@ -100,10 +121,7 @@ AYS_MODEL_NAMES = {"sd15": "sd15", "sd1": "sd15", "sd1.5": "sd15", "sd": "sd15",
 
 def ays_model(name: str) -> str:
     """The Align Your Steps table a model name selects, or a one-line error naming the supported models."""
-    canonical = AYS_MODEL_NAMES.get(name.lower())
-    if canonical is None:
-        raise UnknownNameError("Align Your Steps model", name, AYS_MODEL_NAMES)
-    return canonical
+    return table_model("Align Your Steps model", AYS_MODEL_NAMES, name)
 
 
 def ays(n: int, model: HasSigmaRange, model_type: str | None = None) -> Tensor:
@@ -114,9 +132,64 @@ def ays(n: int, model: HasSigmaRange, model_type: str | None = None) -> Tensor:
     if model_type is None:
         raise SamplerzooError("schedule 'ays' needs the model its steps were optimised for: ays:sd15, ays:sdxl or "
                               "ays:svd (from Python: model_type='sdxl')")
-    table = torch.tensor(AYS_SIGMAS[ays_model(model_type)], dtype=torch.float64)
-    if n + 1 == len(table):
-        return append_zero(table[:-1])
-    positions = torch.linspace(0, 1, len(table), dtype=torch.float64)
-    levels = interp(torch.linspace(0, 1, n + 1, dtype=torch.float64), positions, table.log()).exp()
-    return append_zero(levels[:-1])
+    return append_zero(loglinear(AYS_SIGMAS[ays_model(model_type)], n + 1)[:-1])
+
+
+
+OPTIMAL_STEPS_TIMES: dict[str, tuple[float, ...]] = {
+    "flux": (0.9968, 0.9886, 0.9819, 0.975, 0.966, 0.9471, 0.9158, 0.8287, 0.5512, 0.2808, 0.001),
+    "wan": (1.0, 0.997, 0.995, 0.993, 0.991, 0.989, 0.987, 0.985, 0.98, 0.975, 0.973, 0.968, 0.96, 0.946, 0.927, 0.902,
+            0.864, 0.776, 0.539, 0.208, 0.001),
+    "chroma": (0.992, 0.99, 0.988, 0.985, 0.982, 0.978, 0.973, 0.968, 0.961, 0.953, 0.943, 0.931, 0.917, 0.9, 0.881,
+               0.858, 0.832, 0.802, 0.769, 0.731, 0.69, 0.646, 0.599, 0.55, 0.501, 0.451, 0.402, 0.355, 0.311, 0.27,
+               0.232, 0.199, 0.169, 0.143, 0.12, 0.101, 0.084, 0.07, 0.058, 0.048, 0.001),
+}
+"""OptimalSteps' published flow times t (sigma / (1 + sigma) here): FLUX's 10 steps, Wan's 20, Chroma's 40, the
+last the final level that becomes 0 (Pei et al. 2025, Optimal Stepsize for Diffusion Sampling, arXiv:2503.21774;
+ComfyUI's OptimalStepsScheduler NOISE_LEVELS). Wan's starts at t = 1, sigma = inf."""
+OPTIMAL_STEPS_MODELS = {"flux": "flux", "wan": "wan", "chroma": "chroma"}
+
+
+def optimal_steps_model(name: str) -> str:
+    return table_model("OptimalSteps model", OPTIMAL_STEPS_MODELS, name)
+
+
+def optimal_steps(n: int, model: HasSigmaRange, model_type: str | None = None) -> Tensor:
+    """OptimalSteps (Pei et al. 2025): the published flow times of ``model_type`` (flux, wan, chroma), for other
+    step counts interpolated linearly in log t at n + 1 even positions, the last dropped for 0, as sigmas
+    t / (1 - t) (ComfyUI's OptimalStepsScheduler). The tables are the flow models': the model's range is not used."""
+    check_steps(n)
+    if model_type is None:
+        raise SamplerzooError("schedule 'optimal_steps' needs the model its steps were found for: optimal_steps:flux, "
+                              "optimal_steps:wan or optimal_steps:chroma (from Python: model_type='flux')")
+    times = loglinear(OPTIMAL_STEPS_TIMES[optimal_steps_model(model_type)], n + 1)[:-1]
+    return append_zero(flow_sigma(times))
+
+
+SD_TURBO_STEPS = 10
+"""SD-Turbo's ladder: the trained levels at every (T/10)-th timestep from the top, 999, 899, ..., 99 of 1000."""
+
+
+def sd_turbo(n: int, model: HasSigmaRange) -> Tensor:
+    """The first n of the timesteps T - 1 - k (T // 10), k = 0..9 (999, 899, ..., 99 for T = 1000), then 0: the
+    ladder SD-Turbo / SDXL-Turbo run at 1 to 4 steps (Sauer et al. 2023, Adversarial Diffusion Distillation;
+    ComfyUI's SDTurboScheduler at denoise 1)."""
+    check_steps(n)
+    table = trained_table(model, "sd_turbo")
+    if n > SD_TURBO_STEPS:
+        raise SamplerzooError(f"'sd_turbo' allows at most {SD_TURBO_STEPS} steps, got {n} (its ladder is "
+                              "timesteps T-1, T-1-T/10, ..., T/10-1)")
+    return append_zero(table[len(table) - 1 - (len(table) // SD_TURBO_STEPS) * torch.arange(n)])
+
+
+def beta_sigmas(n: int, model: HasSigmaRange, alpha: float = 0.6, beta: float = 0.6) -> Tensor:
+    """sigma_i = sigma_min + BetaPPF(1 - i/(n-1); alpha, beta) (sigma_max - sigma_min), i = 0..n-1, then 0: the
+    Beta(0.6, 0.6) quantiles of Lee et al. 2024 (Beta Sampling is All You Need, arXiv:2407.12173) mapped linearly
+    onto the sigma range, as diffusers' ``use_beta_sigmas`` does (ComfyUI's ``beta`` picks trained timesteps)."""
+    from scipy.stats import beta as beta_distribution
+
+    check_steps(n)
+    top = finite_sigma_max(model, "schedule 'beta_sigmas'")
+    quantiles = 1 - torch.linspace(0, 1, n, dtype=torch.float64)
+    ppf = torch.from_numpy(beta_distribution.ppf(quantiles.numpy(), alpha, beta))
+    return append_zero(model.sigma_min + ppf * (top - model.sigma_min))

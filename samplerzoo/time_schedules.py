@@ -56,7 +56,7 @@ def simple(n: int, model: HasSigmaRange) -> Tensor:
 def beta(n: int, model: HasSigmaRange, alpha: float = 0.6, beta: float = 0.6) -> Tensor:
     """Levels at timesteps rint(BetaPPF(1 - k/n; alpha, beta) (T - 1)), k = 0..n-1 (Lee et al. 2024, Beta Sampling
     is All You Need, arXiv:2407.12173; ComfyUI beta_scheduler). diffusers' use_beta_sigmas maps the quantiles onto
-    [sigma_min, sigma_max] linearly instead."""
+    [sigma_min, sigma_max] linearly instead: ``beta_sigmas``."""
     from scipy.stats import beta as beta_distribution
 
     check_steps(n)

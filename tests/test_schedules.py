@@ -20,14 +20,21 @@ TABLE = DiscreteVP.linear_betas().sigma_table
 DISCRETE = SigmaRange(float(TABLE[0]), float(TABLE[-1]), TABLE)
 
 
-ARGUMENTS = {"ays": "ays:sd15"}
+ARGUMENTS = {"ays": "ays:sd15", "optimal_steps": "optimal_steps:wan"}
 """Schedules that need an argument, as a user names them; ``file`` is tested with the files zoo tune writes."""
+MOST_STEPS = {"sd_turbo": 10}
+"""Schedules with a fixed ladder: more steps are a one-line error."""
 
 
 @pytest.mark.parametrize("name", sorted(set(sz.get_schedules()) - {"file"}))
 @pytest.mark.parametrize("n", [1, 2, 10, 37])
 def test_schedule_decreases_and_ends_in_zero(name: str, n: int) -> None:
-    sigmas = sz.get_schedule(ARGUMENTS.get(name, name))(n, DISCRETE)
+    schedule = sz.get_schedule(ARGUMENTS.get(name, name))
+    if n > MOST_STEPS.get(name, n):
+        with pytest.raises(sz.SamplerzooError, match=f"allows at most {MOST_STEPS[name]} steps, got {n}"):
+            schedule(n, DISCRETE)
+        return
+    sigmas = schedule(n, DISCRETE)
     assert sigmas.dtype == torch.float64 and sigmas.device.type == "cpu"
     assert len(sigmas) == n + 1 and sigmas[-1] == 0
     assert (sigmas[1:] < sigmas[:-1]).all(), sigmas
@@ -208,3 +215,114 @@ def test_ays_needs_a_supported_model() -> None:
         sz.get_schedule("ays:flux")
     with pytest.raises(sz.SamplerzooError, match="schedule 'karras' takes no ':' argument"):
         sz.get_schedule("karras:7")
+
+
+
+OPTIMAL_STEPS_FLUX = [0.9968, 0.9886, 0.9819, 0.975, 0.966, 0.9471, 0.9158, 0.8287, 0.5512, 0.2808, 0.001]
+"""ComfyUI's OptimalStepsScheduler NOISE_LEVELS["FLUX"] (flow times), as published there."""
+OPTIMAL_STEPS_WAN_HEAD, OPTIMAL_STEPS_CHROMA_TAIL = [1.0, 0.997, 0.995, 0.993], [0.07, 0.058, 0.048, 0.001]
+
+
+def comfy_loglinear(table: list[float], count: int) -> np.ndarray:
+    """ComfyUI's loglinear_interp: np.interp of log levels, ascending, at ``count`` even positions."""
+    xs, new = np.linspace(0, 1, len(table)), np.linspace(0, 1, count)
+    return np.exp(np.interp(new, xs, np.log(np.array(table)[::-1])))[::-1].copy()
+
+
+@pytest.mark.parametrize("n", [3, 10, 16, 30])
+def test_optimal_steps_are_comfyuis_flux_times_as_sigmas(n: int) -> None:
+    times = np.array(OPTIMAL_STEPS_FLUX) if n == 10 else comfy_loglinear(OPTIMAL_STEPS_FLUX, n + 1)
+    times[-1] = 0  # ComfyUI's node ends in 0; t = 0 is sigma = 0
+    expected = torch.from_numpy(times / (1 - times))  # flow time t to sigma
+    torch.testing.assert_close(sz.get_schedule("optimal_steps:FLUX")(n, DISCRETE), expected, rtol=1e-12, atol=0)
+
+
+def test_optimal_steps_tables_of_wan_and_chroma() -> None:
+    wan = sz.get_schedule("optimal_steps:Wan")(20, DISCRETE)
+    assert math.isinf(wan[0]) and len(wan) == 21  # Wan's 20 published steps start at t = 1: pure noise
+    torch.testing.assert_close(wan[1:4], torch.tensor([t / (1 - t) for t in OPTIMAL_STEPS_WAN_HEAD[1:]],
+                                                      dtype=torch.float64))
+    chroma = sz.get_schedule("optimal_steps:chroma")(40, DISCRETE)
+    torch.testing.assert_close(chroma[-4:-1], torch.tensor([t / (1 - t) for t in OPTIMAL_STEPS_CHROMA_TAIL[:3]],
+                                                           dtype=torch.float64))
+    with pytest.raises(sz.SamplerzooError, match=r"unknown OptimalSteps model 'sdxl'; .*known: chroma, flux, wan"):
+        sz.get_schedule("optimal_steps:sdxl")
+    with pytest.raises(sz.SamplerzooError, match="needs the model its steps were found for: optimal_steps:flux"):
+        sz.get_schedule("optimal_steps")(10, DISCRETE)
+
+
+@pytest.mark.parametrize("n", [1, 4, 10])
+def test_sd_turbo_is_comfyuis_ladder(n: int) -> None:
+    timesteps = torch.flip(torch.arange(1, 11) * 100 - 1, (0,))[:n]  # ComfyUI's SDTurboScheduler at denoise 1
+    expected = torch.cat([TABLE[timesteps], torch.zeros(1, dtype=TABLE.dtype)])
+    torch.testing.assert_close(sz.get_schedule("sd_turbo")(n, DISCRETE), expected)
+    with pytest.raises(sz.SamplerzooError, match="schedule 'sd_turbo' needs a discrete-time model"):
+        sz.get_schedule("sd_turbo")(n, SigmaRange())
+
+
+def scaled_linear_model() -> tuple[object, SigmaRange]:
+    """diffusers' SD scaled-linear EulerDiscreteScheduler and the same trained sigmas as a samplerzoo model."""
+    from diffusers import EulerDiscreteScheduler
+
+    config = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}
+    alphas_cumprod = EulerDiscreteScheduler(**config).alphas_cumprod.double()
+    table = ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
+    return config, SigmaRange(float(table[0]), float(table[-1]), table)
+
+
+@pytest.mark.parametrize("n", [2, 5, 30])  # at 1 step diffusers' linspace spacing has only timestep 0 to map from
+def test_beta_sigmas_and_exponential_match_diffusers(n: int) -> None:
+    from diffusers import EulerDiscreteScheduler
+
+    config, model = scaled_linear_model()
+    beta_sigmas = sz.get_schedule("beta_sigmas")
+    for option, ours in (("use_beta_sigmas", beta_sigmas), ("use_exponential_sigmas", exponential)):
+        scheduler = EulerDiscreteScheduler(**config, **{option: True})
+        scheduler.set_timesteps(n)
+        torch.testing.assert_close(ours(n, model), scheduler.sigmas.double(), rtol=2e-6, atol=1e-7)
+    # It is not ComfyUI's beta, which picks trained levels at the quantiles' timesteps.
+    assert not torch.allclose(beta_sigmas(5, model), sz.get_schedule("beta")(5, model), rtol=1e-2)
+
+
+
+GITS_COMFYUI = {
+    ("1.20", 10): [14.61464119, 5.85520077, 2.84484982, 1.67050016, 1.08895338, 0.74807048, 0.50118381, 0.32104823,
+                   0.19894916, 0.09824532, 0.02916753],
+    ("0.80", 2): [14.61464119, 7.49001646, 0.02916753],
+    ("1.50", 5): [14.61464119, 1.24153244, 0.54755926, 0.25053367, 0.09824532, 0.02916753],
+    ("1.00", 20): [14.61464119, 12.2308979, 9.24142551, 8.30717278, 7.49001646, 6.77309084, 5.85520077, 5.09240818,
+                   4.26497746, 3.60512662, 2.95596409, 2.45070267, 1.91321158, 1.51179266, 1.12534678, 0.83188516,
+                   0.59516323, 0.38853383, 0.22545385, 0.09824532, 0.02916753],
+}
+"""Rows of ComfyUI's GITSScheduler NOISE_LEVELS[coeff][steps - 2], as published there."""
+
+
+@pytest.mark.parametrize(("coeff", "n"), sorted(GITS_COMFYUI))
+def test_gits_is_comfyuis_published_table(coeff: str, n: int) -> None:
+    expected = torch.tensor([*GITS_COMFYUI[coeff, n][:-1], 0.0], dtype=torch.float64)  # ComfyUI ends in 0
+    torch.testing.assert_close(sz.get_schedule(f"gits:{coeff}")(n, DISCRETE), expected, rtol=0, atol=0)
+
+
+def test_gits_interpolates_its_20_step_table_beyond_20_steps() -> None:
+    expected = comfy_loglinear(GITS_COMFYUI["1.00", 20], 33)
+    expected[-1] = 0
+    torch.testing.assert_close(sz.get_schedule("gits:1")(32, DISCRETE), torch.from_numpy(expected), rtol=1e-12, atol=0)
+    assert torch.equal(sz.get_schedule("gits")(10, DISCRETE), sz.get_schedule("gits:1.2")(10, DISCRETE))  # default
+
+
+def test_gits_tables_are_sd15_levels_on_a_10_step_grid() -> None:
+    # Every published level lies within 0.17% of SD1.5's trained sigma at timestep 0, 10, ..., 490 or 499, 509, ...,
+    # 999 (GITS' search grid, 10 timesteps apart from each end); a corrupted entry of the data file would not.
+    from samplerzoo.gits_schedules import gits_tables
+
+    _, sd15 = scaled_linear_model()
+    assert sd15.sigma_table is not None
+    grid = sd15.sigma_table[[*range(0, 500, 10), *range(499, 1000, 10)]]
+    tables = gits_tables()
+    assert sorted(tables) == [f"{0.8 + 0.05 * k:.2f}" for k in range(15)]
+    for coeff, rows in tables.items():
+        assert [len(row) for row in rows] == list(range(3, 22)), coeff
+        levels = torch.tensor([level for row in rows for level in row], dtype=torch.float64)
+        assert ((levels[:, None] / grid[None, :] - 1).abs().min(dim=1).values < 1.7e-3).all(), coeff
+    with pytest.raises(sz.SamplerzooError, match=r"unknown GITS coefficient '1.23'; .*known: 0.80, 0.85"):
+        sz.get_schedule("gits:1.23")
