@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .denoiser import Denoiser
+from .guidance import unconditional_of
 from .noise import NoiseSampler
 
 Callback = Callable[[dict[str, Any]], None]
@@ -25,6 +26,38 @@ def denoise(model: Denoiser, x: Tensor, sigma: Tensor) -> Tensor:
     float32 at least, so a float16 or bfloat16 state does not round the noise level."""
     work = torch.promote_types(x.dtype, torch.float32)
     return model(x, sigma.to(work) * x.new_ones(x.shape[0], dtype=work))
+
+
+def denoise_pair(model: Denoiser, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+    """The guided and the unconditional prediction at (x, sigma), one denoiser call (``guidance.py``'s
+    ``with_unconditional``); sigma broadcast as in :func:`denoise`."""
+    work = torch.promote_types(x.dtype, torch.float32)
+    return unconditional_of(model, "this sampler")(x, sigma.to(work) * x.new_ones(x.shape[0], dtype=work))
+
+
+def guided_pair(model: Denoiser, x: Tensor, sigma: Tensor, cfg_pp: bool) -> tuple[Tensor, Tensor]:
+    """(guided, unconditional) for a CFG++ step (:func:`denoise_pair`); otherwise D twice, so one loop serves a
+    sampler and its CFG++ form (the guidance vector D - D is then exactly zero)."""
+    if cfg_pp:
+        return denoise_pair(model, x, sigma)
+    denoised = denoise(model, x, sigma)
+    return denoised, denoised
+
+
+class UnconditionalView:
+    """The unconditional half of a guided model as a Denoiser, so a CFG++ sampler reuses its base sampler's step
+    (each call is one call of the guided model, counted as such)."""
+
+    def __init__(self, model: Denoiser) -> None:
+        self.model = model
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        return unconditional_of(self.model, "this sampler")(x, sigma, **cond)[1]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "model":
+            raise AttributeError(name)
+        return getattr(self.model, name)
 
 
 def ancestral_split(sigma: Tensor, sigma_next: Tensor, eta: float = 1.0) -> tuple[Tensor, Tensor]:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .analytic import Gaussian, GaussianMixture
-from .denoiser import CountingDenoiser
+from .denoiser import CountingDenoiser, Denoiser
 from .noise import SeededNoise
 from .registry import SamplerSpec
 from .samplers.reference import solve_ode
@@ -37,6 +37,32 @@ def mixture_problem(dim: int = 4) -> GaussianMixture:
                            torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64))
 
 
+class IdenticalHalves:
+    """A problem as a guided model whose conditional and unconditional halves are both the problem: guided and
+    unconditional predictions are the exact denoiser, from one evaluation (``guidance.py``'s interface)."""
+
+    def __init__(self, problem: Denoiser) -> None:
+        self.problem = problem
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        return self.problem(x, sigma, **cond)
+
+    def with_unconditional(self, x: Tensor, sigma: Tensor, **cond: Any) -> tuple[Tensor, Tensor]:
+        denoised = self.problem(x, sigma, **cond)
+        return denoised, denoised
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "problem":
+            raise AttributeError(name)
+        return getattr(self.problem, name)
+
+
+def model_for(spec: SamplerSpec, problem: Denoiser) -> Denoiser:
+    """The problem as ``spec`` can sample it: a sampler that needs the unconditional prediction (CFG++) gets it
+    with identical halves (:class:`IdenticalHalves`), so the checks measure the sampler's own steps."""
+    return IdenticalHalves(problem) if spec.needs_unconditional else problem
+
+
 def exact_solution(problem: GaussianMixture, x: Tensor, sigma_from: float, sigma_to: float) -> Tensor:
     """x(sigma_to) on the PF-ODE trajectory through x at sigma_from: closed form for a Gaussian, else dopri5 at
     :data:`REFERENCE_TOLERANCE`."""
@@ -51,7 +77,8 @@ def global_errors(spec: SamplerSpec, steps: Sequence[int], problem: GaussianMixt
     problem = problem or gaussian_problem()
     x = SeededNoise(range(batch), problem.sample_shape, dtype=torch.float64).randn() * sigma_max
     exact = exact_solution(problem, x, sigma_max, sigma_min)
-    return [float((spec.fn(problem, x, exponential(n, SigmaRange(sigma_min, sigma_max))[:-1], **options) - exact)
+    model = model_for(spec, problem)
+    return [float((spec.fn(model, x, exponential(n, SigmaRange(sigma_min, sigma_max))[:-1], **options) - exact)
                   .abs().max()) for n in steps]
 
 
@@ -82,7 +109,7 @@ def fitted_order(spec: SamplerSpec, steps: Sequence[int] = CONVERGENCE_STEPS, pr
 def counted_nfe(spec: SamplerSpec, sigmas: Tensor, **options: Any) -> int:
     """Denoiser calls the sampler actually makes on ``sigmas``."""
     problem = gaussian_problem()
-    counter = CountingDenoiser(problem)
+    counter = CountingDenoiser(model_for(spec, problem))
     noise = SeededNoise(range(2), problem.sample_shape, dtype=torch.float64)
     spec.fn(counter, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
     return counter.calls
@@ -93,7 +120,7 @@ def run_seeded(spec: SamplerSpec, seeds: Sequence[int], steps: int = 6, **option
     problem = gaussian_problem()
     sigmas = karras(steps, SigmaRange(0.05, 10.0))
     noise = SeededNoise(seeds, problem.sample_shape, dtype=torch.float64)
-    return spec.fn(problem, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+    return spec.fn(model_for(spec, problem), noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
 
 
 def batch_invariance_gap(spec: SamplerSpec, seeds: Sequence[int] = tuple(range(16)), **options: Any) -> float:
@@ -109,5 +136,5 @@ def sample_moments(spec: SamplerSpec, n: int = 4000, steps: int = 50, problem: G
     problem = problem or gaussian_problem()
     sigmas = karras(steps, SigmaRange(0.01, 20.0))
     noise = SeededNoise(range(n), problem.sample_shape, dtype=torch.float64)
-    samples = spec.fn(problem, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+    samples = spec.fn(model_for(spec, problem), noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
     return float(samples.mean()), float(samples.std())

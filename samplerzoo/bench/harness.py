@@ -26,7 +26,7 @@ from ..data import Split, digits, to_uint8
 from ..denoiser import Checkpoint, decode
 from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..finite import count_nonfinite
-from ..guidance import class_conditioned
+from ..guidance import class_conditioned, require_unconditional
 from ..noise import NOISE_SOURCES
 from ..plugins import get_sampler, get_schedule, provenance
 from ..precision import DTYPES, dtype_named, in_dtype
@@ -208,7 +208,9 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> S
     model, precision = in_dtype(load(checkpoint), dtype_named(pending[0].dtype), device)
     meters: dict[tuple[str, tuple[str, ...]], Meter] = {}
     for point in pending:
-        class_conditioned(model, [0], point.guidance_scale)  # a guidance scale the model cannot take fails here
+        conditioned = class_conditioned(model, [0], point.guidance_scale)  # a scale the model cannot take fails here
+        if get_sampler(point.sampler).needs_unconditional:  # CFG++ needs classifier-free guidance
+            require_unconditional(conditioned, point.sampler)
         meter = meters.get((point.extractor, point.metric_names))
         if meter is None:
             meter = meters[point.extractor, point.metric_names] = Meter(point.metric_names, point.extractor,

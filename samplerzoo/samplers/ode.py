@@ -9,7 +9,7 @@ from torch import Tensor
 from ..denoiser import Denoiser
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec
-from ..steps import Callback, churn, denoise, dpm2_step, notify, to_d
+from ..steps import Callback, churn, denoise, dpm2_step, guided_pair, notify, to_d
 
 
 def sample_euler(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
@@ -58,6 +58,35 @@ def sample_dpm2(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampl
     return x
 
 
+def sample_gradient_estimation(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                               callback: Callback | None = None, ge_gamma: float = 2.0) -> Tensor:
+    """Gradient estimation (Permenter & Yuan 2024, Interpreting and Improving Diffusion Models from an Optimization
+    Perspective, Alg. 2): Euler with the slope ge_gamma d_i + (1 - ge_gamma) d_{i-1}, a momentum-like average of
+    successive denoiser directions; the first step is Euler and the step to sigma = 0 returns D (ComfyUI's
+    sample_gradient_estimation). First order on a general grid (the extrapolation is exact only when the previous
+    step is half the current one)."""
+    return gradient_estimation_sampling(model, x, sigmas, callback, ge_gamma)
+
+
+def gradient_estimation_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, callback: Callback | None,
+                                 ge_gamma: float, cfg_pp: bool = False) -> Tensor:
+    """The gradient-estimation loop; with ``cfg_pp`` the slopes come from the unconditional predictions D_u and each
+    step adds g = D_w - D_u (CFG++: x_next = D_w + sigma_next d_u, then the correction)."""
+    old_d: Tensor | None = None
+    for i in range(len(sigmas) - 1):
+        denoised, unconditional = guided_pair(model, x, sigmas[i], cfg_pp)
+        notify(callback, x, i, sigmas[i], sigmas[i], denoised)
+        d, dt = to_d(x, sigmas[i], unconditional), sigmas[i + 1] - sigmas[i]
+        if sigmas[i + 1] == 0:
+            x = denoised
+        else:
+            x = x + d * dt + (denoised - unconditional)
+            if old_d is not None:
+                x = x + (ge_gamma - 1) * (d - old_d) * dt
+        old_d = d
+    return x
+
+
 KARRAS = "Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models"
 SPECS = [
     SamplerSpec("euler", sample_euler, order=1, stochastic=False, aliases=("EulerDiscreteScheduler",),
@@ -70,4 +99,8 @@ SPECS = [
                 aliases=("dpm_2", "KDPM2DiscreteScheduler", "DPM2"),
                 paper="Lu et al. 2022, DPM-Solver, Alg. 1 (DPM-Solver-2, r=1/2) in the sigma frame",
                 reference="k_diffusion.sampling.sample_dpm_2; diffusers.KDPM2DiscreteScheduler"),
+    SamplerSpec("gradient_estimation", sample_gradient_estimation, order=1, stochastic=False,
+                aliases=("ge",), paper="Permenter & Yuan 2024, Interpreting and Improving Diffusion Models from an "
+                                       "Optimization Perspective, Alg. 2 (gamma = 2)",
+                reference="ComfyUI comfy/k_diffusion/sampling.py sample_gradient_estimation"),
 ]
