@@ -17,9 +17,9 @@ from .data import digits
 from .denoiser import Checkpoint
 from .hookspecs import hookimpl
 from .registry import SamplerSpec, ScheduleSpec
-from .samplers import ancestral, cfg_pp, dpm_solver, langevin, multistep, ode, reference, sde, unipc
+from .samplers import ancestral, cfg_pp, dpm_solver, langevin, multistep, ode, reference, sde, singlestep, unipc
 
-SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, cfg_pp)
+SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, cfg_pp, singlestep)
 
 
 @hookimpl

@@ -518,10 +518,10 @@ SPECS = [
                 reference="k_diffusion.sampling.sample_dpmpp_sde; diffusers.DPMSolverSDEScheduler (with s_noise=0; "
                           "it draws its own Brownian noise)"),
     SamplerSpec("dpm_solver", sample_dpm_solver, order=2, stochastic=False,
-                aliases=("DPMSolverSinglestepScheduler", "dpm_solver_singlestep"),
                 paper=f"{LU_A}, Alg. 1 and 2 (order option: 1, 2, 3)",
                 reference="k_diffusion.sampling.DPMSolver.dpm_solver_{1,2,3}_step; "
-                          "diffusers.DPMSolverSinglestepScheduler (order 2, its steps)",
+                          "diffusers.DPMSolverSinglestepScheduler (order 2, its steps; the whole scheduler is "
+                          "dpm_solver_singlestep)",
                 cost_formula="order*steps-(order-1)",
                 nfe_fn=dpm_solver_nfe, steps_fn=dpm_solver_steps),
     # Third-order steps, but the budget's remainder (NFE mod 3) ends it on lower-order steps: asymptotically
