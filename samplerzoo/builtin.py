@@ -17,9 +17,22 @@ from .data import digits
 from .denoiser import Checkpoint
 from .hookspecs import hookimpl
 from .registry import SamplerSpec, ScheduleSpec
-from .samplers import ancestral, cfg_pp, dpm_solver, langevin, multistep, ode, reference, sde, singlestep, unipc
+from .samplers import (
+    ablation,
+    ancestral,
+    cfg_pp,
+    dpm_solver,
+    langevin,
+    multistep,
+    ode,
+    reference,
+    sde,
+    singlestep,
+    unipc,
+)
 
-SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, cfg_pp, singlestep)
+SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, cfg_pp, singlestep,
+                   ablation)
 
 
 @hookimpl
