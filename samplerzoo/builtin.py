@@ -27,12 +27,13 @@ from .samplers import (
     ode,
     reference,
     sde,
+    seeds,
     singlestep,
     unipc,
 )
 
 SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, cfg_pp, singlestep,
-                   ablation)
+                   ablation, seeds)
 
 
 @hookimpl

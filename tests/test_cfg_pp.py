@@ -122,3 +122,11 @@ def test_a_sweep_refuses_cfg_pp_without_guidance_before_sampling(tmp_path: Any) 
         harness.sweep("digits-ideal", ["euler_cfg_pp"], ["karras"], [4], results=results, samples=8, seed=0, batch=8,
                       metric_names=("fid",))
     assert not results.exists()
+
+
+@pytest.mark.parametrize("name", ["euler_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp",
+                                  "res_multistep_ancestral_cfg_pp"])
+def test_stochastic_cfg_pp_reaches_the_target_law_exactly(name: str) -> None:
+    from exact_law import assert_reaches_target
+
+    assert_reaches_target(sz.get_sampler(name))
