@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from samplerzoo import testing
+from samplerzoo.denoiser import Denoiser
 from samplerzoo.registry import SamplerSpec
 from samplerzoo.schedules import SigmaRange, karras
 
@@ -34,17 +35,23 @@ class OneHotDraws:
         return draw
 
 
-def exact_moments(spec: SamplerSpec, steps: int, max_draws_per_step: int = 4, **options: Any) -> tuple[float, float]:
-    """Mean and standard deviation of the sampler's output law on N(0.3, 0.5^2), on the kit's sigmas."""
-    problem = testing.gaussian_problem(dim=1)
-    sigmas = karras(steps, SigmaRange(0.01, 20.0))
-    batch = 2 + max_draws_per_step * steps
+def affine_law(spec: SamplerSpec, sigmas: Tensor, problem: Denoiser, max_draws_per_step: int = 4,
+               **options: Any) -> tuple[float, float, Tensor]:
+    """(c, a, b): the sampler's output x_N = a x_0 + sum_k b_k z_k + c on a 1-D affine ``problem``."""
+    batch = 2 + max_draws_per_step * (len(sigmas) - 1)
     x = torch.zeros(batch, 1, dtype=torch.float64)
     x[1] = 1.0
     noise = OneHotDraws(batch)
     out = spec.fn(testing.model_for(spec, problem), x, sigmas, noise=noise, **options)[:, 0]
-    c, a, b = out[0], out[1] - out[0], out[2:2 + noise.draws] - out[0]
-    return float(c), math.sqrt(float(a**2 * sigmas[0] ** 2 + (b**2).sum()))
+    return float(out[0]), float(out[1] - out[0]), out[2:2 + noise.draws] - out[0]
+
+
+def exact_moments(spec: SamplerSpec, steps: int, max_draws_per_step: int = 4, **options: Any) -> tuple[float, float]:
+    """Mean and standard deviation of the sampler's output law on N(0.3, 0.5^2), on the kit's sigmas and start
+    N(0, sigma_0^2)."""
+    sigmas = karras(steps, SigmaRange(0.01, 20.0))
+    c, a, b = affine_law(spec, sigmas, testing.gaussian_problem(dim=1), max_draws_per_step, **options)
+    return c, math.sqrt(a**2 * float(sigmas[0]) ** 2 + float((b**2).sum()))
 
 
 def assert_reaches_target(spec: SamplerSpec, **options: Any) -> None:
