@@ -69,16 +69,6 @@ def sample_ddpm(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampl
                               callback)
 
 
-def sample_lcm(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
-               callback: Callback | None = None, s_noise: float = 1.0) -> Tensor:
-    """Consistency-model multistep sampling as LCM uses it: jump to x = D(x, sigma), then re-noise to the next level,
-    x + sigma_next s_noise z (Song et al. 2023, Consistency Models, Alg. 1; Luo et al. 2023, LCM, Alg. 3): the
-    ancestral step with sigma_down = 0 and sigma_up = sigma_next. The consistency boundary condition (c_skip, c_out
-    of a consistency model) belongs to the checkpoint's parameterization, not the sampler."""
-    return ancestral_sampling(model, x, sigmas, lambda i: (sigmas[i + 1] * 0, sigmas[i + 1]), noise, callback,
-                              s_noise)
-
-
 SPECS = [
     SamplerSpec("euler_ancestral", sample_euler_ancestral, order=1, stochastic=True,
                 aliases=("euler_a", "EulerAncestralDiscreteScheduler"),
@@ -90,8 +80,4 @@ SPECS = [
     SamplerSpec("ddpm", sample_ddpm, order=1, stochastic=True, aliases=("DDPMScheduler",),
                 paper="Ho et al. 2020, Denoising Diffusion Probabilistic Models, Alg. 2",
                 reference="diffusers.DDPMScheduler"),
-    SamplerSpec("lcm", sample_lcm, order=1, stochastic=True, aliases=("LCMScheduler", "consistency_multistep"),
-                paper="Song et al. 2023, Consistency Models, Alg. 1; Luo et al. 2023, Latent Consistency Models, "
-                      "Alg. 3",
-                reference="diffusers.LCMScheduler; ComfyUI comfy/k_diffusion/sampling.py sample_lcm"),
 ]
