@@ -3,7 +3,8 @@
 For each checkpoint: 2,000 samples with Heun at 35 NFE (seeds 0..1999); the classifier's class histogram
 of the samples (and its distance from uniform), its mean confidence on samples against its confidence on
 held-out real digits, and the FID/KID of the samples next to the floor (held-out real images against the
-training split). Writes results/digits-quality.md.
+training split). Writes results/digits-quality.md. An entry NAME:SAMPLER:SCHEDULE (e.g. digits-flow:flow_heun:normal)
+measures a checkpoint with another sampler and schedule at the same 35 NFE.
 
     python benchmarks/digits_quality.py [--checkpoints digits,digits-v,...] [--samples 2000]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -26,12 +28,13 @@ from samplerzoo.denoiser import decode
 from samplerzoo.guidance import class_conditioned
 
 
-def sample(model: sz.Checkpoint, n: int, batch: int = 500) -> torch.Tensor:
+def sample(model: sz.Checkpoint, n: int, batch: int = 500, sampler: str = "heun",
+           schedule: str = "karras") -> torch.Tensor:
     """n images (decoded, for a latent checkpoint), batch by batch."""
     images = []
     for start in range(0, n, batch):
         seeds = range(start, min(start + batch, n))
-        run = sz.generate(class_conditioned(model, seeds), "heun", 35, seeds, model.sample_shape)
+        run = sz.generate(class_conditioned(model, seeds), sampler, 35, seeds, model.sample_shape, schedule=schedule)
         images.append(decode(model, run.samples))
     return torch.cat(images)
 
@@ -64,7 +67,7 @@ def main() -> None:
     floor_metrics = floor(base)
     lines = [
         "# Digits checkpoints: sample quality", "",
-        f"Command: `python benchmarks/digits_quality.py --samples {args.samples}` "
+        f"Command: `python benchmarks/digits_quality.py {' '.join(sys.argv[1:])}` "
         f"({platform.machine()}, torch {torch.__version__}, samplerzoo {sz.__version__}).", "",
         f"Each checkpoint: {args.samples} samples, Heun (EDM Alg. 2) at exactly 35 NFE on the karras schedule, "
         "seeds 0.. (class-conditional: label seed % 10, no guidance); a latent checkpoint's samples are decoded by its "
@@ -80,10 +83,14 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
     ]
     notes = []
-    for name in args.checkpoints.split(","):
+    for entry in args.checkpoints.split(","):
+        name, *setting = entry.split(":")
         start = time.perf_counter()
         model = sz.load(name)
-        samples = sample(model, args.samples)
+        samples = sample(model, args.samples, 500, *setting)
+        if not torch.isfinite(samples).all():
+            lines.append(f"| {entry} | non-finite samples: not measured | | | | | |")
+            continue
         with torch.no_grad():
             probs = classifier(samples.clamp(-1, 1)).softmax(-1)
         histogram = probs.argmax(-1).bincount(minlength=10)
@@ -91,7 +98,8 @@ def main() -> None:
         metrics = measure(TensorImages(to_uint8(samples)), reference_images("digits-train"), "digits-train",
                           ["fid", "kid"])
         seconds = time.perf_counter() - start
-        lines.append(f"| {name} | {' '.join(map(str, histogram.tolist()))} | {tv:.3f} | "
+        label = f"{name} ({setting[0]}, {setting[1]})" if setting else name
+        lines.append(f"| {label} | {' '.join(map(str, histogram.tolist()))} | {tv:.3f} | "
                      f"{probs.max(-1).values.mean().item():.4f} | {metrics['fid']:.3f} | {metrics['kid']:.4f} | "
                      f"{seconds:.0f} |")
         print(lines[-1], flush=True)

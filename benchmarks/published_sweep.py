@@ -1,12 +1,14 @@
 """The published sweep (results/sweeps/): every registered sampler on a checkpoint, FID/KID against NFE.
 
 Deterministic samplers run at NFE 3, 4, 5, 6, 8, 10, 15, 20, 35, 50 and stochastic ones at 10, 20, 50, on the
-karras schedule with the automatic final step, 2,000 samples a point (seeds 0..1999). Adaptive samplers
-(dopri5, dpm_adaptive) choose their own NFE and are left out. Points already in the results file are skipped,
-so an interrupted run resumes where it stopped and a newly registered sampler only adds its own points.
+karras schedule (a flow checkpoint: ``normal``, diffusers' FlowMatch timesteps from t = 1, sigma = inf) with the
+automatic final step, 2,000 samples a point (seeds 0..1999). Adaptive samplers (dopri5, dpm_adaptive) choose their
+own NFE and are left out. Points already in the results file are skipped, so an interrupted run resumes where it
+stopped and a newly registered sampler only adds its own points.
 
     python benchmarks/published_sweep.py --checkpoint digits-ideal
     python benchmarks/published_sweep.py --checkpoint digits
+    python benchmarks/published_sweep.py --checkpoint digits-flow        # --schedules normal,karras for both
     zoo report results/sweeps/digits.jsonl results/sweeps/digits-ideal.jsonl
 """
 
@@ -23,6 +25,16 @@ DETERMINISTIC_NFE = [3, 4, 5, 6, 8, 10, 15, 20, 35, 50]
 STOCHASTIC_NFE = [10, 20, 50]
 
 
+def default_schedule(checkpoint: str) -> str:
+    """karras, or ``normal`` for a flow checkpoint (the timesteps its diffusers scheduler samples on)."""
+    spec = sz.get_checkpoints().get(checkpoint)
+    return "normal" if spec is not None and spec.prediction == "flow" else "karras"
+
+
+def parse(nfes: str) -> list[int]:
+    return [int(n) for n in nfes.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default="digits")
@@ -31,20 +43,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("results/sweeps"))
     parser.add_argument("--samplers", help="comma-separated subset (default: every registered sampler)")
+    parser.add_argument("--schedules", help="comma-separated (default: karras; normal for a flow checkpoint)")
+    parser.add_argument("--deterministic-nfe", default=",".join(map(str, DETERMINISTIC_NFE)))
+    parser.add_argument("--stochastic-nfe", default=",".join(map(str, STOCHASTIC_NFE)))
     args = parser.parse_args()
+    schedules = args.schedules.split(",") if args.schedules else [default_schedule(args.checkpoint)]
     names = args.samplers.split(",") if args.samplers else sorted(sz.get_samplers())
     specs = [sz.get_sampler(name) for name in names]
-    groups = [([s.name for s in specs if not s.stochastic and not s.adaptive], DETERMINISTIC_NFE),
-              ([s.name for s in specs if s.stochastic], STOCHASTIC_NFE)]
+    groups = [([s.name for s in specs if not s.stochastic and not s.adaptive], parse(args.deterministic_nfe)),
+              ([s.name for s in specs if s.stochastic], parse(args.stochastic_nfe))]
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / f"{args.checkpoint}.jsonl"
     begin = time.perf_counter()
     for samplers, nfes in groups:
         for name in samplers:  # one sampler at a time, so progress shows in the results file as it goes
-            rows = sweep(args.checkpoint, [name], ["karras"], nfes, args.samples, 0, results, batch=args.batch,
+            rows = sweep(args.checkpoint, [name], schedules, nfes, args.samples, 0, results, batch=args.batch,
                          device=args.device)
-            fids = ", ".join(f"{r['requested_nfe']}:{r['metrics']['fid']:.3f}" if r["status"] == "ok"
-                             else f"{r['requested_nfe']}:-" for r in rows)
+            fids = ", ".join(f"{r['schedule']}/{r['requested_nfe']}:{r['metrics']['fid']:.3f}" if r["status"] == "ok"
+                             else f"{r['schedule']}/{r['requested_nfe']}:-" for r in rows)
             print(f"{name:28s} {fids}  ({time.perf_counter() - begin:.0f} s so far)", flush=True)
     print(f"total wall time of this run: {time.perf_counter() - begin:.0f} s")
 

@@ -1,13 +1,19 @@
-"""Adapters: a network predicting epsilon, v, x0, a score or EDM's F becomes a Denoiser.
+"""Adapters: a network predicting epsilon, v, x0, a score, EDM's F or a flow velocity becomes a Denoiser.
 
 Every adapter has the shape of EDM's preconditioners (Karras et al. 2022, Eq. 7):
 ``D(x, sigma) = c_skip * x + c_out * net(c_in * x, c_noise)``. The noise schedule supplies ``c_in``
 and ``c_noise`` (how the network was conditioned); the parameterization supplies ``c_skip`` and
 ``c_out`` (what the network predicts).
+
+At sigma = inf (a flow model's t = 1, zero terminal SNR) the denoiser is given the state normalised by sigma,
+x / sigma (the unit start noise), and uses the limits sigma c_skip, sigma c_in (-> 1: every schedule that reaches
+inf feeds the network the unit noise) and c_out; epsilon and score predictions have none (D = x - sigma eps needs
+eps exactly at infinite sigma), so they refuse.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .denoiser import Denoiser
-from .errors import UnknownNameError
+from .errors import SamplerzooError, UnknownNameError
 from .guidance import Conditioner, condition_on_labels
 from .noise_schedules import NoiseSchedule
 
@@ -52,14 +58,31 @@ def edm_coefficients(sigma: Tensor, c_in: Tensor, schedule: NoiseSchedule) -> tu
     return sd**2 / (sigma**2 + sd**2), sigma * sd / (sigma**2 + sd**2).sqrt()
 
 
+def flow_coefficients(sigma: Tensor, c_in: Tensor, schedule: NoiseSchedule) -> tuple[Tensor, Tensor]:
+    """Rectified-flow velocity v = eps - x0 on x_t = (1 - t) x0 + t eps: x0 = x_t - t v, i.e. c_skip = 1/(1 + sigma),
+    c_out = -sigma/(1 + sigma) (Esser et al. 2024, Eq. 2; ComfyUI's CONST, diffusers' flow_prediction)."""
+    return 1 / (1 + sigma), -sigma / (1 + sigma)
+
+
 PARAMETERIZATIONS: dict[str, Coefficients] = {
     "epsilon": epsilon_coefficients,
     "v": v_coefficients,
     "x0": x0_coefficients,
     "score": score_coefficients,
     "edm": edm_coefficients,
+    "flow": flow_coefficients,
 }
-PARAMETERIZATION_ALIASES = {"eps": "epsilon", "v_prediction": "v", "sample": "x0", "F": "edm"}
+PARAMETERIZATION_ALIASES = {"eps": "epsilon", "v_prediction": "v", "sample": "x0", "F": "edm",
+                            "flow_prediction": "flow", "velocity": "flow", "const": "flow",
+                            # TrigFlow's D = cos(t) x_t - sin(t) sigma_d F is v-prediction with sigma_data = sigma_d
+                            "trigflow": "v"}
+LIMITS_AT_INFINITY: dict[str, Callable[[NoiseSchedule], tuple[float, float]]] = {
+    "v": lambda schedule: (0.0, -schedule.sigma_data),
+    "x0": lambda schedule: (0.0, 1.0),
+    "edm": lambda schedule: (0.0, schedule.sigma_data),
+    "flow": lambda schedule: (1.0, -1.0),
+}
+"""(lim sigma c_skip, lim c_out) as sigma -> inf, the coefficients of D on the normalised state x / sigma."""
 
 
 def parameterization(name: str) -> str:
@@ -122,10 +145,30 @@ class NetworkDenoiser(nn.Module):
                                conditioner=self.conditioner)
 
     def coefficients(self, sigma: Tensor, ndim: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(c_skip, c_out, c_in) for a (batch,) sigma, shaped to broadcast over ``ndim``-dimensional x."""
+        """(c_skip, c_out, c_in) for a (batch,) sigma, shaped to broadcast over ``ndim``-dimensional x; where sigma
+        is inf (a schedule that reaches it), the limits that multiply the normalised state x / sigma. No host sync:
+        :meth:`check_infinite_sigma` is asked once, before sampling from inf."""
         s = sigma.reshape(-1, *([1] * (ndim - 1)))
-        c_in = self.schedule.c_in(s)
-        return (*self._coefficients(s, c_in, self.schedule), c_in)
+        if math.isfinite(self.schedule.sigma_max):
+            c_in = self.schedule.c_in(s)
+            return (*self._coefficients(s, c_in, self.schedule), c_in)
+        infinite = torch.isinf(s)
+        finite = torch.where(infinite, torch.ones_like(s), s)
+        c_in = self.schedule.c_in(finite)
+        c_skip, c_out = self._coefficients(finite, c_in, self.schedule)
+        limits = LIMITS_AT_INFINITY.get(self.prediction)
+        skip_limit, out_limit = limits(self.schedule) if limits is not None else (math.nan, math.nan)
+        return (torch.where(infinite, skip_limit, c_skip), torch.where(infinite, out_limit, c_out),
+                torch.where(infinite, 1.0, c_in))
+
+    def check_infinite_sigma(self) -> None:
+        """Raise the one-line reason this model cannot be evaluated at sigma = inf, if there is one."""
+        if not math.isinf(self.schedule.sigma_max):
+            raise SamplerzooError(f"this checkpoint was trained up to sigma_max = {self.schedule.sigma_max:.4g} "
+                                  f"({type(self.schedule).__name__}); it cannot be evaluated at sigma = inf")
+        if self.prediction not in LIMITS_AT_INFINITY:
+            raise SamplerzooError(f"{self.prediction} prediction is undefined at sigma = inf (zero terminal SNR): its "
+                                  "D = x + ... weights the infinite x by 1; use v, flow or x0 prediction")
 
     def forward(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         """D in the dtype of x: the coefficients in float32 at least, the network in the dtype of its weights."""

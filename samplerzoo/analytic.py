@@ -4,6 +4,7 @@ For data distributed as an isotropic Gaussian mixture sum_k w_k N(mu_k, s_k^2 I)
 level sigma is sum_k w_k N(mu_k, (s_k^2 + sigma^2) I) and the ideal denoiser (Tweedie's formula) is
 D(x, sigma) = sum_k r_k(x) [mu_k + s_k^2 / (s_k^2 + sigma^2) (x - mu_k)], with r_k the posterior
 responsibilities. A finite data set is the mixture with s_k = 0 (D is a softmax-weighted mean of the data).
+At sigma = inf (given the normalised state, the Denoiser convention) D is the prior mean sum_k w_k mu_k.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ class GaussianMixture:
         return self._component_log_probs(x, sigma).logsumexp(-1)
 
     def responsibilities(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Posterior weights r_k(x) of each component given the noisy x, shape ``(batch, K)``."""
-        return self._component_log_probs(x, sigma).softmax(-1)
+        """Posterior weights r_k(x) of each component given the noisy x, shape ``(batch, K)``; at sigma = inf the
+        noise says nothing about the component, so they are the prior weights."""
+        infinite = torch.isinf(sigma.reshape(-1, 1)).to(x.device)
+        return torch.where(infinite, self.weights.to(x), self._component_log_probs(x, sigma).softmax(-1))
 
     def __call__(self, x: Tensor, sigma: Tensor, class_labels: Tensor | None = None, **cond: Any) -> Tensor:
         """The exact denoiser; with ``class_labels`` (component indices) the exact class-conditional one. A float16

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import schedules
+from . import published_schedules, schedule_files, schedules, time_schedules
 from .analytic import GaussianMixture, finite_dataset
 from .checkpoints import CheckpointSpec
 from .checkpoints.diffusers_format import load_diffusers, noise_schedule
@@ -22,6 +22,7 @@ from .samplers import (
     ancestral,
     cfg_pp,
     dpm_solver,
+    flow,
     langevin,
     multistep,
     ode,
@@ -32,7 +33,8 @@ from .samplers import (
     unipc,
 )
 
-SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, cfg_pp, singlestep,
+KARRAS_2022 = "Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models"
+SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, flow, cfg_pp, singlestep,
                    ablation, seeds)
 
 
@@ -45,19 +47,54 @@ def register_samplers(register: Callable[[SamplerSpec], None]) -> None:
 
 @hookimpl
 def register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
-    register(ScheduleSpec("karras", schedules.karras, "rho-spaced sigmas (Karras et al. 2022, Eq. 5)"))
+    register(ScheduleSpec("karras", schedules.karras, "rho-spaced sigmas (Karras et al. 2022, Eq. 5)",
+                          paper=f"{KARRAS_2022}, Eq. 5", reference="k_diffusion.sampling.get_sigmas_karras"))
     register(ScheduleSpec("exponential", schedules.exponential,
                           "log-uniform sigmas = uniform log-SNR steps (DPM-Solver's 'logSNR')",
-                          aliases=("logsnr", "uniform_logsnr")))
-    register(ScheduleSpec("polyexponential", schedules.polyexponential, "polynomial ramp in log sigma"))
+                          aliases=("logsnr", "uniform_logsnr"), paper="Lu et al. 2022, DPM-Solver, Sec. 3.3",
+                          reference="k_diffusion.sampling.get_sigmas_exponential"))
+    register(ScheduleSpec("polyexponential", schedules.polyexponential, "polynomial ramp in log sigma",
+                          paper="k-diffusion (Crowson)", reference="k_diffusion.sampling.get_sigmas_polyexponential"))
     register(ScheduleSpec("vp", schedules.vp, "time-uniform steps of the continuous VP SDE",
-                          aliases=("time_uniform",)))
+                          aliases=("time_uniform",), paper=f"{KARRAS_2022}, Table 1 (VP)",
+                          reference="k_diffusion.sampling.get_sigmas_vp"))
     register(ScheduleSpec("linspace", schedules.linspace, "timesteps evenly spaced over the trained table",
-                          needs_table=True))
+                          needs_table=True, paper="Lin et al. 2024, Common Diffusion Noise Schedules and Sample Steps "
+                          "are Flawed, Table 2", reference="k_diffusion.external.DiscreteSchedule.get_sigmas"))
     register(ScheduleSpec("leading", schedules.leading, "DDIM's leading spacing over the trained table",
-                          needs_table=True))
+                          needs_table=True, paper="Song et al. 2021, DDIM; Lin et al. 2024, Table 2",
+                          reference="diffusers timestep_spacing='leading' (formula)"))
     register(ScheduleSpec("trailing", schedules.trailing, "trailing spacing over the trained table",
-                          needs_table=True))
+                          needs_table=True, paper="Lin et al. 2024, Table 2",
+                          reference="diffusers timestep_spacing='trailing' (numpy formula)"))
+    for name, fn, description, extra in time_schedules.SCHEDULES:
+        register(ScheduleSpec(name, fn, description, **extra))
+    register_published_schedules(register)
+
+
+def register_published_schedules(register: Callable[[ScheduleSpec], None]) -> None:
+    """ComfyUI's ddim_uniform, Laplace, EDM's iDDPM ladder, Align Your Steps, and schedule files."""
+    register(ScheduleSpec("ddim_uniform", published_schedules.ddim_uniform,
+                          "CompVis/ComfyUI DDIM uniform ladder 1 + k (T // n) over the trained table", needs_table=True,
+                          paper="Song et al. 2021, DDIM (CompVis make_ddim_timesteps 'uniform')",
+                          reference="ComfyUI ddim_scheduler (formula)"))
+    register(ScheduleSpec("laplace", published_schedules.laplace, "log sigma at Laplace(mu, beta) quantiles",
+                          paper="Hang et al. 2024, Improved Noise Schedule for Diffusion Training (arXiv:2407.03297)",
+                          reference="ComfyUI get_sigmas_laplace (formula)"))
+    register(ScheduleSpec("iddpm", published_schedules.iddpm, "EDM's iDDPM discretization (C_1, C_2, M)",
+                          aliases=("improved_ddpm",), paper=f"{KARRAS_2022}, Table 1 (iDDPM + DDIM)",
+                          reference="NVlabs/edm ablation_sampler discretization='iddpm' (its recursion, closed form)"))
+    register(ScheduleSpec("ays", published_schedules.ays,
+                          "Align Your Steps, published 10-step tables, log-linear to n steps: ays:sd15|sdxl|svd",
+                          aliases=("align_your_steps",),
+                          paper="Sabour, Fidler & Kreis 2024, Align Your Steps: Optimizing Sampling Schedules in "
+                                "Diffusion Models", reference="diffusers AysSchedules; ComfyUI AlignYourStepsScheduler",
+                          argument=lambda text: {"model_type": published_schedules.ays_model(text)},
+                          argument_help="sd15, sdxl or svd"))
+    register(ScheduleSpec("file", schedule_files.file_schedule,
+                          "the sigmas of a schedule file (zoo tune writes them): file:PATH",
+                          paper="zoo tune (GITS, OptimalSteps, Analytic-DPM trajectories)",
+                          argument=schedule_files.bind_file, argument_help="PATH"))
 
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -68,6 +105,8 @@ SHIPPED = {
     "digits-edm": "EDM-preconditioned UNet on digits, continuous sigma",
     "digits-cond": "class-conditional epsilon UNet on digits, label dropout 0.1 for classifier-free guidance",
     "digits-latent": "class-conditional DiT on the latents (2x4x4) of a digits AutoencoderKL, a DiTPipeline",
+    "digits-flow": "rectified-flow velocity UNet on digits, logit-normal t (SD3), FlowMatchEuler config, shift 1",
+    "digits-zsnr": "v-prediction UNet on digits, zero terminal SNR (rescaled linear betas), trailing spacing",
 }
 
 

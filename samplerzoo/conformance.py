@@ -7,6 +7,7 @@ tests, directly or through the pytest plugin (:mod:`samplerzoo.pytest_plugin`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,10 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import testing
+from . import laws, testing
 from .analytic import Gaussian, GaussianMixture
 from .denoiser import Denoiser
-from .errors import UnreachableNFEError
+from .errors import SamplerzooError, UnreachableNFEError
 from .noise import NoiseSampler, SeededNoise
 from .plugins import get_sampler, registry
 from .registry import SamplerSpec
@@ -29,6 +30,10 @@ ReferenceFn = Callable[[Denoiser, Tensor, Tensor, NoiseSampler], Tensor]
 noise_sampler=noise, disable=True)``."""
 
 RANGE = SigmaRange(0.05, 10.0)
+EXACT_LAW = 1e-12
+"""A law this close to the target is exact (Analytic-DDPM on a Gaussian): it has no error left to shrink."""
+MIXTURE_SAMPLES, MIXTURE_STEPS, MIXTURE_ALPHA = 10000, 200, 1e-3
+"""The mixture test's defaults: samples, steps, and the level (its false-alarm rate for an exact sampler)."""
 
 
 def _require(ok: bool, message: str) -> None:
@@ -131,13 +136,58 @@ def check_reaches_target(spec: SamplerSpec, n: int = 4000, steps: tuple[int, int
              f"and {std_target} within {5 * se_mean:.3f}")
 
 
+def check_gaussian_law(spec: SamplerSpec, steps: Sequence[int] = (25, 50, 100, 200), joint: bool | None = None,
+                       **options: Any) -> None:
+    """A stochastic sampler's exact law on N(0.3, 0.5^2) (:func:`samplerzoo.laws.affine_law`, started from the exact
+    marginal at sigma = 20) approaches the target (:func:`samplerzoo.laws.exact_law`: given the start for a
+    ``reverse_sde`` sampler, else the marginal) at its weak order p at least: each doubling of the steps divides the
+    2-Wasserstein distance by 2^(p - 1/2) or more, on schedules landing on 0 and stopping at sigma_min. A law that stops
+    converging (too much or too little noise, a dropped term) or sits on the wrong side of the posterior (no noise at
+    all) fails. Runs with ``spec.law_options`` under ``options``; AssertionError if the sampler is not affine there."""
+    options = {**spec.law_options, **options}
+    joint = spec.reverse_sde if joint is None else joint
+    kind = "law given the start" if joint else "marginal law"
+    for to_zero in (True, False):
+        errors = [laws.gaussian_law_error(spec, n, to_zero, joint, **options) for n in steps]
+        for (coarse, e_coarse), (fine, e_fine) in itertools.pairwise(zip(steps, errors, strict=True)):
+            needed = (fine / coarse) ** (spec.weak_order - 0.5)
+            _require(e_fine <= EXACT_LAW or e_coarse >= needed * e_fine,
+                     f"{spec.name}: exact {kind} {e_coarse:.3g} from the target at {coarse} steps, {e_fine:.3g} at "
+                     f"{fine} ({'to 0' if to_zero else 'to sigma_min'}): must shrink {needed:.2f}x (weak order "
+                     f"{spec.weak_order})")
+
+
+def check_mixture_law(spec: SamplerSpec, n: int = MIXTURE_SAMPLES, steps: int = MIXTURE_STEPS,
+                      alpha: float = MIXTURE_ALPHA, seed: int = 0, joint: bool | None = None, **options: Any) -> None:
+    """A stochastic sampler's outputs on a 2-D three-component mixture pass Neyman's smooth test of the target law
+    (:func:`samplerzoo.laws.mixture_law_pvalue`: the posterior given the start for a ``reverse_sde`` sampler, else the
+    marginal) at level ``alpha``, from exact starts at sigma = 2 over ``steps`` karras steps to 0.01. With the
+    defaults (fixed seeds) a deterministic solver and 5% too much noise fail it (tests/test_laws.py; its power is
+    measured by benchmarks/law_power.py). Runs with ``spec.law_options`` under ``options``."""
+    options = {**spec.law_options, **options}
+    p = laws.mixture_law_pvalue(spec, testing.mixture_problem(dim=2), n, steps, joint, seed, **options)
+    _require(p >= alpha, f"{spec.name}: {n} outputs on the mixture fail the smooth test of their target law "
+                         f"(p = {p:.2g} < {alpha:g}; {steps} steps)")
+
+
+def check_law(spec: SamplerSpec, **options: Any) -> None:
+    """:func:`check_gaussian_law` where the sampler is affine on a Gaussian, else the Monte-Carlo
+    :func:`check_reaches_target` (e.g. ``pc``, whose step sizes depend on norms)."""
+    try:
+        laws.affine_law(spec, laws.gaussian_schedule(3, True), **{**spec.law_options, **options})
+    except laws.NotAffineError:
+        check_reaches_target(spec, **options)
+        return
+    check_gaussian_law(spec, **options)
+
+
 def check_convergence_order(spec: SamplerSpec, tolerance: float = 0.3, problem: GaussianMixture | None = None,
                             **options: Any) -> None:
     """A deterministic sampler's global error falls with the slope ``spec.convergence_order``
     (:func:`samplerzoo.testing.fitted_order`; on the Gaussian's closed form unless another ``problem`` is given);
-    a stochastic one must pass :func:`check_reaches_target`."""
+    a stochastic one must pass :func:`check_law`."""
     if spec.stochastic:
-        check_reaches_target(spec, **options)
+        check_law(spec, **options)
         return
     problem = problem or testing.gaussian_problem()
     fitted, expected = testing.fitted_order(spec, problem=problem, **options), spec.convergence_order
@@ -158,16 +208,69 @@ def check_reference_agreement(spec: SamplerSpec, reference: ReferenceFn, atol: f
                           f"(allowed {atol:g})")
 
 
+INFINITE_START_SAMPLES = (200, 1000, 250)
+"""Samples of :func:`check_infinite_start` for a deterministic, a stochastic and a Brownian (slower noise) sampler."""
+
+
+def check_infinite_start(spec: SamplerSpec, nfe: int = 24, **options: Any) -> None:
+    """Started at sigma = inf (pure noise; :func:`samplerzoo.testing.infinite_start`, through ``generate()``), the
+    samples are finite, the counted NFE is the requested budget, and they are right: a deterministic sampler's
+    error against the exact solution from infinity is below 0.05 at 4 ``nfe`` and at most half (or 1e-4) its error
+    at ``nfe``, and its mean error (the first step's own error is odd in the noise) within 1e-3; a stochastic
+    sampler's mean and std equal those of the same sampler started one level later from the exact state, within 5
+    standard errors plus the std the first step from infinity gives up by design (D + sigma_1 n has spread sigma_1
+    where the exact state has sqrt(sigma_1^2 + std^2))."""
+    runs = []
+    for budget in (nfe, 4 * nfe) if not spec.stochastic else (nfe,):
+        try:
+            run = testing.infinite_start(spec, n=INFINITE_START_SAMPLES[spec.stochastic + spec.brownian], nfe=budget,
+                                         **options)
+        except SamplerzooError as exc:
+            raise AssertionError(f"{spec.name}: from sigma = inf: {exc}") from None
+        finite = bool(torch.isfinite(run.samples).all())
+        _require(finite, f"{spec.name}: from sigma = inf the samples are not finite")
+        _require(run.requested is None or run.counted == run.requested,
+                 f"{spec.name}: from sigma = inf NFE {run.requested} made {run.counted} denoiser calls")
+        runs.append(run)
+    if not spec.stochastic:
+        differences = [run.samples - testing.exact_from_infinity(run) for run in runs]
+        errors = [float(d.abs().max()) for d in differences]
+        bias = float(differences[-1].mean())
+        _require(abs(bias) <= 1e-3, f"{spec.name}: from sigma = inf the samples are off the exact solution by "
+                                    f"{bias:.3g} on average (allowed 1e-3): is D(n; inf) used?")
+        if spec.adaptive:
+            _require(errors[-1] < 0.05, f"{spec.name}: from sigma = inf the error is {errors[-1]:.3g} (allowed 0.05)")
+            return
+        _require(errors[1] < 0.05 and errors[1] <= max(errors[0] / 2, 1e-4),
+                 f"{spec.name}: from sigma = inf the error is {errors[0]:.3g} at {runs[0].requested} NFE and "
+                 f"{errors[1]:.3g} at {runs[1].requested}: it must halve and end below 0.05")
+        return
+    run = runs[0]
+    reference = testing.restarted_from_exact(spec, run, **options)
+    sigma_1, std = float(run.sigmas[1]), testing.infinite_start_problem().std
+    se = float(reference.std()) / math.sqrt(reference.numel())
+    given_up = (1 - sigma_1 / math.sqrt(sigma_1**2 + std**2)) * float(reference.std())
+    for what, ours, theirs, allowed in (("mean", run.samples.mean(), reference.mean(), 5 * se),
+                                        ("std", run.samples.std(), reference.std(), 5 * se + given_up)):
+        _require(abs(float(ours - theirs)) <= allowed,
+                 f"{spec.name}: from sigma = inf the sample {what} is {float(ours):.4f}, started from the exact "
+                 f"state at sigma {sigma_1:.3g} it is {float(theirs):.4f} (allowed {allowed:.3g})")
+
+
 def check_sampler(spec_or_name: SamplerSpec | str, reference: ReferenceFn | None = None,
                   **options: Any) -> list[str]:
     """Run every check that applies (an adaptive sampler has no NFE budget and, when deterministic, no step count
-    to fit an order on); return the names of the checks run."""
+    to fit an order on; a stochastic one has its law checked instead of an order); return the names of the checks
+    run."""
     spec = get_sampler(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
     checks: list[Callable[..., None]] = [check_determinism, check_batch_invariance]
     if not spec.adaptive:
         checks = [check_nfe_accounting, check_nfe_budget, *checks]
-    if not spec.adaptive or spec.stochastic:
+    if spec.stochastic:
+        checks += [check_law, check_mixture_law]
+    elif not spec.adaptive:
         checks.append(check_convergence_order)
+    checks.append(check_infinite_start)
     for check in checks:
         check(spec, **options)
     if reference is not None:

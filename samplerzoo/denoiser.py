@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
 
 
@@ -27,7 +28,11 @@ class NoiseLevels(Protocol):
 
 @runtime_checkable
 class Denoiser(NoiseLevels, Protocol):
-    """``D(x, sigma, **cond) -> x0_hat``, with ``sigma`` a tensor of shape ``(batch,)``."""
+    """``D(x, sigma, **cond) -> x0_hat``, with ``sigma`` a tensor of shape ``(batch,)``.
+
+    Where sigma is inf (a model whose ``sigma_max`` is inf: flow models at t = 1, zero terminal SNR), ``x`` is the
+    state normalised by sigma, x / sigma: the unit start noise (:func:`noised`).
+    """
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor: ...
 
@@ -66,6 +71,11 @@ def forwards_per_call(denoiser: Denoiser) -> int:
     """Network forward passes per sample that one call of ``denoiser`` makes: 1, or what a wrapper declares
     (classifier-free guidance: 2, whether its halves go through the network as one batch or two)."""
     return int(getattr(denoiser, "forwards_per_call", 1))
+
+
+def noised(x0: Tensor, sigma: Tensor, noise: Tensor) -> Tensor:
+    """x0 + sigma n, and at sigma = inf the normalised state n itself (``sigma`` broadcasts against x0)."""
+    return torch.where(torch.isinf(sigma), noise, x0 + torch.where(torch.isinf(sigma), 0, sigma) * noise)
 
 
 class CountingDenoiser:

@@ -3,6 +3,8 @@ a file (write a temporary file beside the target, fsync it, then ``os.replace``)
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -55,3 +57,18 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@functools.cache
+def _sha256(path: str, size: int, mtime: float) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hash(path: Path) -> str:
+    """The SHA-256 of a file (hashed once a process for each size and modification time)."""
+    stat = path.stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime)

@@ -31,6 +31,7 @@ from .guidance import Conditioned
 from .noise import SeededNoise
 from .noise_schedules import SIGMA_TO_T_MODES, DiscreteVP, SigmaToT
 from .samplers.reference import dopri5
+from .schedules import finite_sigma_max
 from .steps import denoise
 
 Divergence = Literal["exact", "hutchinson"]
@@ -100,9 +101,10 @@ def drift_divergence(model: Denoiser, x: Tensor, u: Tensor, probes: Tensor, weig
 
 
 def sigma_range(model: Denoiser, sigma_min: float | None, sigma_max: float | None) -> tuple[float, float]:
-    """The integration range, by default the model's own [sigma_min, sigma_max]; it must lie inside it."""
+    """The integration range, by default the model's own [sigma_min, sigma_max] (an infinite sigma_max: its largest
+    finite trained level); it must lie inside it."""
     low = model.sigma_min if sigma_min is None else sigma_min
-    high = model.sigma_max if sigma_max is None else sigma_max
+    high = finite_sigma_max(model, "the likelihood") if sigma_max is None else sigma_max
     if not low < high:
         raise SamplerzooError(f"sigma_min {low:.6g} must be below sigma_max {high:.6g}")
     if not model.sigma_min <= low < high <= model.sigma_max:

@@ -50,6 +50,18 @@ def interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
     return f0 + w * (f1 - f0)
 
 
+def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
+    """Shift and scale sqrt(alpha_bar) so that it ends at 0 and keeps its first value (Lin et al. 2024, Common
+    Diffusion Noise Schedules and Sample Steps are Flawed, Alg. 1; diffusers' ``rescale_betas_zero_snr``); the last
+    beta becomes 1, alpha_bar_T = 0 exactly (sigma_T = inf)."""
+    root = torch.cumprod(1 - betas, 0).sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * (first / (first - last))
+    alpha_bar = root**2
+    alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])
+    return 1 - alphas
+
+
 def smooth_sigma_to_t(table: Tensor) -> MonotoneCubic:
     """t as a monotone cubic (PCHIP) in log sigma through the trained levels (log table_t, t)."""
     levels = table.log()
@@ -60,7 +72,8 @@ def smooth_sigma_to_t(table: Tensor) -> MonotoneCubic:
 
 
 class DiscreteVP:
-    """A discrete-time VP model trained on ``alphas_cumprod`` (DDPM, iDDPM, LDM).
+    """A discrete-time VP model trained on ``alphas_cumprod`` (DDPM, iDDPM, LDM). With zero terminal SNR (the last
+    alpha_bar = 0, diffusers' ``rescale_betas_zero_snr``) the last trained level is sigma = inf.
 
     ``sigma_to_t`` chooses how a sigma between trained levels becomes a timestep: ``log`` interpolates
     linearly in log sigma (k-diffusion, diffusers' ``_sigma_to_t``), ``linear`` interpolates linearly in
@@ -90,9 +103,11 @@ class DiscreteVP:
 
     @classmethod
     def linear_betas(cls, beta_start: float = 1e-4, beta_end: float = 0.02, steps: int = 1000,
-                     sigma_to_t: SigmaToT = "log") -> DiscreteVP:
-        """DDPM's linear beta schedule (Ho et al. 2020, Sec. 4)."""
+                     sigma_to_t: SigmaToT = "log", zero_terminal_snr: bool = False) -> DiscreteVP:
+        """DDPM's linear beta schedule (Ho et al. 2020, Sec. 4), optionally rescaled to zero terminal SNR."""
         betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
+        if zero_terminal_snr:
+            betas = rescale_zero_terminal_snr(betas)
         return cls(torch.cumprod(1 - betas, 0), sigma_to_t)
 
     @property
@@ -122,6 +137,7 @@ class DiscreteVP:
             t = interp(s.log(), table.log(), steps)
         else:
             t = interp(s, table, steps)
+        t = torch.where(torch.isinf(s), float(len(table) - 1), t)  # zero terminal SNR: sigma = inf is the last level
         return t.to(sigma.dtype)
 
     def sigma(self, t: Tensor) -> Tensor:
@@ -140,12 +156,16 @@ class DiscreteVP:
         return s.to(t.dtype)
 
 
-@dataclass(frozen=True)
-class ContinuousVP:
-    """Continuous VP SDE, beta(t) = beta_min + beta_d * t (Song et al. 2021; Karras et al. 2022, Table 1).
+def time_of_integral(integral: Tensor, beta_min: float, beta_d: float) -> Tensor:
+    """The t >= 0 at which int_0^t beta = beta_d/2 t^2 + beta_min t equals ``integral`` (linear beta(t))."""
+    return ((beta_min**2 + 2 * beta_d * integral).sqrt() - beta_min) / beta_d
 
-    The network's time input is ``(M - 1) * t`` (EDM's VPPrecond, score_sde's DDPM++ cont.).
-    """
+
+@dataclass(frozen=True)
+class LinearBetaSDE:
+    """What the VP and sub-VP SDEs share: beta(t) = beta_min + beta_d t on [eps_t, 1] and the network's time input
+    ``(M - 1) * t`` (EDM's VPPrecond, score_sde's DDPM++ cont.). Subclasses give ``sigma(t)``, its inverse ``t`` and
+    ``c_in``."""
 
     beta_min: float = 0.1
     beta_d: float = 19.9
@@ -153,14 +173,16 @@ class ContinuousVP:
     M: int = 1000
     sigma_data: float = 1.0
 
-    def sigma(self, t: Tensor | float) -> Tensor:
+    def integral(self, t: Tensor | float) -> Tensor:
+        """B(t) = int_0^t beta = beta_d/2 t^2 + beta_min t."""
         t = torch.as_tensor(t, dtype=torch.float64)
-        return (torch.exp(0.5 * self.beta_d * t**2 + self.beta_min * t) - 1).sqrt()
+        return 0.5 * self.beta_d * t**2 + self.beta_min * t
+
+    def sigma(self, t: Tensor | float) -> Tensor:
+        raise NotImplementedError
 
     def t(self, sigma: Tensor) -> Tensor:
-        """Solve beta_d/2 t^2 + beta_min t = log(1 + sigma^2) for t >= 0."""
-        b = self.beta_min
-        return ((b**2 + 2 * self.beta_d * torch.log1p(sigma**2)).sqrt() - b) / self.beta_d
+        raise NotImplementedError
 
     @property
     def sigma_min(self) -> float:
@@ -174,16 +196,51 @@ class ContinuousVP:
     def sigma_table(self) -> None:
         return None
 
-    def c_in(self, sigma: Tensor) -> Tensor:
-        return vp_input_scale(sigma)
-
     def c_noise(self, sigma: Tensor) -> Tensor:
         return (self.M - 1) * self.t(sigma)
 
     def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor:
-        """t ~ U(eps_t, 1) (Karras et al. 2022, Table 1)."""
+        """t ~ U(eps_t, 1) (Karras et al. 2022, Table 1; score_sde's continuous training)."""
         t = self.eps_t + (1 - self.eps_t) * torch.rand(n, generator=generator, dtype=torch.float64)
         return self.sigma(t).float()
+
+
+@dataclass(frozen=True)
+class ContinuousVP(LinearBetaSDE):
+    """Continuous VP SDE, beta(t) = beta_min + beta_d * t (Song et al. 2021; Karras et al. 2022, Table 1):
+    sigma(t) = sqrt(e^B(t) - 1)."""
+
+    def sigma(self, t: Tensor | float) -> Tensor:
+        return (torch.exp(self.integral(t)) - 1).sqrt()
+
+    def t(self, sigma: Tensor) -> Tensor:
+        """Solve beta_d/2 t^2 + beta_min t = log(1 + sigma^2) for t >= 0."""
+        return time_of_integral(torch.log1p(sigma**2), self.beta_min, self.beta_d)
+
+    def c_in(self, sigma: Tensor) -> Tensor:
+        return vp_input_scale(sigma)
+
+
+@dataclass(frozen=True)
+class SubVP(LinearBetaSDE):
+    """The sub-VP SDE, dx = -beta/2 x dt + sqrt(beta (1 - e^(-2 int_0^t beta))) dw, beta(t) = beta_min + beta_d t
+    (Song et al. 2021, Eq. 29; the seeds' Liu slides): q(x_t | x_0) = N(zeta x_0, (1 - zeta^2)^2 I) with
+    zeta = e^(-B/2), B(t) = int_0^t beta = beta_d t^2 / 2 + beta_min t.
+
+    In the sigma frame x_t / zeta = x_0 + sigma n with sigma = (1 - zeta^2) / zeta = 2 sinh(B / 2). The network sees
+    zeta * x and the time input (M - 1) t, and predicts the noise, as score_sde's continuous sub-VP models do.
+    """
+
+    def sigma(self, t: Tensor | float) -> Tensor:
+        return 2 * torch.sinh(self.integral(t) / 2)
+
+    def t(self, sigma: Tensor) -> Tensor:
+        """Invert sigma = 2 sinh(B(t) / 2): B = 2 asinh(sigma / 2), then solve the quadratic for t >= 0."""
+        return time_of_integral(2 * torch.asinh(sigma / 2), self.beta_min, self.beta_d)
+
+    def c_in(self, sigma: Tensor) -> Tensor:
+        """zeta = e^(-B/2) = 2 / (sigma + sqrt(sigma^2 + 4)), the root of zeta^2 + sigma zeta - 1 = 0."""
+        return 2 / (sigma + (sigma**2 + 4).sqrt())
 
 
 @dataclass(frozen=True)

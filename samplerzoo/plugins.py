@@ -155,7 +155,11 @@ def get_schedules() -> Mapping[str, ScheduleSpec]:
 
 
 def get_schedule(name: str) -> ScheduleSpec:
-    return registry().schedules.get(name)
+    """A registered schedule by name or alias; ``NAME:ARGUMENT`` binds the argument of a schedule that takes one
+    (``ays:sdxl``, ``file:PATH``), so every command that accepts a schedule name accepts these too."""
+    base, colon, argument = name.partition(":")
+    spec = registry().schedules.get(base)
+    return spec.with_argument(argument) if colon else spec
 
 
 def provenance(kind: str, name: str) -> dict[str, str]:
@@ -163,9 +167,16 @@ def provenance(kind: str, name: str) -> dict[str, str]:
     and version: recorded with every results row."""
     field_name = {"sampler": "samplers", "schedule": "schedules", "checkpoint": "checkpoints"}[kind]
     catalogue: Catalogue[Any] = getattr(registry(), field_name)
-    canonical = catalogue.get(name).name
+    canonical = catalogue.get(name.partition(":")[0] if kind == "schedule" else name).name
     info = next(info for info in registry().plugins.values() if canonical in getattr(info, field_name))
     return {"plugin": info.name, "distribution": info.distribution, "version": info.version}
+
+
+def schedule_name(name: str) -> str:
+    """A schedule request's canonical spelling: its registered name (an alias resolved), its ``:ARGUMENT`` kept
+    (``align_your_steps:sdxl`` -> ``ays:sdxl``); the argument is checked as :func:`get_schedule` checks it."""
+    _, colon, argument = name.partition(":")
+    return get_schedule(name).name + colon + argument
 
 
 def plugin_errors() -> dict[str, list[str]]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from torch import Tensor
@@ -13,6 +13,7 @@ from torch import Tensor
 from .denoiser import Checkpoint
 from .errors import RegistrationError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from .schedules import HasSigmaRange
+from .signatures import check_options, keyword_names
 
 SamplerFn = Callable[..., Tensor]
 """``fn(denoiser, x, sigmas, *, noise=None, callback=None, **options) -> Tensor`` (k-diffusion's convention)."""
@@ -24,6 +25,8 @@ ScheduleFn = Callable[..., Tensor]
 NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 SAMPLER_ARGUMENTS = ("model", "x", "sigmas", "noise", "callback")
 """What the driver passes to every sampler function; the rest of its keyword parameters are its options."""
+SCHEDULE_ARGUMENTS = ("n", "model")
+"""What the driver passes to every schedule function; the rest of its keyword parameters are its options."""
 
 
 def _check_name(kind: str, name: str, aliases: Iterable[str]) -> None:
@@ -82,6 +85,22 @@ class SamplerSpec:
     history yet) carries that step's O(h^2) local error into the result, so its global order is at most 2
     however high its later steps' order; fixed-coefficient Adams-Bashforth on a non-uniform grid and
     DPM-Solver++(3M)'s published second difference (half the Taylor weight) are second order too."""
+    starts_at_infinity: bool = False
+    """The sampler takes the step from sigma = inf itself (given x = the unit start noise, the state normalised by
+    sigma): flow samplers published in flow time t, which start at t = 1. Otherwise ``generate()`` takes that step
+    (one evaluation, in data-prediction form) and hands the sampler the rest of the schedule."""
+    weak_order: int = 1
+    """A stochastic sampler's weak order: the rate at which the law of its output approaches the target law as steps
+    grow (Kloeden & Platen 1992, Sec. 14.1; 1 for Euler-Maruyama-type schemes). The conformance kit checks it on
+    the exact law of a Gaussian target."""
+    reverse_sde: bool = False
+    """True when the stochastic sampler (at ``law_options``) discretises the reverse-time SDE, dx = -2 sigma score
+    dsigma + sqrt(2 sigma) dW backwards in sigma (Anderson 1982; Song et al. 2021, Eq. 6): its output given its start
+    then follows the forward process's posterior p(x_0 | x_T), which the kit checks, not only the marginal. False for
+    samplers whose noise only preserves the marginals (EDM's churn, Restart, Langevin, eta < 1) and for ODE solvers."""
+    law_options: Mapping[str, Any] = field(default_factory=dict)
+    """Options under which the law checks run, where the defaults deliberately miss the target law: EDM's S_noise > 1
+    adds excess noise, Restart's default backward passes take a fixed number of steps whatever the schedule."""
 
     def __post_init__(self) -> None:
         _check_name("sampler", self.name, self.aliases)
@@ -99,19 +118,11 @@ class SamplerSpec:
 
     def option_names(self) -> tuple[str, ...] | None:
         """The sampler's options (its function's keyword parameters); ``None`` when it takes any (``**options``)."""
-        parameters = inspect.signature(self.fn).parameters.values()
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            return None
-        return tuple(p.name for p in parameters if p.name not in SAMPLER_ARGUMENTS
-                     and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+        return keyword_names(self.fn, SAMPLER_ARGUMENTS)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        """Refuse an option the sampler does not take, naming the ones it does."""
-        known = self.option_names()
-        unknown = [name for name in options if known is not None and name not in known]
-        if unknown:
-            raise SamplerzooError(f"sampler {self.name!r} has no option {unknown[0]!r}; accepted: "
-                                  f"{', '.join(sorted(known or [])) or 'no options'}")
+        """Refuse an option the sampler does not take (naming the ones it does), or a value of the wrong type."""
+        check_options(self.fn, options, f"sampler {self.name!r}", SAMPLER_ARGUMENTS)
 
     @property
     def convergence_order(self) -> int:
@@ -161,7 +172,12 @@ class SamplerSpec:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """A sampling schedule; ``needs_table`` marks DDIM-style spacings over a discrete model's trained levels."""
+    """A sampling schedule; ``needs_table`` marks DDIM-style spacings over a discrete model's trained levels.
+
+    A schedule that needs one value to be named (the model Align Your Steps was fitted for, a schedule file's path)
+    declares ``argument``: it turns the text after ``NAME:`` (``ays:sdxl``, ``file:PATH``) into the options it sets,
+    raising a one-line error for a bad value, and ``argument_help`` says what is accepted.
+    """
 
     name: str
     fn: ScheduleFn
@@ -169,6 +185,10 @@ class ScheduleSpec:
     aliases: tuple[str, ...] = ()
     needs_table: bool = False
     plugin: str = ""
+    paper: str = ""
+    reference: str = ""
+    argument: Callable[[str], dict[str, Any]] | None = None
+    argument_help: str = ""
 
     def __post_init__(self) -> None:
         _check_name("schedule", self.name, self.aliases)
@@ -177,6 +197,16 @@ class ScheduleSpec:
 
     def __call__(self, n: int, model: HasSigmaRange, **options: Any) -> Tensor:
         return self.fn(n, model, **options)
+
+    def with_argument(self, text: str) -> ScheduleSpec:
+        """This schedule with the options that ``NAME:text`` sets bound (validated now, before any work)."""
+        if self.argument is None:
+            raise SamplerzooError(f"schedule {self.name!r} takes no ':' argument (got {self.name}:{text})")
+        return replace(self, fn=partial(self.fn, **self.argument(text)))
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse an option the schedule does not take (naming the ones it does), or a value of the wrong type."""
+        check_options(self.fn, options, f"schedule {self.name!r}", SCHEDULE_ARGUMENTS)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,15 @@
-"""Drive a sampler by an NFE budget: schedule, per-sample seeded noise, counted network evaluations."""
+"""Drive a sampler by an NFE budget: schedule, per-sample seeded noise, counted network evaluations.
+
+A schedule may start at sigma = inf (pure noise: a flow model's t = 1, zero terminal SNR), where x = sigma n cannot
+be formed. The start is then the unit noise n, the state normalised by sigma (the Denoiser convention), and
+:func:`run_sampler` takes the first step in data-prediction form, x(sigma_1) = D(n; inf) + sigma_1 n: the exact
+limit of DDIM / Euler from sigma -> inf, one evaluation counted inside the budget. The sampler then runs on the
+rest of the schedule, unchanged; a sampler that declares ``starts_at_infinity`` takes that step itself.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,7 +23,8 @@ from .finite import FiniteWatch, takes_callback
 from .guidance import require_unconditional
 from .noise import BrownianTreeNoise, NoiseSampler, NoiseSource, seeded_noise
 from .plugins import get_sampler, get_schedule
-from .steps import denoise
+from .registry import SamplerSpec
+from .steps import ddim_step, denoise
 
 FinalStep = Literal["auto", "zero", "sigma_min", "denoise"]
 FINAL_STEPS: tuple[str, ...] = ("auto", "zero", "sigma_min", "denoise")
@@ -63,12 +72,61 @@ def nonfinite_reason(count: int, total: int, first_step: int | None, steps: int)
     return f"{count} of {total} samples are not finite (NaN or inf{where})"
 
 
-def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: FinalStep = "auto",
+def sampler_spec(sampler: SamplerSpec | str) -> SamplerSpec:
+    return sampler if isinstance(sampler, SamplerSpec) else get_sampler(sampler)
+
+
+def from_infinity(sigmas: Tensor) -> bool:
+    """Whether the schedule starts at sigma = inf (pure noise)."""
+    return math.isinf(float(sigmas[0]))
+
+
+def run_sampler(spec: SamplerSpec, model: Denoiser, start: Tensor, sigmas: Tensor, noise: NoiseSampler | None = None,
+                **options: Any) -> Tensor:
+    """Run ``spec`` on ``sigmas`` from the unit noise ``start`` (x = sigmas[0] * start), also from sigma = inf."""
+    if not from_infinity(sigmas):
+        return spec.fn(model, start * float(sigmas[0]), sigmas, noise=noise, **options)
+    check_infinite_sigma(model)
+    if spec.starts_at_infinity:
+        return spec.fn(model, start, sigmas, noise=noise, **options)
+    x = ddim_step(start, denoise(model, start, sigmas[0]), sigmas[0], sigmas[1])  # D(n; inf) + sigma_1 n
+    return x if len(sigmas) == 2 else spec.fn(model, x, sigmas[1:], noise=noise, **after_first_step(options))
+
+
+def after_first_step(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with a ``callback`` told the whole run's step numbers: the sampler's step i is step i + 1."""
+    callback = options.get("callback")
+    if callback is None:
+        return options
+    return {**options, "callback": lambda info: callback({**info, "i": info["i"] + 1})}
+
+
+def check_infinite_sigma(model: Denoiser) -> None:
+    """A one-line error, before any work, unless ``model`` can be evaluated at sigma = inf (its sigma_max is inf,
+    and a checkpoint's parameterization has a limit there)."""
+    if math.isfinite(model.sigma_max):
+        raise SamplerzooError(f"the schedule starts at sigma = inf, but this model ends at sigma_max = "
+                              f"{model.sigma_max:.4g}")
+    check = getattr(model, "check_infinite_sigma", None)
+    if check is not None:
+        check()
+
+
+def planned_nfe(spec: SamplerSpec, sigmas: Tensor, **options: Any) -> int | None:
+    """The denoiser calls :func:`run_sampler` makes on ``sigmas`` (the step from infinity included); None when the
+    sampler is adaptive."""
+    if not from_infinity(sigmas) or spec.starts_at_infinity:
+        return spec.nfe(sigmas, **options)
+    rest = spec.nfe(sigmas[1:], **options) if len(sigmas) > 2 else 0
+    return None if rest is None else 1 + rest
+
+
+def resolve_final_step(model: Denoiser, sampler: SamplerSpec | str, nfe: int, final_step: FinalStep = "auto",
                        **options: Any) -> tuple[FinalStep, int]:
     """The concrete final step (``auto`` resolved) and the number of steps that spend exactly ``nfe``."""
     if final_step not in FINAL_STEPS:
         raise UnknownNameError("final step", final_step, FINAL_STEPS)
-    spec = get_sampler(sampler)
+    spec = sampler_spec(sampler)
     if final_step != "auto":
         return final_step, spec.steps_for_nfe(nfe - (final_step == "denoise"), final_step == "zero", **options)
     try:
@@ -80,19 +138,32 @@ def resolve_final_step(model: Denoiser, sampler: str, nfe: int, final_step: Fina
             raise to_zero from None
 
 
-def sampling_plan(model: Denoiser, sampler: str, nfe: int, schedule: str = "karras",
+def sampling_plan(model: Denoiser, sampler: SamplerSpec | str, nfe: int, schedule: str = "karras",
                   final_step: FinalStep = "auto", schedule_options: dict[str, Any] | None = None,
                   **options: Any) -> tuple[FinalStep, Tensor]:
     """The concrete final step and the sigmas on which ``sampler`` (with ``options``) spends exactly ``nfe``
-    network evaluations in total."""
-    final_step, steps = resolve_final_step(model, sampler, nfe, final_step, **options)
-    to_zero = final_step == "zero"
-    sigmas = get_schedule(schedule)(steps if to_zero else steps + 1, model, **(schedule_options or {}))
-    return final_step, sigmas if to_zero else sigmas[:-1]
+    network evaluations in total, the step from sigma = inf included where the schedule starts there."""
+    spec = sampler_spec(sampler)
+    build = get_schedule(schedule)
+
+    def levels(steps: int, final: FinalStep) -> Tensor:
+        sigmas = build(steps if final == "zero" else steps + 1, model, **(schedule_options or {}))
+        return sigmas if final == "zero" else sigmas[:-1]
+
+    # Only a model with sigma_max = inf starts there, and a schedule that does so does it at any length: then the
+    # step from infinity spends one call of the budget and the sampler's own steps follow it. (Probing a finite
+    # model would ask a fixed-length schedule file for one level.)
+    infinite = (not spec.starts_at_infinity and math.isinf(model.sigma_max)
+                and from_infinity(levels(1, "zero")))
+    budget = nfe - 1 if infinite else nfe
+    if infinite and budget == 0 and final_step in ("auto", "zero"):
+        return "zero", levels(1, "zero")
+    final, steps = resolve_final_step(model, spec, budget, final_step, **options)
+    return final, levels(steps + infinite, final)
 
 
-def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], sample_shape: Sequence[int], *,
-             schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
+def generate(model: Denoiser, sampler: SamplerSpec | str, nfe: int, seeds: Sequence[int],
+             sample_shape: Sequence[int], *, schedule: str = "karras", schedule_options: dict[str, Any] | None = None,
              final_step: FinalStep = "auto", device: torch.device | str = "cpu",
              dtype: torch.dtype = torch.float32, noise: NoiseSource = "counter", strict: bool = False,
              **options: Any) -> Generation:
@@ -109,23 +180,24 @@ def generate(model: Denoiser, sampler: str, nfe: int, seeds: Sequence[int], samp
     if not len(seeds):
         raise SamplerzooError("no seeds given; accepted: one seed per sample, at least one")
     start = seeded_noise(noise, seeds, sample_shape, device=device, dtype=dtype)  # an unknown name fails here
-    spec = get_sampler(sampler)
+    spec = sampler_spec(sampler)
     if spec.needs_unconditional:  # CFG++: refuse an unguided model before any work
         require_unconditional(model, spec.name)
     callback = options.pop("callback", None)
-    final_step, sigmas = sampling_plan(model, sampler, nfe, schedule, final_step, schedule_options, **options)
+    final_step, sigmas = sampling_plan(model, spec, nfe, schedule, final_step, schedule_options, **options)
     steps_noise: NoiseSampler = start
     if spec.brownian:
-        lowest = float(sigmas[sigmas > 0].min())
-        steps_noise = BrownianTreeNoise(seeds, sample_shape, lowest, float(sigmas[0]), device=device, dtype=dtype)
+        finite = sigmas[torch.isfinite(sigmas)]  # the sampler's own levels: the step from infinity draws no noise
+        steps_noise = BrownianTreeNoise(seeds, sample_shape, float(finite[finite > 0].min()), float(finite.max()),
+                                        device=device, dtype=dtype)
     counter = CountingDenoiser(model)
     watch = FiniteWatch(callback)
     hooks = {"callback": watch} if takes_callback(spec.fn) else {} if callback is None else {"callback": callback}
     with torch.no_grad():
-        samples = spec.fn(counter, start.randn() * float(sigmas[0]), sigmas, noise=steps_noise, **options, **hooks)
+        samples = run_sampler(spec, counter, start.randn(), sigmas, steps_noise, **options, **hooks)
         if final_step == "denoise":
             samples = denoise(counter, samples, sigmas[-1])
-    declared = spec.nfe(sigmas, **options)
+    declared = planned_nfe(spec, sigmas, **options)
     if declared is not None:
         declared = declared + (final_step == "denoise")
     if declared is not None and counter.calls != declared:

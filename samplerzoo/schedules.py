@@ -2,7 +2,9 @@
 
 A schedule returns ``n + 1`` float64 sigmas on the CPU: ``n`` decreasing noise levels followed by 0.
 ``model`` is anything with ``sigma_min`` / ``sigma_max`` (a Denoiser or a :class:`SigmaRange`); the
-DDIM-style spacings also need its ``sigma_table`` of trained levels.
+DDIM-style spacings also need its ``sigma_table`` of trained levels. A model that starts from pure noise has
+sigma_max = inf (and its table ends in inf): karras, exponential and polyexponential then start from its largest
+finite level, linspace and trailing start at inf (see ``sampling.py``). More schedules: ``time_schedules.py``.
 """
 
 from __future__ import annotations
@@ -39,49 +41,63 @@ def append_zero(sigmas: Tensor) -> Tensor:
     return torch.cat([sigmas.to(torch.float64).cpu(), sigmas.new_zeros(1, dtype=torch.float64, device="cpu")])
 
 
-def _check_steps(n: int) -> None:
+def check_steps(n: int) -> None:
     if n < 1:
         raise SamplerzooError(f"a schedule needs at least 1 step, got {n}")
 
 
+def finite_sigma_max(model: HasSigmaRange, what: str) -> float:
+    """sigma_max, or where it is inf (a model that starts from pure noise) its largest finite trained level: the top
+    of a schedule defined by its ends in log sigma, which cannot start at inf (``what`` names the user, for the
+    error)."""
+    if math.isfinite(model.sigma_max):
+        return model.sigma_max
+    table = getattr(model, "sigma_table", None)
+    finite = None if table is None else table[torch.isfinite(table)]
+    if finite is None or not len(finite):
+        raise SamplerzooError(f"{what} needs a finite sigma_max; this model's is inf and it has no finite trained "
+                              "levels (schedules that start at inf: kl_optimal, linear_quadratic, normal)")
+    return float(finite.max())
+
+
 def karras(n: int, model: HasSigmaRange, rho: float = 7.0) -> Tensor:
     """sigma_i = (smax^(1/rho) + i/(n-1) (smin^(1/rho) - smax^(1/rho)))^rho (Karras et al. 2022, Eq. 5)."""
-    _check_steps(n)
+    check_steps(n)
     ramp = torch.linspace(0, 1, n, dtype=torch.float64)
-    lo, hi = model.sigma_min ** (1 / rho), model.sigma_max ** (1 / rho)
+    lo, hi = model.sigma_min ** (1 / rho), finite_sigma_max(model, "schedule 'karras'") ** (1 / rho)
     return append_zero((hi + ramp * (lo - hi)) ** rho)
 
 
 def exponential(n: int, model: HasSigmaRange) -> Tensor:
     """Log-uniform sigmas, i.e. uniform steps in log-SNR lambda = -log sigma (Lu et al. 2022, Sec. 3.3)."""
-    _check_steps(n)
-    return append_zero(torch.linspace(math.log(model.sigma_max), math.log(model.sigma_min), n,
-                                      dtype=torch.float64).exp())
+    check_steps(n)
+    top = finite_sigma_max(model, "schedule 'exponential'")
+    return append_zero(torch.linspace(math.log(top), math.log(model.sigma_min), n, dtype=torch.float64).exp())
 
 
 def polyexponential(n: int, model: HasSigmaRange, rho: float = 1.0) -> Tensor:
     """log sigma follows a polynomial ramp of degree rho (k-diffusion's get_sigmas_polyexponential)."""
-    _check_steps(n)
+    check_steps(n)
     ramp = torch.linspace(1, 0, n, dtype=torch.float64) ** rho
-    log_min, log_max = math.log(model.sigma_min), math.log(model.sigma_max)
+    log_min, log_max = math.log(model.sigma_min), math.log(finite_sigma_max(model, "schedule 'polyexponential'"))
     return append_zero((ramp * (log_max - log_min) + log_min).exp())
 
 
 def vp(n: int, model: HasSigmaRange, beta_d: float = 19.9, beta_min: float = 0.1, eps_s: float = 1e-3) -> Tensor:
     """Time-uniform steps t_i = 1 + i/(n-1) (eps_s - 1) of the continuous VP SDE (Karras et al. 2022, Table 1)."""
-    _check_steps(n)
+    check_steps(n)
     t = torch.linspace(1, eps_s, n, dtype=torch.float64)
     return append_zero(ContinuousVP(beta_min=beta_min, beta_d=beta_d).sigma(t))
 
 
-def _table(model: HasSigmaRange, name: str) -> Tensor:
+def trained_table(model: HasSigmaRange, name: str) -> Tensor:
     table = getattr(model, "sigma_table", None)
     if table is None:
         raise SamplerzooError(f"schedule {name!r} needs a discrete-time model (one with a trained sigma table)")
     return table.to(torch.float64).cpu()
 
 
-def _at_timesteps(table: Tensor, timesteps: Tensor, interpolation: str) -> Tensor:
+def at_timesteps(table: Tensor, timesteps: Tensor, interpolation: str) -> Tensor:
     steps = torch.arange(len(table), dtype=torch.float64)
     if interpolation == "log":
         return interp(timesteps, steps, table.log()).exp()
@@ -93,16 +109,16 @@ def _at_timesteps(table: Tensor, timesteps: Tensor, interpolation: str) -> Tenso
 def linspace(n: int, model: HasSigmaRange, interpolation: str = "log") -> Tensor:
     """Timesteps evenly spaced from T-1 to 0, fractional ones interpolated in log sigma (k-diffusion) or in
     sigma (diffusers' Euler family, ``interpolation="linear"``) (Lin et al. 2024, Table 2)."""
-    _check_steps(n)
-    table = _table(model, "linspace")
+    check_steps(n)
+    table = trained_table(model, "linspace")
     timesteps = torch.linspace(len(table) - 1, 0, n, dtype=torch.float64)
-    return append_zero(_at_timesteps(table, timesteps, interpolation))
+    return append_zero(at_timesteps(table, timesteps, interpolation))
 
 
 def leading(n: int, model: HasSigmaRange, steps_offset: int = 0) -> Tensor:
     """DDIM's spacing t = k * (T // n) + offset, k = n-1..0 (Song et al. 2021; diffusers ``leading``)."""
-    _check_steps(n)
-    table = _table(model, "leading")
+    check_steps(n)
+    table = trained_table(model, "leading")
     if n > len(table):
         raise SamplerzooError(f"'leading' spacing allows at most {len(table)} steps, got {n}")
     timesteps = torch.arange(n - 1, -1, -1) * (len(table) // n) + steps_offset
@@ -115,8 +131,8 @@ def trailing(n: int, model: HasSigmaRange) -> Tensor:
     The step is formed as numpy's ``arange(T, 0, -T/n)`` forms it, ((T - T/n) - T), so ties round exactly
     as in diffusers' ``timestep_spacing="trailing"`` (48 steps: level 936, not 937).
     """
-    _check_steps(n)
-    table = _table(model, "trailing")
+    check_steps(n)
+    table = trained_table(model, "trailing")
     if n > len(table):
         raise SamplerzooError(f"'trailing' spacing allows at most {len(table)} steps, got {n}")
     size = float(len(table))

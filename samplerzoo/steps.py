@@ -28,6 +28,15 @@ def denoise(model: Denoiser, x: Tensor, sigma: Tensor) -> Tensor:
     return model(x, sigma.to(work) * x.new_ones(x.shape[0], dtype=work))
 
 
+def ddim_step(x: Tensor, denoised: Tensor, sigma: Tensor, sigma_to: Tensor) -> Tensor:
+    """The first-order data-prediction step D + (sigma_to / sigma) (x - D): DDIM (Song et al. 2021, Eq. 12), Euler
+    in sigma and flow Euler in t. From sigma = inf, where x is the normalised state x / sigma, it is its limit
+    D + sigma_to x."""
+    if math.isinf(float(sigma)):
+        return denoised + sigma_to.to(x.dtype) * x
+    return x + to_d(x, sigma, denoised) * (sigma_to - sigma)
+
+
 def denoise_pair(model: Denoiser, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
     """The guided and the unconditional prediction at (x, sigma), one denoiser call (``guidance.py``'s
     ``with_unconditional``); sigma broadcast as in :func:`denoise`."""
@@ -73,8 +82,9 @@ def ancestral_split(sigma: Tensor, sigma_next: Tensor, eta: float = 1.0) -> tupl
 
 def ancestral_step(x: Tensor, denoised: Tensor, sigma: Tensor, sigma_down: Tensor, sigma_up: Tensor,
                    noise: NoiseSampler, sigma_next: Tensor, s_noise: float = 1.0) -> Tensor:
-    """Euler step to sigma_down, then add noise of std sigma_up (none when landing on sigma = 0)."""
-    x = x + to_d(x, sigma, denoised) * (sigma_down - sigma)
+    """Euler step to sigma_down (:func:`ddim_step`, so also from sigma = inf), then add noise of std sigma_up (none
+    when landing on sigma = 0)."""
+    x = ddim_step(x, denoised, sigma, sigma_down)
     if sigma_next > 0 and sigma_up > 0:
         x = x + noise(sigma, sigma_next) * (s_noise * sigma_up)
     return x

@@ -6,18 +6,21 @@ Every function returns a measurement; tests (ours, and plugin authors') assert o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from .analytic import Gaussian, GaussianMixture
 from .denoiser import CountingDenoiser, Denoiser
-from .noise import SeededNoise
+from .errors import UnreachableNFEError
+from .noise import BrownianTreeNoise, CounterNoise, NoiseSampler, SeededNoise
 from .registry import SamplerSpec
 from .samplers.reference import solve_ode
+from .sampling import generate, run_sampler, sampling_plan
 from .schedules import SigmaRange, exponential, karras
+from .time_schedules import kl_optimal
 
 REFERENCE_TOLERANCE = 1e-11
 """rtol = atol of the dopri5 reference trajectories: far below any sampler error the checks fit."""
@@ -100,10 +103,7 @@ def fitted_order(spec: SamplerSpec, steps: Sequence[int] = CONVERGENCE_STEPS, pr
     """Slope of -log(global error) against log(steps): the observed order of convergence, to compare with
     ``spec.convergence_order``."""
     errors = global_errors(spec, steps, problem, sigma_max=sigma_max, **options)
-    logs = torch.tensor([[math.log(n), math.log(e)] for n, e in zip(steps, errors, strict=True)],
-                        dtype=torch.float64)
-    centred = logs - logs.mean(0)
-    return float(-(centred[:, 0] * centred[:, 1]).sum() / (centred[:, 0] ** 2).sum())
+    return -slope([math.log(n) for n in steps], [math.log(e) for e in errors])
 
 
 def counted_nfe(spec: SamplerSpec, sigmas: Tensor, **options: Any) -> int:
@@ -130,11 +130,126 @@ def batch_invariance_gap(spec: SamplerSpec, seeds: Sequence[int] = tuple(range(1
     return float((batched - alone).abs().max())
 
 
+LAW_RANGE = SigmaRange(0.01, 20.0)
+"""Where a stochastic sampler's law is measured on the Gaussian: karras steps from sigma 20 to 0.01 (then 0)."""
+
+
 def sample_moments(spec: SamplerSpec, n: int = 4000, steps: int = 50, problem: Gaussian | None = None,
                    **options: Any) -> tuple[float, float]:
     """Mean and standard deviation of ``n`` samples (all coordinates pooled) on a Gaussian target."""
     problem = problem or gaussian_problem()
-    sigmas = karras(steps, SigmaRange(0.01, 20.0))
+    sigmas = karras(steps, LAW_RANGE)
     noise = SeededNoise(range(n), problem.sample_shape, dtype=torch.float64)
     samples = spec.fn(model_for(spec, problem), noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
     return float(samples.mean()), float(samples.std())
+
+
+
+INFINITE_START_SCHEDULE = "kl_optimal"
+"""Uniform in atan(sigma), so it starts at sigma = inf when the model's sigma_max is inf."""
+
+
+def infinite_start_problem() -> Gaussian:
+    """:func:`gaussian_problem` with sigma_max = inf: a model that starts from pure noise."""
+    return Gaussian(torch.full((4,), 0.3, dtype=torch.float64), 0.5, sigma_min=0.002, sigma_max=math.inf)
+
+
+class InfiniteStart(NamedTuple):
+    samples: Tensor
+    start: Tensor
+    """The unit start noise n (the state at sigma = inf, normalised)."""
+    sigmas: Tensor
+    requested: int | None
+    counted: int
+
+
+def infinite_start(spec: SamplerSpec, n: int = 2000, nfe: int = 24, **options: Any) -> InfiniteStart:
+    """``n`` samples of :func:`infinite_start_problem` from pure noise on the kl_optimal schedule, through
+    :func:`samplerzoo.sampling.generate` (its default counter-based noise) with the smallest budget from ``nfe`` on
+    that the sampler reaches (an adaptive sampler: ``nfe // 2`` kl_optimal steps through :func:`run_sampler`,
+    counted only)."""
+    problem = infinite_start_problem()
+    seeds = range(n)
+    start = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64).randn()
+    if not spec.adaptive:
+        budget = reachable_budget(spec, problem, nfe, **options)
+        run = generate(model_for(spec, problem), spec, budget, seeds, problem.sample_shape,
+                       schedule=INFINITE_START_SCHEDULE, dtype=torch.float64, **options)
+        return InfiniteStart(run.samples, start, run.sigmas, budget, run.counted_nfe)
+    sigmas, counter = kl_optimal(nfe // 2, problem), CountingDenoiser(model_for(spec, problem))
+    noise = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64)
+    samples = run_sampler(spec, counter, noise.randn(), sigmas, noise, **options)
+    return InfiniteStart(samples, start, sigmas, None, counter.calls)
+
+
+def exact_from_infinity(run: InfiniteStart) -> Tensor:
+    """The probability-flow ODE solution from sigma = inf through the start noise n: mean + sqrt(sigma^2 + std^2) n
+    (the limit of :meth:`Gaussian.ode_solution` as sigma_from -> inf, x / sigma_from -> n)."""
+    problem = infinite_start_problem()
+    return problem.mean + math.sqrt(float(run.sigmas[-1]) ** 2 + problem.std**2) * run.start
+
+
+def restarted_from_exact(spec: SamplerSpec, run: InfiniteStart, **options: Any) -> Tensor:
+    """The same sampler started one level later, at sigmas[1], from the exact state there along the same start noise
+    (mean + sqrt(sigma_1^2 + std^2) n), its noise drawn from the same per-seed streams after the start."""
+    problem = infinite_start_problem()
+    seeds, sigmas = range(len(run.start)), run.sigmas[1:]
+    seeded = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64)
+    seeded.randn()  # the start draw
+    noise: NoiseSampler = seeded
+    if spec.brownian:  # the Brownian paths generate() gives the sampler's own levels
+        noise = BrownianTreeNoise(seeds, problem.sample_shape, float(sigmas[sigmas > 0].min()), float(sigmas[0]),
+                                  dtype=torch.float64)
+    x = problem.mean + math.sqrt(float(sigmas[0]) ** 2 + problem.std**2) * run.start
+    return spec.fn(model_for(spec, problem), x, sigmas, noise=noise, **options)
+
+
+def reachable_budget(spec: SamplerSpec, problem: Gaussian, nfe: int, **options: Any) -> int:
+    """The smallest NFE from ``nfe`` on that the sampler spends exactly on the kl_optimal schedule of ``problem``."""
+    for budget in range(nfe, 50 * nfe):
+        try:
+            sampling_plan(problem, spec, budget, INFINITE_START_SCHEDULE, **options)
+            return budget
+        except UnreachableNFEError:
+            continue
+    raise UnreachableNFEError(f"{spec.name}: no NFE in {nfe}..{50 * nfe - 1} is reachable from sigma = inf")
+
+
+LocalStep = Callable[[Denoiser, list[Tensor], list[Tensor], Tensor], Tensor]
+"""``step(model, xs, sigmas, sigma_next) -> x_next``: one interior step of a multistep method from the history ``xs``
+at ``sigmas`` (newest first; xs[0] at sigmas[0] is the current point)."""
+SPACINGS = ("log", "linear")
+
+
+def local_errors(step: LocalStep, history: int, hs: Sequence[float], spacing: str = "log", sigma: float = 1.0,
+                 problem: Gaussian | None = None, batch: int = 8) -> list[float]:
+    """Max error of one step from the exact trajectory and exact history, per step size h: the newest history point at
+    ``sigma``, the others and the target h apart in lambda = -log sigma (``spacing="log"``) or in sigma itself."""
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    problem = problem or gaussian_problem()
+    start = SeededNoise(range(batch), problem.sample_shape, dtype=torch.float64).randn() * 10.0
+    errors = []
+    for h in hs:
+        offsets = torch.arange(-1, history, dtype=torch.float64) * h  # the target, then the history, newest first
+        levels = sigma * offsets.exp() if spacing == "log" else sigma + offsets
+        xs = [problem.ode_solution(start, 10.0, float(s)) for s in levels]
+        x_next = step(problem, xs[1:], list(levels[1:]), levels[0])
+        errors.append(float((x_next - xs[0]).abs().max()))
+    return errors
+
+
+def local_order(step: LocalStep, history: int, hs: Sequence[float] = (0.2, 0.1, 0.05), **kwargs: Any) -> float:
+    """Slope of log(local error) against log(h) (:func:`local_errors`): interior order + 1 for a consistent method.
+
+    A multistep method's first steps lack history and take lower orders, which caps its global order; this measures
+    its interior steps alone, so a wrong high-order coefficient (which the global order no longer shows) fails."""
+    errors = local_errors(step, history, hs, **kwargs)
+    return slope([math.log(h) for h in hs], [math.log(e) for e in errors])
+
+
+def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of ys against xs."""
+    points = torch.tensor([xs, ys], dtype=torch.float64)
+    centred = points - points.mean(1, keepdim=True)
+    return float((centred[0] * centred[1]).sum() / (centred[0] ** 2).sum())

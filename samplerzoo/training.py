@@ -3,7 +3,9 @@
 With D = c_skip x + c_out F, the usual objective of each parameterization is ||F_hat - F_target||^2 =
 ||D(x0 + sigma n, sigma) - x0||^2 / c_out^2: epsilon-matching (lambda = 1/sigma^2, Ho et al. 2020),
 v-matching (lambda = (sigma^2 + 1)/sigma^2, Salimans & Ho 2022), x0-matching (lambda = 1) and EDM's
-weighting (Karras et al. 2022, Eq. 8) all come out of that one line.
+weighting (Karras et al. 2022, Eq. 8) all come out of that one line. For a rectified-flow velocity (c_out =
+-sigma/(1 + sigma) = -t) it is ||v_hat - (eps - x0)||^2, the flow-matching loss (Lipman et al. 2023; Esser et al.
+2024, Eq. 2-3): D - x0 = -t (v_hat - v).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import Tensor
 from .adapters import NetworkDenoiser
 from .checkpoints.diffusers_format import UNetNetwork, noise_schedule, save_diffusers
 from .data import digits
+from .denoiser import noised
 
 DIGITS_UNET: dict[str, Any] = {
     "sample_size": 8, "in_channels": 1, "out_channels": 1, "block_out_channels": [32, 64], "layers_per_block": 1,
@@ -30,6 +33,8 @@ DIGITS_UNET: dict[str, Any] = {
 }
 LINEAR_BETAS: dict[str, Any] = {"_class_name": "DDPMScheduler", "beta_schedule": "linear", "beta_start": 1e-4,
                                 "beta_end": 0.02, "num_train_timesteps": 1000, "clip_sample": False}
+RECTIFIED_FLOW: dict[str, Any] = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000,
+                                  "shift": 1.0, "use_dynamic_shifting": False}
 
 
 @dataclass(frozen=True)
@@ -58,13 +63,19 @@ RECIPES = {r.name: r for r in [
     # classes 0-9 and a null class 10, used for a label dropped out (classifier-free guidance).
     Recipe("digits-cond", {**LINEAR_BETAS, "prediction_type": "epsilon"},
            unet={**DIGITS_UNET, "num_class_embeds": 11}, label_dropout=0.1),
+    # Rectified flow with SD3's logit-normal t (m = 0, s = 1): the velocity loss ||v_hat - (eps - x0)||^2.
+    Recipe("digits-flow", RECTIFIED_FLOW),
+    # Zero terminal SNR (Lin et al. 2024): rescaled linear betas, v-prediction, trailing timesteps recorded.
+    Recipe("digits-zsnr", {**LINEAR_BETAS, "_class_name": "DDIMScheduler", "prediction_type": "v_prediction",
+                           "rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "set_alpha_to_one": True}),
 ]}
 
 
 def denoising_loss(model: NetworkDenoiser, x0: Tensor, sigma: Tensor, noise: Tensor, **cond: Any) -> Tensor:
-    """Mean of ||D(x0 + sigma n, sigma) - x0||^2 / c_out^2: the parameterization's own target loss."""
+    """Mean of ||D(x0 + sigma n, sigma) - x0||^2 / c_out^2: the parameterization's own target loss (at sigma = inf,
+    a zero-terminal-SNR level, the model sees the normalised state n)."""
     _, c_out, _ = model.coefficients(sigma, x0.ndim)
-    return ((model(x0 + sigma.reshape(c_out.shape) * noise, sigma, **cond) - x0) / c_out).pow(2).mean()
+    return ((model(noised(x0, sigma.reshape(c_out.shape), noise), sigma, **cond) - x0) / c_out).pow(2).mean()
 
 
 def optimize(optimizer: torch.optim.Optimizer, loss: Tensor, losses: list[float], step: int,

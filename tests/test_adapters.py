@@ -130,5 +130,5 @@ def test_denoiser_exposes_its_sigma_range_and_table() -> None:
 def test_diffusers_prediction_type_names_are_accepted() -> None:
     for name, canonical in [("epsilon", "epsilon"), ("v_prediction", "v"), ("sample", "x0"), ("F", "edm")]:
         assert NetworkDenoiser(lambda x, t: x, name, EDM()).prediction == canonical
-    with pytest.raises(sz.UnknownNameError, match="unknown parameterization 'flow'"):
-        NetworkDenoiser(lambda x, t: x, "flow", EDM())
+    with pytest.raises(sz.UnknownNameError, match="unknown parameterization 'flux'"):
+        NetworkDenoiser(lambda x, t: x, "flux", EDM())

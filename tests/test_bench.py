@@ -15,6 +15,7 @@ from samplerzoo.bench import harness
 from samplerzoo.bench.metrics import DIGITS_EXTRACTOR, NAMES, TensorImages, measure
 from samplerzoo.bench.results import ResultsFile
 from samplerzoo.cli import main
+from samplerzoo.data import to_uint8
 from samplerzoo.errors import SamplerzooWarning
 
 SMALL = {"samples": 40, "seed": 0, "metric_names": ("fid",)}
@@ -86,12 +87,12 @@ def test_metrics_from_batched_features_equal_torch_fidelity() -> None:
     real = harness.reference_images("digits-test").images.float()
     noisy = (real + 40 * torch.randn(real.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 255)
     samples = TensorImages(noisy.to(torch.uint8))
-    ours = measure(samples, reference, "digits-train", ["fid", "kid", "isc"], batch=50)
+    ours = measure(samples, reference, "digits-train", ["fid", "kid", "isc", "prc"], batch=50)
     theirs = torch_fidelity.calculate_metrics(
-        input1=samples, input2=reference, fid=True, kid=True, isc=True, feature_extractor=DIGITS_EXTRACTOR,
+        input1=samples, input2=reference, fid=True, kid=True, isc=True, prc=True, feature_extractor=DIGITS_EXTRACTOR,
         kid_subset_size=len(samples), cache=False, cuda=False, save_cpu_ram=True, verbose=False)
     assert ours == {name: theirs[key] for key, name in NAMES.items()}
-    assert ours["fid"] > 1 and ours["isc"] > 1
+    assert ours["fid"] > 1 and ours["isc"] > 1 and 0 < ours["precision"] < 1 and 0 < ours["recall"] < 1
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -136,3 +137,32 @@ def test_class_conditional_checkpoints_are_benchmarked_with_labels(tmp_path: Pat
     rows = harness.sweep("digits-cond", ["euler"], ["karras"], [2], results=tmp_path / "r.jsonl", batch=20,
                          guidance_scale=guidance_scale, **SMALL)
     assert rows[0]["status"] == "ok" and rows[0]["counted_nfe"] == 2 and rows[0]["guidance_scale"] == guidance_scale
+
+
+def test_a_sweep_scores_every_sample_as_torch_fidelity_does(tmp_path: Path) -> None:
+    # The row's FID / KID are torch-fidelity's calculate_metrics on the same images (regenerated from the seeds), so
+    # a sample lost between sampling and scoring changes them; the row records how many samples were scored.
+    row, = harness.sweep("digits-ideal", ["euler_ancestral"], ["karras"], [4], results=tmp_path / "r.jsonl", batch=16,
+                         samples=40, seed=3, metric_names=("fid", "kid"))
+    assert row["samples_scored"] == row["samples"] == 40
+    images = sz.generate(sz.load("digits-ideal"), "euler_ancestral", 4, range(3, 43), (1, 8, 8)).samples
+    theirs = torch_fidelity.calculate_metrics(
+        input1=TensorImages(to_uint8(images)), input2=harness.reference_images("digits-train"), fid=True, kid=True,
+        feature_extractor=DIGITS_EXTRACTOR, kid_subset_size=40, cache=False, cuda=False, save_cpu_ram=True,
+        verbose=False)
+    expected = {name: theirs[key] for key, name in NAMES.items() if key in theirs}
+    assert row["metrics"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_point_whose_features_miss_a_sample_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    features = harness.Meter.features
+
+    def drop_last(meter: harness.Meter, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        cut = -1 if len(images) == 20 else None  # the sampler's batches; the reference's are extracted whole
+        return {name: value[:cut] for name, value in features(meter, images).items()}
+
+    monkeypatch.setattr(harness.Meter, "features", drop_last)
+    with pytest.raises(sz.SamplerzooError, match=r"^euler at NFE 3: features of 38 samples to score, not the "
+                                                 r"point's 40$"):
+        harness.sweep("digits-ideal", ["euler"], ["karras"], [3], results=tmp_path / "r.jsonl", batch=20, **SMALL)
+    assert not (tmp_path / "r.jsonl").exists() or not (tmp_path / "r.jsonl").read_text()

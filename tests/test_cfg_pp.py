@@ -123,10 +123,3 @@ def test_a_sweep_refuses_cfg_pp_without_guidance_before_sampling(tmp_path: Any) 
                       metric_names=("fid",))
     assert not results.exists()
 
-
-@pytest.mark.parametrize("name", ["euler_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp",
-                                  "res_multistep_ancestral_cfg_pp"])
-def test_stochastic_cfg_pp_reaches_the_target_law_exactly(name: str) -> None:
-    from exact_law import assert_reaches_target
-
-    assert_reaches_target(sz.get_sampler(name))

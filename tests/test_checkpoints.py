@@ -15,7 +15,7 @@ import samplerzoo as sz
 from samplerzoo.checkpoints.betas import alphas_cumprod
 from samplerzoo.checkpoints.diffusers_format import UNetNetwork, load_diffusers, save_diffusers
 from samplerzoo.cli import main
-from samplerzoo.noise_schedules import EDM
+from samplerzoo.noise_schedules import EDM, SubVP
 from samplerzoo.training import Recipe, denoising_loss, train
 
 TINY = {"sample_size": 8, "in_channels": 1, "out_channels": 1, "block_out_channels": [8, 16], "layers_per_block": 1,
@@ -147,6 +147,18 @@ def test_described_safetensors(tmp_path: Path, suffix: str) -> None:
         torch.testing.assert_close(model(x, sigma), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_described_sub_vp_checkpoint(tmp_path: Path) -> None:
+    described(tmp_path, ".json", prediction="epsilon", noise_schedule={"type": "sub_vp", "beta_d": 19.9})
+    model = sz.load(tmp_path / "model.json")
+    assert model.schedule == SubVP()
+    x, sigma = torch.randn(2, 1, 8, 8), torch.full((2,), 3.0)
+    zeta = 2 / (3.0 + 13**0.5)  # the network sees the SDE's x = zeta (x0 + sigma n) and 999 t
+    t = SubVP().t(torch.tensor(3.0, dtype=torch.float64))
+    with torch.no_grad():
+        expected = x - 3.0 * tiny_unet()(zeta * x, torch.full((2,), 999 * float(t))).sample
+        torch.testing.assert_close(model(x, sigma), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_save_and_reload_round_trip(tmp_path: Path) -> None:
     original = sz.load(write_bare(tmp_path / "a", tiny_unet(), SCHEDULER))
     save_diffusers(original, tmp_path / "b", SCHEDULER)
@@ -171,8 +183,8 @@ def wrong_shape(tmp_path: Path) -> Path:
 
 BAD = [
     (lambda p: p / "missing", "missing: not a registered checkpoint, a diffusers model directory"),
-    (lambda p: write_bare(p, tiny_unet(), {**SCHEDULER, "prediction_type": "flow"}),
-     "scheduler_config.json: unknown prediction_type 'flow'; known: epsilon, v_prediction, sample"),
+    (lambda p: write_bare(p, tiny_unet(), {**SCHEDULER, "prediction_type": "flux"}),
+     "scheduler_config.json: unknown prediction_type 'flux'; known: epsilon, v_prediction, sample"),
     (lambda p: write_bare(p, tiny_unet(), {**SCHEDULER, "beta_schedule": "sigmoid"}),
      "scheduler_config.json: unknown beta_schedule 'sigmoid'; known: linear, scaled_linear, squaredcos_cap_v2"),
     (corrupt, "diffusion_pytorch_model.safetensors: corrupt or unreadable weights"),
@@ -180,7 +192,7 @@ BAD = [
                   "architecture expects (8, 3, 3, 3)"),
     (lambda p: (p.mkdir(exist_ok=True), (p / "scheduler_config.json").write_text("{"), p)[-1],
      "scheduler_config.json: not valid JSON"),
-    (lambda p: described(p, ".json", prediction="flow"), "model.json: unknown parameterization 'flow'"),
+    (lambda p: described(p, ".json", prediction="flux"), "model.json: unknown parameterization 'flux'"),
     (lambda p: described(p, ".json", architecture="os.system"),
      "model.json: unknown architecture 'os.system'; known: UNet2DModel"),
     (lambda p: described(p, ".json", noise_schedule={"type": "cosine"}), "model.json: unknown noise_schedule type"),

@@ -38,6 +38,8 @@ def test_list_renders_a_table() -> None:
 def test_schedules_and_plugins() -> None:
     schedules = json.loads(runner.invoke(app, ["schedules", "--json"]).stdout)
     assert {"karras", "leading"} <= {row["name"] for row in schedules}
+    ays = next(row for row in schedules if row["name"] == "ays")
+    assert ays["argument"] == "sd15, sdxl or svd" and "Align Your Steps" in ays["paper"]
     plugins = runner.invoke(app, ["plugins"], env={"COLUMNS": "200"})
     assert plugins.exit_code == 0 and "builtin" in plugins.stdout
 

@@ -83,6 +83,26 @@ def test_too_much_noise_misses_the_target() -> None:
         conformance.check_reaches_target(sz.get_sampler("euler_ancestral"), n=500, s_noise=1.3)
 
 
+def test_infinite_start_catches_a_sampler_that_mishandles_sigma_inf() -> None:
+    with pytest.raises(AssertionError, match=r"^euler_at_inf: from sigma = inf the samples are not finite$"):
+        conformance.check_infinite_start(spec("euler_at_inf", sample_euler, starts_at_infinity=True))
+
+    def skips_the_call(model: Denoiser, x: Tensor, sigmas: Tensor, **kwargs: Any) -> Tensor:
+        return sample_euler(model, x * sigmas[1], sigmas[1:])  # one call fewer than its declared steps
+
+    with pytest.raises(AssertionError, match=r"^skips: from sigma = inf: sampler 'skips' declared 24 evaluations "
+                                             r"but made 23$"):
+        conformance.check_infinite_start(spec("skips", skips_the_call, starts_at_infinity=True))
+
+    def ignores_d(model: Denoiser, x: Tensor, sigmas: Tensor, **kwargs: Any) -> Tensor:
+        model(x, sigmas[0] * x.new_ones(len(x)))  # counted, but x(sigma_1) = sigma_1 n drops D(n; inf)
+        return sample_euler(model, x * sigmas[1], sigmas[1:])
+
+    with pytest.raises(AssertionError, match=r"^ignores_d: from sigma = inf the samples are off the exact solution "
+                                             r"by -0\.00\d+ on average \(allowed 1e-3\): is D\(n; inf\) used\?$"):
+        conformance.check_infinite_start(spec("ignores_d", ignores_d, starts_at_infinity=True))
+
+
 def test_reference_agreement_with_k_diffusion(k_sampling: types.ModuleType) -> None:
     def k_euler_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, noise: NoiseSampler) -> Tensor:
         return k_sampling.sample_euler_ancestral(model, x, sigmas, noise_sampler=noise, disable=True)
@@ -96,8 +116,10 @@ def test_reference_agreement_with_k_diffusion(k_sampling: types.ModuleType) -> N
 
 def test_check_sampler_runs_what_applies() -> None:
     assert conformance.check_sampler("dpm_2") == ["check_nfe_accounting", "check_nfe_budget", "check_determinism",
-                                                  "check_batch_invariance", "check_convergence_order"]
-    assert conformance.check_sampler(sz.get_sampler("dopri5")) == ["check_determinism", "check_batch_invariance"]
+                                                  "check_batch_invariance", "check_convergence_order",
+                                                  "check_infinite_start"]
+    assert conformance.check_sampler(sz.get_sampler("dopri5")) == ["check_determinism", "check_batch_invariance",
+                                                                   "check_infinite_start"]
 
 
 class DemoPlugin:
@@ -140,7 +162,7 @@ def test_pytest_plugin_parametrizes_and_checks(pytester: pytest.Pytester, demo_p
 
         @pytest.mark.samplerzoo_plugin("demo")
         def test_conformance(samplerzoo_sampler, sampler_conformance):
-            assert sampler_conformance(samplerzoo_sampler)[-1] == "check_convergence_order"
+            assert sampler_conformance(samplerzoo_sampler)[-1] == "check_infinite_start"
     """, test_failing="""
         import pytest
 

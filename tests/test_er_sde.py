@@ -1,16 +1,15 @@
 """ER-SDE-Solver (Cui et al. 2023): its noise scaler interpolates between DDIM and DDPM, its integrals are the
-authors' quadrature, and its law on a Gaussian target is exact (tests/exact_law.py)."""
+authors' quadrature, and its exact law on a Gaussian reaches the target at every stage."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from exact_law import assert_reaches_target
 from scipy import integrate
 from torch import Tensor
 
 import samplerzoo as sz
-from samplerzoo import testing
+from samplerzoo import conformance, testing
 from samplerzoo.noise import SeededNoise
 from samplerzoo.samplers.sde import er_integrals, er_noise_scaler
 from samplerzoo.schedules import SigmaRange, karras
@@ -43,9 +42,10 @@ def test_integrals_are_the_quadrature_of_the_scaler() -> None:
     assert abs(float(s_1) - exact_1) < 1e-2 * abs(exact_1) and abs(float(s_2) - exact_2) < 2e-2 * abs(exact_2)
 
 
-@pytest.mark.parametrize("max_stage", [1, 2, 3])
-def test_er_sde_reaches_the_target_law_exactly(max_stage: int) -> None:
-    assert_reaches_target(sz.get_sampler("er_sde"), max_stage=max_stage)
+@pytest.mark.parametrize("max_stage", [1, 2])
+def test_er_sde_lower_stages_reach_the_target_law(max_stage: int) -> None:
+    # The default (3 stages) is checked by the registry's law tests (tests/test_samplers.py).
+    conformance.check_gaussian_law(sz.get_sampler("er_sde"), max_stage=max_stage)
 
 
 def test_bad_stage_is_refused() -> None:

@@ -19,14 +19,16 @@ from typing import Any
 
 import pytest
 import torch
+from cli_driver import zoo
 from torch import Tensor
 
 import samplerzoo as sz
 from samplerzoo import plugins
 from samplerzoo.bench import cache, harness
-from samplerzoo.bench.report import csv_text, markdown, plot, read_results
+from samplerzoo.bench.plots import plot
+from samplerzoo.bench.references import resolve
+from samplerzoo.bench.report import csv_text, markdown, read_results
 from samplerzoo.bench.results import ResultsFile
-from samplerzoo.cli import main
 from samplerzoo.errors import SamplerzooWarning
 
 SMALL = {"samples": 16, "seed": 0, "metric_names": ("fid",)}
@@ -46,19 +48,6 @@ def cache_folder(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def environment() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "SAMPLERZOO_PLUGINS": "builtin"}
-
-
-def zoo(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run ``zoo ARGS`` in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["zoo", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 class NaNDenoiser:
@@ -318,7 +307,7 @@ def test_ctrl_c_and_sigterm_keep_finished_points_and_say_where(tmp_path: Path) -
 
 def reference_features() -> dict[str, Tensor]:
     meter = harness.Meter(("fid",))
-    return meter.reference_features(harness.reference_images("digits-train"), "digits-train")
+    return meter.reference_features(resolve("digits-train"))
 
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "truncated"])
@@ -380,7 +369,8 @@ BENCH = ["bench", "--checkpoint", "digits-ideal", "--sampler", "euler", "--nfe",
                                                       "a file, not a folder"),
     ([*BENCH, "--results", "/proc/r.jsonl"], "error: results file /proc/r.jsonl cannot be written"),
     ([*BENCH, "--guidance-scale", "3"], "error: guidance scale 3.0: classifier-free guidance needs a conditional"),
-    ([*BENCH, "--option", "eta"], "error: --option 'eta': accepted: NAME=VALUE, e.g. s_churn=10"),
+    ([*BENCH, "--option", "eta"], "error: --option 'eta': accepted: NAME=VALUE or NAME=V1,V2,... (a sweep axis), "
+                                  "e.g. eta=0,0.5,1"),
     ([*BENCH, "--final-step", "never"], "error: unknown final step 'never'; known: auto, denoise, sigma_min, zero"),
     ([*BENCH, "--dtype", "int8"], "error: unknown dtype 'int8'; accepted: float32, float64, bfloat16, float16"),
 ])

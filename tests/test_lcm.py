@@ -3,7 +3,7 @@
 LCMScheduler applies a consistency model's boundary condition (c_skip, c_out with timestep_scaling 10) to the
 network's x0: at its timesteps (19 and above, original_inference_steps = 50) c_skip is below 7e-6 and 1 - c_out
 below 4e-6, so a plain epsilon network is a consistency model to the tolerance and the samplers are compared as
-they are. Its law is checked exactly on a Gaussian (tests/exact_law.py) with the Gaussian's consistency function.
+they are. Its exact law (samplerzoo.laws) is checked with a Gaussian's consistency function.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import diffusers_driver as driver
 import pytest
 import torch
-from exact_law import affine_law
 from torch import Tensor
 
 import samplerzoo as sz
 from samplerzoo import testing
+from samplerzoo.laws import affine_law
 from samplerzoo.schedules import SigmaRange, karras
 
 pytestmark = driver.PYTESTMARK
@@ -56,14 +56,13 @@ def test_lcm_with_an_exact_consistency_function_samples_the_target_exactly(steps
     # output is N(0.3, 0.5^2) exactly, at any number of steps (a plain denoiser D = E[x0 | x] is not one: there
     # each step loses variance, which is why LCM needs consistency-distilled checkpoints).
     sigmas = karras(steps, SigmaRange(0.01, 20.0))
-    c, a, b = affine_law(sz.get_sampler("lcm"), sigmas, ConsistencyGaussian())
-    start_var = float(sigmas[0]) ** 2 + 0.25
-    mean, var = c + a * 0.3, a**2 * start_var + float((b**2).sum())
+    law = affine_law(sz.get_sampler("lcm"), sigmas, ConsistencyGaussian())  # type: ignore[arg-type]
+    mean, var = law.marginal(0.3, float(sigmas[0]) ** 2 + 0.25)
     assert abs(mean - 0.3) < 1e-12 and abs(var - 0.25) < 1e-12
 
 
 def test_lcm_on_a_denoiser_loses_variance_as_the_equations_say() -> None:
     # With D = E[x0 | x] one step from the exact marginal at sigma gives variance s^4 / (s^2 + sigma^2) + sigma_next^2.
     sigmas = torch.tensor([3.0, 1.0], dtype=torch.float64)
-    _, a, b = affine_law(sz.get_sampler("lcm"), sigmas, testing.gaussian_problem(dim=1))
-    assert abs(a**2 * (9.0 + 0.25) + float((b**2).sum()) - (0.25**2 / 9.25 + 1.0)) < 1e-12
+    _, var = affine_law(sz.get_sampler("lcm"), sigmas, testing.gaussian_problem(dim=1)).marginal(0.3, 9.25)
+    assert abs(var - (0.25**2 / 9.25 + 1.0)) < 1e-12

@@ -170,6 +170,17 @@ def test_image_bits_per_dim_matches_the_closed_form_and_ignores_the_batch() -> N
     assert torch.allclose(one_batch.bpd, result.bpd, rtol=0, atol=1e-9)
 
 
+def test_progress_hears_the_images_done_in_order_up_to_all_of_them() -> None:
+    """What `zoo nll`'s bar shows: a non-decreasing count of images, fractional within a batch, ending at all."""
+    model = Gaussian(torch.zeros(1, 2, 2, dtype=F64), 0.3)
+    images = torch.randint(0, 17, (5, 1, 2, 2), generator=torch.Generator().manual_seed(6)).to(F64) / 8 - 1
+    heard: list[float] = []
+    image_bits_per_dim(model, images, range(5), batch=2, sigma_min=SIGMA_MIN, progress=heard.append)
+    assert heard == sorted(heard) and heard[-1] == pytest.approx(5)
+    assert any(0 < done < 2 for done in heard), "no fraction within the first batch"
+    assert {2.0, 4.0} <= {round(done, 9) for done in heard}, "a finished batch was not reported"
+
+
 class NullLabelled:
     """A class-conditional mixture (one class per component) whose null label K gives the whole mixture."""
 

@@ -1,10 +1,7 @@
-"""Stochastic samplers: exact agreement with the references given the same noise, and their law on a Gaussian.
+"""Stochastic samplers: exact agreement with the references given the same noise, options and their identities.
 
-On a Gaussian target N(mu, s^2) the denoiser is affine, so each of these samplers (except ``pc``, whose step size
-depends on norms) is an affine map of its start and of its noise draws: its output is exactly Gaussian, and
-``exact_law`` reads the mean and variance off that map. That gives the sampler's bias at every step count with no
-Monte-Carlo error, so convergence (and its rate) is checked exactly; ``sample_moments`` then checks, within
-standard errors, that the sampler really draws from that law.
+Their laws on a Gaussian, against the laws their papers' algorithms give, are in tests/test_sde_laws.py; every
+stochastic sampler's law is checked against the target by the conformance kit (tests/test_samplers.py).
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from samplerzoo import get_sampler, testing
+from samplerzoo import get_sampler, laws, testing
 from samplerzoo.analytic import Gaussian, GaussianMixture
 from samplerzoo.noise import SeededNoise
 from samplerzoo.schedules import SigmaRange, karras
@@ -27,7 +24,7 @@ from samplerzoo.schedules import SigmaRange, karras
 pytestmark = driver.PYTESTMARK
 
 MEAN, STD = 0.3, 0.5  # testing.gaussian_problem(), per coordinate
-RANGE = SigmaRange(0.01, 20.0)  # testing.sample_moments' schedule
+RANGE = testing.LAW_RANGE  # testing.sample_moments' schedule
 
 
 def mixture() -> GaussianMixture:
@@ -39,35 +36,6 @@ def mixture() -> GaussianMixture:
 def schedule(steps: int, to_zero: bool) -> Tensor:
     sigmas = karras(steps, SigmaRange(0.05, 10.0))
     return sigmas if to_zero else karras(steps + 1, SigmaRange(0.05, 10.0))[:-1]
-
-
-def exact_law(name: str, steps: int, **options: Any) -> tuple[float, float]:
-    """Exact mean and std of the sampler's output on N(MEAN, STD^2), started from N(0, sigma_0^2) as usual.
-
-    The output is y = b + a_0 x + sum_k a_k z_k with x ~ N(0, sigma_0^2) and z_k ~ N(0, 1) the noise draws. One
-    batch reads off every coefficient: row 0 has all inputs 0 (y = b), row 1 has x = 1, row k + 2 has z_k = 1.
-    """
-    spec, sigmas = get_sampler(name), karras(steps, RANGE)
-    problem = Gaussian(torch.tensor([MEAN], dtype=torch.float64), STD)
-    draws: list[int] = []
-
-    def count(sigma: Tensor, sigma_next: Tensor) -> Tensor:
-        draws.append(len(draws))
-        return torch.zeros(1, 1, dtype=torch.float64)
-
-    spec.fn(problem, torch.zeros(1, 1, dtype=torch.float64), sigmas, noise=count, **options)
-    rows = len(draws) + 2
-
-    def unit(row: int) -> Tensor:
-        """The batch with only ``row`` set to 1."""
-        z = torch.zeros(rows, 1, dtype=torch.float64)
-        z[row] = 1
-        return z
-
-    k = iter(range(2, rows))
-    y = spec.fn(problem, unit(1), sigmas, noise=lambda sigma, sigma_next: unit(next(k)), **options)[:, 0]
-    a = y[1:] - y[0]
-    return float(y[0]), float((a[0] ** 2 * sigmas[0] ** 2 + (a[1:] ** 2).sum()).sqrt())
 
 
 # ------------------------------------------------------------------------------------------ k-diffusion
@@ -113,15 +81,17 @@ def test_diffusers_agreement(sampler: str, spacing: str, steps_offset: int, n: i
 
 
 @pytest.mark.parametrize("n", driver.STEPS)
-@pytest.mark.parametrize("correct_steps", [1, 2])
-def test_pc_matches_diffusers_score_sde_ve(n: int, correct_steps: int) -> None:
+@pytest.mark.parametrize(("correct_steps", "snr"), [(1, 0.15), (2, 0.15), (1, None)])
+def test_pc_matches_diffusers_score_sde_ve(n: int, correct_steps: int, snr: float | None) -> None:
     # ScoreSdeVeScheduler's step_correct (Langevin, snr rule) then step_pred (reverse diffusion) per level, driven
     # directly: its pipeline evaluates the score at sigma(t) but steps with the discrete sigmas (they differ by
     # sampling_eps), and takes batch-mean norms, equal to our per-sample ones for a batch of one. Float32, 1e-4.
     from diffusers import ScoreSdeVeScheduler
 
-    shape, snr, sigma_max = (1, 3, 8, 8), 0.15, 50.0
-    scheduler = ScoreSdeVeScheduler(snr=snr, sigma_min=0.01, sigma_max=sigma_max, correct_steps=correct_steps)
+    # snr None: ours at its default, Song et al.'s VE setting 0.16 (their configs' sampling.snr)
+    shape, sigma_max, options = (1, 3, 8, 8), 50.0, {} if snr is None else {"snr": snr}
+    scheduler = ScoreSdeVeScheduler(snr=0.16 if snr is None else snr, sigma_min=0.01, sigma_max=sigma_max,
+                                    correct_steps=correct_steps)
     scheduler.set_timesteps(n)
     scheduler.set_sigmas(n)
     problem = Gaussian(torch.linspace(-1, 1, 192, dtype=torch.float64).reshape(3, 8, 8), STD)
@@ -141,8 +111,8 @@ def test_pc_matches_diffusers_score_sde_ve(n: int, correct_steps: int) -> None:
     init, g = driver.seeded()
     levels = scheduler.discrete_sigmas.flip(0).to(torch.float64)
     ours = get_sampler("pc").fn(problem, init[:1] * sigma_max, torch.cat([levels, levels.new_zeros(1)]),
-                                noise=lambda sigma, sigma_next: torch.randn(shape, generator=g), snr=snr,
-                                n_corrector=correct_steps)
+                                noise=lambda sigma, sigma_next: torch.randn(shape, generator=g),
+                                n_corrector=correct_steps, **options)
     gap = float((ours - x).abs().max())
     assert gap <= driver.ATOL, f"pc: max |ours - diffusers| = {gap:.2e}"
 
@@ -178,53 +148,6 @@ def test_dpm2_ancestral_without_noise_is_dpm2() -> None:
 def test_dpm2_ancestral_rejects_eta_above_one() -> None:
     with pytest.raises(ValueError, match="0 <= eta <= 1"):
         testing.run_seeded(get_sampler("dpm2_ancestral"), [0], eta=1.5)
-
-
-# ------------------------------------------------------------------------------------- law on a Gaussian
-# id -> (sampler, options, bias ratio per doubling of the steps at least, bound on the std's bias at 200 steps).
-# The mean keeps a bias from the prior mismatch: the start N(0, sigma_0^2) lacks the target's mean, which the
-# probability-flow ODE shrinks by sqrt((STD^2 + sigma_min^2) / (STD^2 + sigma_0^2)); no noisier sampler keeps more.
-PRIOR_MEAN_BIAS = MEAN * math.sqrt((STD**2 + RANGE.sigma_min**2) / (STD**2 + RANGE.sigma_max**2))
-LAW_CASES: dict[str, tuple[str, dict[str, Any], float, float]] = {
-    # For a Gaussian, "ODE to sigma_down + sigma_up noise" has the exact marginal, so the bias is the ODE solver's:
-    # second order here (ratios 4.4-6.4 measured at 25..200 steps).
-    "dpm2_ancestral": ("dpm2_ancestral", {}, 3.5, 5e-4),
-    "dpm2_ancestral_eta": ("dpm2_ancestral", {"eta": 0.5}, 3.5, 5e-4),
-    # EDM's churn on a first-order SDE discretisation: ratios 2.2-4 measured with S_noise = 1.
-    "edm_s_noise_1": ("edm", {"s_noise": 1.0}, 1.8, 2e-3),
-    # First-order Euler-Maruyama: ratios 2.0-2.2 measured (VE 9.3e-3, VP 7.7e-3 at 200 steps).
-    "euler_maruyama_ve": ("euler_maruyama", {}, 1.8, 0.012),
-    "euler_maruyama_vp": ("euler_maruyama", {"form": "vp"}, 1.8, 0.012),
-}
-
-
-@pytest.mark.parametrize("case", LAW_CASES)
-def test_law_converges_to_the_target(case: str) -> None:
-    name, options, ratio, std_bound = LAW_CASES[case]
-    laws = [exact_law(name, steps, **options) for steps in (25, 50, 100, 200)]
-    std_bias = [abs(std - STD) for _, std in laws]
-    assert all(coarse >= ratio * fine for coarse, fine in itertools.pairwise(std_bias)), std_bias
-    mean, std = laws[-1]
-    assert abs(std - STD) < std_bound and abs(mean - MEAN) <= PRIOR_MEAN_BIAS, laws[-1]
-
-
-def test_edm_s_noise_inflates_the_variance_by_its_excess_noise() -> None:
-    # S_noise = 1.003 adds (S_noise^2 - 1) ~ 0.6% more churn variance than the SDE: a small, positive excess
-    # over the S_noise = 1 law that does not vanish as steps grow (S_churn fixes the total churn): 1.5e-3 measured.
-    for steps in (50, 200):
-        (_, std), (_, std_1) = exact_law("edm", steps), exact_law("edm", steps, s_noise=1.0)
-        assert 0 < std - std_1 < 0.003, (steps, std, std_1)
-
-
-@pytest.mark.parametrize(("name", "options"), [
-    ("dpm2_ancestral", {}), ("edm", {}), ("euler_maruyama", {"form": "vp"}), ("langevin", {"n_steps_each": 2}),
-    ("restart", {"restarts": ((3, 2, 0.06, 1.0),)})])
-def test_samples_follow_the_exact_law(name: str, options: dict[str, Any]) -> None:
-    # 4000 samples x 4 independent coordinates: standard errors 0.5 / sqrt(16000) = 0.004 (mean) and
-    # 0.5 / sqrt(32000) = 0.003 (std); 4 standard errors allowed.
-    mean, std = testing.sample_moments(get_sampler(name), steps=25, **options)
-    law_mean, law_std = exact_law(name, 25, **options)
-    assert abs(mean - law_mean) < 0.016 and abs(std - law_std) < 0.012, (mean, law_mean, std, law_std)
 
 
 def gaussian_samples(name: str, steps: int, dim: int = 4, seeds: int = 64, **options: Any) -> Tensor:
@@ -270,46 +193,18 @@ def test_pc_reaches_the_target_in_high_dimension() -> None:
     # Per-sample norms make the step size eps = 2 snr^2 ||z||^2 / ||s||^2 noisy in low dimension (on the 4-D
     # problem the std drifts to ~0.78); in 256-D it concentrates. The correctors pull each level towards
     # N(mu, v (1 + snr^2)) and the predictor carries Euler-Maruyama's bias, so the std lies between 0.5 (less
-    # 4 standard errors) and 0.5 sqrt(1 + snr^2) plus that bias (exact, from exact_law) and 4 standard errors.
+    # 4 standard errors) and 0.5 sqrt(1 + snr^2) plus that bias (exact, from its affine law) and 4 standard errors.
+    # The mean keeps a bias from the prior mismatch: the start N(0, sigma_0^2) lacks the target's mean, which the
+    # probability-flow ODE shrinks by sqrt((STD^2 + sigma_min^2) / (STD^2 + sigma_0^2)); no noisier sampler keeps more.
     steps, snr = 100, 0.16
     x = gaussian_samples("pc", steps, dim=256, snr=snr)
     se_mean, se_std = STD / math.sqrt(x.numel()), STD / math.sqrt(2 * x.numel())
-    _, em_std = exact_law("euler_maruyama", steps)
+    em_law = laws.affine_law(get_sampler("euler_maruyama"), karras(steps, RANGE))
+    em_std = math.sqrt(em_law.marginal(0.0, RANGE.sigma_max**2)[1])
+    prior_mean_bias = MEAN * math.sqrt((STD**2 + RANGE.sigma_min**2) / (STD**2 + RANGE.sigma_max**2))
     mean, std = float(x.mean()), float(x.std())
-    assert abs(mean - MEAN) < 4 * se_mean + PRIOR_MEAN_BIAS, mean
+    assert abs(mean - MEAN) < 4 * se_mean + prior_mean_bias, mean
     assert STD - 4 * se_std < std < STD * math.sqrt(1 + snr**2) + (em_std - STD) + 4 * se_std, (std, em_std)
-
-
-def langevin_recursion(steps: int, n_steps_each: int = 100, step_lr: float | None = None,
-                       denoise_to_zero: bool = True) -> tuple[float, float]:
-    """Song & Ermon 2019, Alg. 1 on N(MEAN, STD^2), written out as a recursion on (mean, variance): at each level
-    sigma after the start, v = STD^2 + sigma^2 and T steps x <- x + a (MEAN - x) / v + sqrt(2 a) z; then the
-    denoising step x <- MEAN + STD^2 / v_L (x - MEAN)."""
-    levels = [float(s) for s in karras(steps, RANGE)[1:-1]]
-    ratio = 0.2 if step_lr is None else step_lr / levels[-1] ** 2
-    mean, var = 0.0, RANGE.sigma_max**2
-    for sigma in levels:
-        v, a = STD**2 + sigma**2, ratio * sigma**2
-        for _ in range(n_steps_each):
-            mean, var = mean + a * (MEAN - mean) / v, (1 - a / v) ** 2 * var + 2 * a
-    if denoise_to_zero:
-        shrink = STD**2 / (STD**2 + levels[-1] ** 2)
-        mean, var = MEAN + shrink * (mean - MEAN), shrink**2 * var
-    return mean, math.sqrt(var)
-
-
-@pytest.mark.parametrize("options", [{}, {"n_steps_each": 7, "step_lr": 3e-5}, {"denoise_to_zero": False}])
-def test_langevin_law_is_its_recursion(options: dict[str, Any]) -> None:
-    (law_mean, law_std), (mean, std) = exact_law("langevin", 12, **options), langevin_recursion(12, **options)
-    assert abs(law_mean - mean) < 1e-12 and abs(law_std - std) < 1e-12, (law_mean, mean, law_std, std)
-
-
-def test_langevin_converges_as_levels_are_added() -> None:
-    # Its bias comes from the spacing of the levels (the chain barely mixes at sigma << STD) and halves per
-    # doubling of the levels: std bias 0.0064, 0.0031, 0.0015, 0.0007 measured at 25..200 steps (T = 100).
-    std_bias = [langevin_recursion(steps)[1] - STD for steps in (25, 50, 100, 200)]
-    assert all(coarse >= 1.8 * fine > 0 for coarse, fine in itertools.pairwise(std_bias)), std_bias
-    assert std_bias[-1] < 2e-3, std_bias
 
 
 @pytest.mark.parametrize(("name", "options", "reachable"), [
@@ -349,47 +244,6 @@ def test_restart_plan_snaps_t_min_to_the_schedule() -> None:
     assert bool((levels[:-1] > levels[1:]).all())
     with pytest.raises(ValueError, match="N_restart >= 2"):
         restart_plan(sigmas, [(1, 2, 0.06, 0.30)])
-
-
-def test_restart_contracts_the_main_solver_error() -> None:
-    # Xu et al. 2023, Sec. 3: the forward jump + backward ODE contracts the error accumulated before t_min. With
-    # an accurate backward pass (17 levels), the std bias of coarse Heun (8 steps: 0.085) shrinks with each
-    # restart (measured 0.019, 0.0050, 0.0014 for K = 1, 2, 4), down to the backward pass's own error.
-    _, heun_std = exact_law("heun", 8)
-    bias = [exact_law("restart", 8, restarts=((17, k, 0.06, 1.0),))[1] - STD for k in (1, 2, 4)]
-    assert heun_std - STD > bias[0] > bias[1] > bias[2] > 0 and bias[2] < (heun_std - STD) / 20, (heun_std, bias)
-
-
-def test_ddpm_analytic_is_exact_on_a_gaussian() -> None:
-    # With the exact Gamma, each step is the true reverse conditional q(x_next | x) (Gaussian data: the posterior
-    # of x0 has constant variance), so down to sigma_L the chain samples q(x_L | x_start) exactly, at any step
-    # count. x_start = x_L + sqrt(sigma_0^2 - sigma_L^2) n, so with v_L = STD^2 + sigma_L^2 and k = v_L / (STD^2 +
-    # sigma_0^2): x_L = MEAN + k (x - MEAN) + N(0, v_L (1 - k)). The last step returns D(x_L) = MEAN + k_L (x_L -
-    # MEAN), k_L = STD^2 / v_L (no noise, as DDPM). Started from x ~ N(0, sigma_0^2) (the prior mismatch).
-    # (DDPM's fixed_small std is off by 0.32, 0.16, 0.075 at 3, 10, 25 steps.)
-    s0, v_L = RANGE.sigma_max, STD**2 + RANGE.sigma_min**2
-    k, k_L = v_L / (STD**2 + s0**2), STD**2 / v_L
-    mean, std = MEAN - k_L * k * MEAN, k_L * math.sqrt(k**2 * s0**2 + v_L * (1 - k))
-    for steps in (2, 5, 25):
-        law_mean, law_std = exact_law("ddpm_analytic", steps)
-        assert abs(law_mean - mean) < 1e-12 and abs(law_std - std) < 1e-12, (steps, law_mean, law_std)
-
-
-def test_mean_square_eps_matches_its_closed_form() -> None:
-    # eps_hat ~ N(0, Gamma) per coordinate, so the mean of 20000 x 4 squares has relative standard error
-    # sqrt(2 / 80000) = 0.5%; 4 standard errors allowed.
-    from samplerzoo.samplers.sde import gaussian_mean_square_eps, mean_square_eps
-
-    problem, sigmas = testing.gaussian_problem(), karras(8, RANGE)
-    g = torch.Generator().manual_seed(0)
-    data = problem.sample(20000, generator=g)
-    estimate = mean_square_eps(problem, data, sigmas, lambda sigma, sigma_next: torch.randn(
-        data.shape, generator=g, dtype=data.dtype))
-    exact = gaussian_mean_square_eps(sigmas, STD)
-    assert estimate[-1] == 0 and bool(((estimate[:-1] / exact[:-1] - 1).abs() < 4 * math.sqrt(2 / 80000)).all())
-    # The estimated table is as good as the exact one, up to its Monte-Carlo error.
-    std_estimated, std_exact = (exact_law("ddpm_analytic", 8, gamma=gamma)[1] for gamma in (estimate, exact))
-    assert abs(std_estimated - std_exact) < 0.005, (std_estimated, std_exact)
 
 
 @pytest.mark.parametrize(("gamma", "bound", "options"), [

@@ -11,29 +11,30 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from ..errors import SamplerzooError
-from ..files import atomic_write, check_writable
 from ..plugins import get_sampler
 from .results import ResultsFile
 
-TITLES = {"fid": "FID", "kid": "KID", "isc": "IS"}
-HIGHER_IS_BETTER = {"isc"}
+TITLES = {"fid": "FID", "kid": "KID", "isc": "IS", "precision": "precision", "recall": "recall",
+          "f_score": "F-score"}
+HIGHER_IS_BETTER = {"isc", "precision", "recall", "f_score"}
+METRIC_KEYS = {"prc": ("precision", "recall")}
+"""The values a metric asked for is reported as, where they are not its own name."""
 SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_step", "dtype", "guidance_scale")
 """What a section's rows share: all of a point's config but sampler, options, schedule and NFE."""
-CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "stochastic", "requested_nfe", "counted_nfe", "status")
-CSV_TRAILING = ("samples", "seed", "final_step", "final_step_used", "dtype", "guidance_scale", "reference",
-                "reference_samples", "extractor", "floor_samples", "device", "processes", "wall_seconds",
-                "sampling_seconds", "metric_seconds", "precision", "nonfinite_samples", "first_nonfinite_step",
+CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "schedule_options", "stochastic", "requested_nfe",
+               "counted_nfe", "status")
+CSV_TRAILING = ("samples", "samples_scored", "seed", "final_step", "final_step_used", "dtype", "guidance_scale",
+                "reference", "reference_samples", "reference_kind", "reference_id", "extractor",
+                "extractor_weights_sha256", "floor_kind", "floor_samples", "device", "processes", "wall_seconds",
+                "sampling_seconds", "metric_seconds", "model_precision", "nonfinite_samples", "first_nonfinite_step",
                 "reason")
+"""``model_precision`` is the row's ``precision`` (the dtype the model ran in), not the metric."""
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 MARKS = {"unreachable": "—", "nonfinite": "✗"}
 """A table cell's mark for a point without a value, by status (any other status: ?)."""
@@ -79,7 +80,8 @@ def stochastic(sampler: str) -> bool | None:
 
 def label(row: dict[str, Any]) -> str:
     """A table row's name: the sampler, with its options if it has any."""
-    options = row.get("options") or {}
+    options = {**(row.get("options") or {}),
+               **{f"schedule.{k}": v for k, v in (row.get("schedule_options") or {}).items()}}
     return " ".join([row["sampler"], *(f"{k}={v}" for k, v in sorted(options.items()))])
 
 
@@ -94,8 +96,9 @@ def sections(rows: list[dict[str, Any]]) -> list[Section]:
 
 def metric_names(rows: Iterable[dict[str, Any]]) -> list[str]:
     """The metrics asked for or measured in ``rows`` (standard deviations left out), FID first."""
-    names = {name for row in rows for name in [*row.get("metric_names", []), *row.get("metrics", {})]
-             if not name.endswith("_std")}
+    asked = {name for row in rows for m in row.get("metric_names", []) for name in METRIC_KEYS.get(m, (m,))}
+    names = {name for name in asked | {n for row in rows for n in row.get("metrics", {})}
+             if not name.endswith("_std") and name != "f_score"}
     return sorted(names, key=lambda name: (name != "fid", name))
 
 
@@ -143,6 +146,25 @@ def unmeasured(section: Section) -> dict[tuple[str, int], str]:
     return {point: reasons[point] for point in sorted(reasons, key=lambda p: (order.index(p[0]), p[1]))}
 
 
+def floor_comparable(row: dict[str, Any]) -> bool:
+    """Whether the row's floor was measured on as many images as the point has samples (FID and KID are biased
+    by sample count, so only such a floor is a bound for the point)."""
+    return bool(row.get("floor")) and row.get("floor_samples") == row.get("samples")
+
+
+def floor_text(row: dict[str, Any]) -> str:
+    """What the floor is, or why none is shown."""
+    values = ", ".join(f"{TITLES.get(k, k)} {number(v)}" for k, v in row.get("floor", {}).items()
+                       if not k.endswith("_std"))
+    if floor_comparable(row):
+        return (f"{values} ({row['floor_samples']} reference images drawn with replacement, seed 0, scored against "
+                "the reference: what a sampler reproducing the data would score at this sample count)")
+    if row.get("floor"):
+        return (f"not shown: measured on {row.get('floor_samples')} held-out images, not comparable with "
+                f"{row.get('samples')}-sample points (fewer images score worse); a rerun records a resampled floor")
+    return "none (the reference is FID statistics only)" if row.get("reference_kind") == "npz" else "not measured"
+
+
 def number(x: float) -> str:
     return f"{x:.4g}"
 
@@ -163,14 +185,21 @@ def cell(grid: Grid, name: str, nfe: int, notes: list[tuple[str, int]]) -> str:
     return f"**{text}**" if v == best else text
 
 
+STOCHASTIC = {False: "", True: "yes", None: "?"}
+"""A table's stochastic column, by the sampler's kind (``None``: not installed here)."""
+
+
+def stochastic_text(name: str) -> str:
+    return STOCHASTIC[kind(name)]
+
+
 def table(grid: Grid, notes: list[tuple[str, int]]) -> list[str]:
     """The Markdown table of a grid; ``notes`` are the points without a value, numbered from 1."""
-    kinds = {False: "", True: "yes", None: "?"}
     lines = ["| sampler | stochastic | " + " | ".join(map(str, grid.nfes)) + " |",
              "|---|---|" + "---:|" * len(grid.nfes)]
     for name in grid.samplers:
         cells = " | ".join(cell(grid, name, nfe, notes) for nfe in grid.nfes)
-        lines.append(f"| {name} | {kinds[kind(name)]} | {cells} |")
+        lines.append(f"| {name} | {stochastic_text(name)} | {cells} |")
     return lines
 
 
@@ -193,7 +222,9 @@ def bench_commands(section: Section, results: str) -> list[str]:
     """``zoo bench`` commands that regenerate the section's points: one per set of options, schedules and NFE."""
     plans: dict[tuple[str, str], tuple[set[str], set[int]]] = {}
     for row in section.rows:
-        options = " ".join(f"--option {k}={json.dumps(v)}" for k, v in sorted((row.get("options") or {}).items()))
+        options = " ".join([*(f"--option {k}={json.dumps(v)}" for k, v in sorted((row.get("options") or {}).items())),
+                            *(f"--schedule-option {k}={json.dumps(v)}"
+                              for k, v in sorted((row.get("schedule_options") or {}).items()))])
         schedules, nfes = plans.setdefault((row["sampler"], options), (set(), set()))
         schedules.add(row["schedule"])
         nfes.add(row["requested_nfe"])
@@ -205,10 +236,18 @@ def bench_commands(section: Section, results: str) -> list[str]:
     common = (f"--samples {s['samples']} --seed {s['seed']} --batch {first.get('batch', 500)} "
               f"--metrics {','.join(first.get('metric_names', ['fid', 'kid']))} --final-step {s['final_step']} "
               f"--dtype {s['dtype']}" + (f" --guidance-scale {s['guidance_scale']}" if s["guidance_scale"] else "")
-              + (f" --device {first['device']}" if first.get("device", "cpu") != "cpu" else ""))
+              + (f" --device {first['device']}" if first.get("device", "cpu") != "cpu" else "")
+              + (f" --reference {s['reference']}" if s["reference"] != "digits-train" else "")
+              + (f" --extractor {s['extractor']}" if s["extractor"] != "digits-classifier" else "")
+              + (f" --extractor-weights {first['extractor_weights']}" if first.get("extractor_weights") else ""))
     return [f"zoo bench --checkpoint {s['checkpoint']} --sampler {','.join(samplers)} --schedule {schedules} "
             f"--nfe {nfes} {common}{' ' + options if options else ''} --results {results}"
             for (schedules, nfes, options), samplers in groups.items()]
+
+
+def reference_count(row: dict[str, Any]) -> str:
+    count = row.get("reference_samples")
+    return "FID statistics" if row.get("reference_kind") == "npz" else f"{count if count else '?'} images"
 
 
 def distinct(values: Iterable[Any]) -> list[Any]:
@@ -220,18 +259,18 @@ def header(section: Section, results: str) -> list[str]:
     s, rows = section.settings, section.rows
     first = rows[0]
     counts = {status: sum(row["status"] == status for row in rows) for status in ("ok", *MARKS)}
-    floor = ", ".join(f"{TITLES.get(k, k)} {number(v)}" for k, v in first.get("floor", {}).items()
-                      if not k.endswith("_std")) or "not measured"
     versions = "; ".join(", ".join(f"{k} {v}" for k, v in sorted(vs.items()))
                          for vs in distinct(row.get("versions", {}) for row in rows))
     processes = max(row.get("processes", 1) for row in rows)
     lines = [
         f"- Checkpoint: `{s['checkpoint']}`" + (f", guidance scale {s['guidance_scale']}" if s["guidance_scale"]
                                                  else ""),
-        f"- Reference: {s['reference']} ({first.get('reference_samples', '?')} images), features: {s['extractor']}",
+        f"- Reference: {s['reference']} ({reference_count(first)}), features: {s['extractor']}"
+        + (f" (weights sha256 {first['extractor_weights_sha256'][:12]})" if first.get("extractor_weights_sha256")
+           else ""),
         f"- Samples: {s['samples']} per point, seeds {s['seed']}–{s['seed'] + s['samples'] - 1} (sample i uses seed "
         f"{s['seed']} + i); final step {s['final_step']}; {s['dtype']}",
-        f"- Floor ({first.get('floor_samples', 0)} held-out real images vs the reference): {floor}",
+        f"- Floor: {floor_text(first)}",
         f"- Device: {', '.join(distinct(row.get('device', '?') for row in rows))}"
         + (f", {processes} processes (torchrun)" if processes > 1 else ""),
         f"- Versions: {versions}",
@@ -270,86 +309,19 @@ def markdown(rows: list[dict[str, Any]], results: str, command: str) -> str:
 def csv_text(rows: list[dict[str, Any]]) -> str:
     """Long format, one line per point (``pandas.read_csv`` then ``pivot`` gives any table); metrics and floors
     in their own columns (``fid``, ``kid``, ``kid_std``, ``floor_fid``, ...), blank when not measured."""
-    metrics = sorted({name for row in rows for name in [*row.get("metrics", {}), *row.get("metric_names", [])]})
+    metrics = sorted({name for row in rows for name in [*row.get("metrics", {}), *(
+        key for m in row.get("metric_names", []) for key in METRIC_KEYS.get(m, (m,)))]})
     floors = sorted({name for row in rows for name in row.get("floor", {})})
     columns = [*CSV_COLUMNS, *metrics, *(f"floor_{name}" for name in floors), *CSV_TRAILING]
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        line = {key: row.get(key, "") for key in columns}
+        line = {key: row.get(key, "") for key in columns} | {"model_precision": row.get("precision", "")}
         line |= {name: row.get("metrics", {}).get(name, "") for name in metrics}
         line |= {f"floor_{name}": row.get("floor", {}).get(name, "") for name in floors}
         line |= {"options": json.dumps(row.get("options") or {}, sort_keys=True),
+                 "schedule_options": json.dumps(row.get("schedule_options") or {}, sort_keys=True),
                  "stochastic": stochastic(row["sampler"])}
         writer.writerow({key: "" if v is None else v for key, v in line.items()})
     return out.getvalue()
-
-
-def styles(labels: list[str]) -> dict[str, dict[str, Any]]:
-    """A distinct color and marker per sampler (up to 60 samplers before colors repeat); solid for deterministic,
-    dashed for stochastic, dotted for samplers not installed here."""
-    from matplotlib import colormaps
-
-    colors = [c for name in ("tab20", "tab20b", "tab20c") for c in colormaps[name].colors]  # type: ignore[attr-defined]
-    markers = "osD^vP*X<>ph"
-    lines = {False: "-", True: "--", None: ":"}
-    return {name: {"color": colors[i % len(colors)], "marker": markers[i % len(markers)],
-                   "linestyle": lines[kind(name)]} for i, name in enumerate(labels)}
-
-
-def plot(rows: list[dict[str, Any]], metric: str = "fid") -> Figure:
-    """``metric`` against counted NFE on log-log axes: one panel per checkpoint section and schedule, one line per
-    sampler, the floor as a horizontal line, the legend outside on the right."""
-    panels = [(section, grid) for section in sections(rows) for grid in grids(section) if grid.metric == metric]
-    if not panels:
-        raise SamplerzooError(f"no {metric} values to plot")
-    figure = Figure(figsize=(13, 5.5 * len(panels)), layout="constrained")
-    FigureCanvasAgg(figure)
-    style = styles(sampler_order(label(row) for row in rows))
-    for ax, (section, grid) in zip(figure.subplots(len(panels), 1, squeeze=False)[:, 0], panels, strict=True):
-        for name in grid.samplers:
-            points = sorted((row.get("counted_nfe", nfe), v) for (sampler, nfe), row in grid.cells.items()
-                            if sampler == name and (v := value(row, metric)) is not None and v > 0)
-            if points:
-                ax.plot(*zip(*points, strict=True), label=name, markersize=4, linewidth=1.2, **style[name])
-        failed = sorted(row.get("counted_nfe", nfe) for (_, nfe), row in grid.cells.items()
-                        if row["status"] == "nonfinite")
-        if failed:  # at the top edge of the panel: there is no value to place them at
-            ax.plot(failed, [0.97] * len(failed), "x", color="red", markersize=7, transform=ax.get_xaxis_transform(),
-                    label="non-finite samples (not scored)")
-        floor = section.rows[0].get("floor", {}).get(metric)
-        if floor:
-            ax.axhline(floor, color="black", linewidth=1, linestyle=(0, (1, 3)),
-                       label=f"floor ({section.rows[0].get('floor_samples')} held-out real images)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks(grid.nfes, [str(n) for n in grid.nfes])
-        ax.minorticks_off()
-        ax.grid(True, which="major", alpha=0.3)
-        ax.set_xlabel("NFE (counted network evaluations)")
-        ax.set_ylabel(TITLES.get(metric, metric) + (" (higher is better)" if metric in HIGHER_IS_BETTER else ""))
-        ax.set_title(f"{section.settings['checkpoint']}, {grid.schedule} schedule: {section.settings['samples']} "
-                     "samples a point (solid: deterministic, dashed: stochastic)")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small",
-                  ncols=math.ceil(len(grid.samplers) / 24))
-    return figure
-
-
-def write_report(results: Path, out: Path | None = None, command: str | None = None) -> list[Path]:
-    """Write ``NAME.md``, ``NAME.csv`` and ``NAME.png`` for ``results`` (``NAME.jsonl``) next to it, or into ``out``;
-    returns the paths written. The plot shows FID, else the first metric measured."""
-    rows = read_results(results)
-    folder = out or results.parent
-    md, table_csv, png = (check_writable(folder / (results.stem + suffix), "report file")
-                          for suffix in (".md", ".csv", ".png"))
-    atomic_write(md, markdown(rows, str(results), command or f"zoo report {results}").encode())
-    atomic_write(table_csv, csv_text(rows).encode())
-    written = [md, table_csv]
-    metrics = metric_names(rows)
-    if metrics:
-        image = io.BytesIO()
-        plot(rows, metrics[0]).savefig(image, format="png", dpi=110, bbox_inches="tight")
-        atomic_write(png, image.getvalue())
-        written.append(png)
-    return written

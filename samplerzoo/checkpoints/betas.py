@@ -1,4 +1,5 @@
-"""diffusers' ``beta_schedule`` names turned into ``alphas_cumprod`` (Ho et al. 2020; Nichol & Dhariwal 2021)."""
+"""diffusers' ``beta_schedule`` names turned into ``alphas_cumprod`` (Ho et al. 2020; Nichol & Dhariwal 2021), with
+the optional zero-terminal-SNR rescale (Lin et al. 2024)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError
+from ..noise_schedules import rescale_zero_terminal_snr
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
@@ -41,4 +43,7 @@ def alphas_cumprod(config: Mapping[str, Any], source: str) -> Tensor:
                               "or trained_betas")
     if not ((betas > 0) & (betas < 1)).all():
         raise CheckpointError(f"{source}: betas must lie in (0, 1)")
+    if config.get("rescale_betas_zero_snr", False):
+        betas = rescale_zero_terminal_snr(betas)
     return torch.cumprod(1 - betas, 0)
+

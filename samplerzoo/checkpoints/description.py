@@ -14,7 +14,7 @@ from torch import nn
 
 from ..adapters import NetworkDenoiser, parameterization
 from ..errors import CheckpointError, UnknownNameError
-from ..noise_schedules import EDM, VE, ContinuousVP, DiscreteVP, NoiseSchedule
+from ..noise_schedules import EDM, VE, ContinuousVP, DiscreteVP, NoiseSchedule, SubVP
 from .betas import alphas_cumprod
 from .diffusers_format import UNetNetwork
 from .weights import load_state_dict
@@ -39,13 +39,16 @@ def _schedule(spec: dict[str, Any], source: str) -> NoiseSchedule:
             return DiscreteVP(alphas_cumprod(options, source), options.get("sigma_to_t", "log"))
         if kind == "continuous_vp":
             return ContinuousVP(**options)
+        if kind == "sub_vp":
+            return SubVP(**options)
         if kind == "ve":
             return VE(**options)
         if kind == "edm":
             return EDM(**options)
     except TypeError as exc:
         raise CheckpointError(f"{source}: bad noise_schedule options ({exc})") from None
-    raise CheckpointError(f"{source}: unknown noise_schedule type {kind!r}; known: discrete_vp, continuous_vp, ve, edm")
+    raise CheckpointError(f"{source}: unknown noise_schedule type {kind!r}; known: discrete_vp, continuous_vp, sub_vp, "
+                          "ve, edm")
 
 
 def read_description(path: Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Local diffusers model directories: a pipeline (``model_index.json``, loaded by its family in ``families/``),
 a bare UNet2DModel with its scheduler config, and the legacy root layout of google/ddpm-cifar10-32
-(``GaussianDDPMScheduler``, ``timesteps``)."""
+(``GaussianDDPMScheduler``, ``timesteps``). The scheduler config names the noise schedule: DDPM-style betas
+(``rescale_betas_zero_snr`` included), EDM, FlowMatch* (rectified flow) or SCM (TrigFlow)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 from ..adapters import NetworkDenoiser, parameterization
 from ..denoiser import Checkpoint
 from ..errors import CheckpointError, UnknownNameError
+from ..flow import FLOW_SCHEDULERS, TRIGFLOW_SCHEDULERS, flow_match_from_config, trigflow_from_config
 from ..noise_schedules import EDM, DiscreteVP, NoiseSchedule, SigmaToT
 from .betas import alphas_cumprod
 from .weights import load_state_dict
@@ -68,8 +70,20 @@ def build_unet(directory: Path) -> UNetNetwork:
     return UNetNetwork(unet.eval())
 
 
-def noise_schedule(config: dict[str, Any], source: str, sigma_to_t: SigmaToT) -> tuple[NoiseSchedule, str]:
-    """The noise schedule and parameterization a scheduler config describes."""
+def noise_schedule(config: dict[str, Any], source: str, sigma_to_t: SigmaToT,
+                   image_seq_len: int | None = None) -> tuple[NoiseSchedule, str]:
+    """The noise schedule and parameterization a scheduler config describes (``image_seq_len`` sets a flow
+    model's dynamic shift)."""
+    if config.get("_class_name") in FLOW_SCHEDULERS or config.get("use_flow_sigmas"):
+        if config.get("prediction_type", "flow_prediction") not in ("flow_prediction", "flow"):
+            raise CheckpointError(f"{source}: a rectified-flow scheduler config needs prediction_type "
+                                  f"flow_prediction, got {config['prediction_type']!r}")
+        if config.get("use_flow_sigmas"):  # DPMSolver / UniPC configs of flow models (SANA, Wan): flow_shift
+            config = {"num_train_timesteps": config.get("num_train_timesteps", 1000),
+                      "shift": config.get("flow_shift", 1.0)}
+        return flow_match_from_config(config, source, image_seq_len), "flow"
+    if config.get("_class_name") in TRIGFLOW_SCHEDULERS:
+        return trigflow_from_config(config, source), "trigflow"
     if config.get("_class_name") in EDM_SCHEDULERS:
         # diffusers' EDM schedulers call EDM's raw F "epsilon" (c_out = +sigma*sd/sqrt(sigma^2+sd^2)).
         prediction = {"epsilon": "edm", "v_prediction": "v"}.get(config.get("prediction_type", "epsilon"), "?")
@@ -83,6 +97,9 @@ def noise_schedule(config: dict[str, Any], source: str, sigma_to_t: SigmaToT) ->
     except UnknownNameError:
         raise CheckpointError(f"{source}: unknown prediction_type {config['prediction_type']!r}; known: epsilon, "
                               "v_prediction, sample") from None
+    if prediction == "flow":
+        raise CheckpointError(f"{source}: prediction_type {config['prediction_type']!r} is a flow velocity; it needs "
+                              f"a FlowMatch* scheduler ({', '.join(FLOW_SCHEDULERS)}) or use_flow_sigmas")
     return DiscreteVP(alphas_cumprod(config, source), sigma_to_t), prediction
 
 
@@ -90,8 +107,10 @@ def load_unet_denoiser(unet_dir: Path, scheduler_path: Path, sigma_to_t: SigmaTo
     """A pixel-space Denoiser from a UNet2DModel folder and its scheduler config."""
     scheduler = read_json(scheduler_path)
     network = build_unet(unet_dir)
-    schedule, prediction = noise_schedule(scheduler, str(scheduler_path), sigma_to_t)
     unet_config = network.unet.config
+    # Under dynamic shifting mu follows the image sequence length: (H/2)(W/2), the 2x2-patch count of Flux and SD3.
+    schedule, prediction = noise_schedule(scheduler, str(scheduler_path), sigma_to_t,
+                                          (int(unet_config.sample_size) // 2) ** 2)
     embeddings = int(unet_config.num_class_embeds or 0)
     extra = read_json(unet_dir / EXTRA) if (unet_dir / EXTRA).is_file() else {}
     null_label = extra.get("null_label")

@@ -12,7 +12,7 @@ from ..checks import positive
 from ..errors import SamplerzooError
 from . import interrupts
 from .catalogue import JsonOption
-from .options import parse_options, split_ints, split_names
+from .options import option_sets, parse_option_grid, split_ints, split_names
 from .output import print_json, stderr, stdout, table
 
 if TYPE_CHECKING:
@@ -28,12 +28,31 @@ def status_text(row: dict[str, Any]) -> str:
     return "ok" if row["status"] == "ok" else f"{row['status']}: {row.get('reason', '')}"
 
 
+def options_text(row: dict[str, Any]) -> str:
+    schedule = {f"schedule.{k}": v for k, v in (row.get("schedule_options") or {}).items()}
+    both = {**(row.get("options") or {}), **schedule}
+    return " ".join(f"{k}={v}" for k, v in sorted(both.items())) or "-"
+
+
+def floor_line(rows: list[dict[str, Any]]) -> str:
+    """The resampled floor, said for what it is; nothing when it was not measured (an .npz reference)."""
+    row = next((row for row in rows if row.get("floor") and row.get("floor_samples") == row.get("samples")), None)
+    if row is None:
+        return ""
+    values = ", ".join(f"{k} {v:.4g}" for k, v in row["floor"].items() if not k.endswith("_std"))
+    return (f"floor ({row['floor_samples']} reference images drawn with replacement, scored against the reference: "
+            f"what a sampler reproducing the data would score): {values}")
+
+
 def render(rows: list[dict[str, Any]], title: str) -> None:
+    """The sweep's table; an options column only when some point has options."""
     metric_names = sorted({m for row in rows for m in row.get("metrics", {}) if not m.endswith("_std")})
-    columns = ("sampler", "schedule", "NFE", "counted", "ends at", *metric_names, "seconds", "status")
+    with_options = any(options_text(row) != "-" for row in rows)
+    columns = ("sampler", *(["options"] if with_options else []), "schedule", "NFE", "counted", "ends at",
+               *metric_names, "seconds", "status")
     table(title, columns, [
-        (row["sampler"], row["schedule"], str(row["requested_nfe"]), str(row.get("counted_nfe", "-")),
-         ENDS.get(row.get("final_step_used", ""), "-"),
+        (row["sampler"], *([options_text(row)] if with_options else []), row["schedule"], str(row["requested_nfe"]),
+         str(row.get("counted_nfe", "-")), ENDS.get(row.get("final_step_used", ""), "-"),
          *[f"{row['metrics'][m]:.4g}" if m in row.get("metrics", {}) else "-" for m in metric_names],
          f"{row['wall_seconds']:.1f}" if "wall_seconds" in row else "-", status_text(row)) for row in rows],
           right=("NFE", "counted", *metric_names, "seconds"))
@@ -92,7 +111,7 @@ def bench(
     samples: Annotated[int, typer.Option(help="Samples per point.")] = 2000,
     batch: Annotated[int, typer.Option(help="Sampling batch size (does not change the images).")] = 500,
     seed: Annotated[int, typer.Option(help="First seed; sample i uses seed + i.")] = 0,
-    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, isc.")] = "fid,kid",
+    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, isc, prc (precision/recall).")] = "fid,kid",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     dtype: Annotated[str, typer.Option(help=f"One of {', '.join(DTYPE_NAMES)}.")] = "float32",
     final_step: Annotated[str, typer.Option(help="auto (0 if the budget allows, else sigma_min), zero, sigma_min or "
@@ -104,7 +123,19 @@ def bench(
     noise: Annotated[str, typer.Option(help="Per-sample noise: counter (hashed per seed, batched) or torch (one "
                                             "torch.Generator per seed, NVlabs/edm's draws).")] = "counter",
     option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE for every sampler of the "
-                                                          "sweep (repeatable), e.g. s_churn=10.")] = None,
+                                                          "sweep (repeatable), e.g. s_churn=10; NAME=V1,V2,... is a "
+                                                          "sweep axis, e.g. eta=0,0.5,1.")] = None,
+    schedule_option: Annotated[list[str] | None, typer.Option(help="A schedule option NAME=VALUE (repeatable), e.g. "
+                                                                   "rho=5; NAME=V1,V2,... is a sweep axis.")] = None,
+    reference: Annotated[str, typer.Option(help="What samples are measured against: digits-train, digits-test, a "
+                                                "torch-fidelity dataset (cifar10-train, ...), a folder of images, or "
+                                                "an .npz of FID statistics (mu, sigma; FID only).")] = "digits-train",
+    extractor: Annotated[str, typer.Option(help="Feature extractor: digits-classifier, or one torch-fidelity "
+                                                "registers (inception-v3-compat, dinov2-vit-s-14, clip-vit-b-32, "
+                                                "...).")] = "digits-classifier",
+    extractor_weights: Annotated[Path | None, typer.Option(help="The extractor's weights file (the format "
+                                                                "torch-fidelity loads) instead of its download.")]
+    = None,
     as_json: JsonOption = False,
 ) -> None:
     """Sweep samplers x schedules x NFE on a checkpoint: exact NFE, per-sample seeds, FID/KID, resumable; under
@@ -114,7 +145,8 @@ def bench(
     if dtype not in DTYPE_NAMES:
         raise SamplerzooError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPE_NAMES)}")
     nfes = split_ints(nfe, "--nfe")
-    options = parse_options(option)
+    options = option_sets(parse_option_grid(option))
+    schedule_options = option_sets(parse_option_grid(schedule_option, "--schedule-option"))
     path = results or Path("results") / f"bench-{Path(checkpoint).name}.jsonl"
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -138,7 +170,9 @@ def bench(
                      device=device, progress=Callbacks(tally.start_point, tally.sampled, tally.point_finished,
                                                        tally.start_sweep),
                      metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
-                     guidance_scale=guidance_scale, options=options, noise=noise)
+                     guidance_scale=guidance_scale, options=options, schedule_options=schedule_options, noise=noise,
+                     reference=reference, extractor=extractor,
+                     extractor_weights=str(extractor_weights) if extractor_weights else None)
     except KeyboardInterrupt as exc:
         if bars.live.is_started:
             bars.stop()
@@ -153,11 +187,10 @@ def bench(
     if as_json:
         print_json(rows)
         return
-    floors: dict[str, float] = next((row["floor"] for row in rows if row.get("floor")), {})
-    floor_text = ", ".join(f"{k} {v:.4g}" for k, v in floors.items() if not k.endswith("_std"))
     render(rows, f"{checkpoint}: {samples} samples a point, seeds {seed}.., results in {path}")
-    if floor_text:
-        stdout.print(f"floor (held-out real images vs the reference): {floor_text}", highlight=False)
+    floor = floor_line(rows)
+    if floor:
+        stdout.print(floor, highlight=False)
 
 
 def add_commands(app: typer.Typer) -> None:

@@ -48,7 +48,8 @@ def list_schedules(as_json: JsonOption = False) -> None:
     specs = sorted(get_schedules().values(), key=lambda s: s.name)
     if as_json:
         print_json([{"name": s.name, "aliases": list(s.aliases), "description": s.description,
-                     "needs_table": s.needs_table, "plugin": s.plugin} for s in specs])
+                     "needs_table": s.needs_table, "argument": s.argument_help, "paper": s.paper,
+                     "reference": s.reference, "plugin": s.plugin} for s in specs])
         return
     table(f"{len(specs)} schedules", ("name", "aliases", "description", "needs trained table", "plugin"),
           [(s.name, ", ".join(s.aliases), s.description, "yes" if s.needs_table else "", s.plugin) for s in specs])

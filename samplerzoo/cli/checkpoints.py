@@ -103,7 +103,9 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
                                                             )] = None,
            dtype: Annotated[str, typer.Option(help="float32, float64, bfloat16 or float16.")] = "float32",
            option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE (repeatable), e.g. "
-                                                            "s_churn=10.")] = None) -> None:
+                                                            "s_churn=10.")] = None,
+           schedule_option: Annotated[list[str] | None, typer.Option(help="A schedule option NAME=VALUE "
+                                                                     "(repeatable), e.g. rho=5.")] = None) -> None:
     """Sample a grid of images with exactly --nfe network evaluations each and write it as a PNG (never a grid of
     NaN/inf samples)."""
     positive("-n", n, "samples")
@@ -113,6 +115,7 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
     if out.suffix.lower() != ".png":
         raise SamplerzooError(f"--out {out}: accepted: a .png file path")
     options = parse_options(option)
+    schedule_options = parse_options(schedule_option, "--schedule-option")
 
     from PIL import Image
 
@@ -122,16 +125,18 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
     from ..files import atomic_write, check_writable
     from ..finite import count_nonfinite
     from ..guidance import class_conditioned
-    from ..plugins import get_sampler
+    from ..plugins import get_sampler, get_schedule
     from ..precision import dtype_named, in_dtype
     from ..sampling import generate
 
     get_sampler(sampler).check_options(options)
+    # an unknown name, a bad schedule file or option fails before the checkpoint loads
+    get_schedule(schedule).check_options(schedule_options)
     check_writable(out, "--out")
     model, _ = in_dtype(load(checkpoint), dtype_named(dtype))
     seeds = range(seed, seed + n)
     run = generate(class_conditioned(model, seeds, guidance_scale), sampler, nfe, seeds, model.sample_shape,
-                   schedule=schedule, dtype=dtype_named(dtype), **options)
+                   schedule=schedule, schedule_options=schedule_options, dtype=dtype_named(dtype), **options)
     if not run.finite:
         raise NonFiniteError(f"{run.nonfinite_reason()}; no grid written to {out}")
     images = decode(model, run.samples)  # a latent checkpoint's samples through its VAE

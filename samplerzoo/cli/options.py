@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -22,15 +23,46 @@ def split_ints(value: str, what: str) -> list[int]:
     return numbers
 
 
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["snr=1e4", "eta=0"]`` -> ``{"snr": 10000.0, "eta": 0}``: a value is read as JSON, else kept as text."""
-    options: dict[str, Any] = {}
+def option_values(text: str) -> list[Any]:
+    """``"0,0.5,1"`` -> ``[0, 0.5, 1]`` (a grid); ``"0.5"`` -> ``[0.5]``; ``"[1, 2]"`` -> ``[[1, 2]]``: values are
+    read as JSON where they parse, else kept as text."""
+    try:
+        values = json.loads(f"[{text}]")
+    except json.JSONDecodeError:
+        values = []
+        for part in text.split(","):
+            try:
+                values.append(json.loads(part))
+            except json.JSONDecodeError:
+                values.append(part.strip())
+    return values if isinstance(values, list) and values else [text]
+
+
+def parse_option_grid(pairs: list[str] | None, flag: str = "--option") -> dict[str, list[Any]]:
+    """``["eta=0,0.5,1", "s_noise=1"]`` -> ``{"eta": [0, 0.5, 1], "s_noise": [1]}``."""
+    grid: dict[str, list[Any]] = {}
     for pair in pairs or []:
         name, sep, text = pair.partition("=")
-        if not sep or not name.strip():
-            raise SamplerzooError(f"--option {pair!r}: accepted: NAME=VALUE, e.g. s_churn=10")
-        try:
-            options[name.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            options[name.strip()] = text
-    return options
+        if not sep or not name.strip() or not text.strip():
+            raise SamplerzooError(f"{flag} {pair!r}: accepted: NAME=VALUE or NAME=V1,V2,... (a sweep axis), e.g. "
+                                  "eta=0,0.5,1")
+        if name.strip() in grid:
+            raise SamplerzooError(f"{flag} {name.strip()} is given twice; accepted: one {flag} per name (list "
+                                  "several values as NAME=V1,V2)")
+        grid[name.strip()] = option_values(text)
+    return grid
+
+
+def option_sets(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in order (the last name varies fastest)."""
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def parse_options(pairs: list[str] | None, flag: str = "--option") -> dict[str, Any]:
+    """``["snr=1e4", "eta=0"]`` -> ``{"snr": 10000.0, "eta": 0}``: one value per name (no grid)."""
+    grid = parse_option_grid(pairs, flag)
+    several = next((name for name, values in grid.items() if len(values) > 1), None)
+    if several is not None:
+        raise SamplerzooError(f"{flag} {several}: one value accepted here, got {len(grid[several])}; a grid of "
+                              "values is a sweep axis of zoo bench")
+    return {name: values[0] for name, values in grid.items()}

@@ -1,4 +1,5 @@
-"""``zoo report``: Markdown and CSV tables (samplers x NFE) and an NFE-vs-FID plot from results files."""
+"""``zoo report``: Markdown, CSV and HTML tables (samplers x NFE), an NFE-vs-FID plot and a Pareto view from
+results files."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def report(
 ) -> None:
     """Render NAME.md (tables, best per NFE, best three at each NFE), NAME.csv (one line per point) and NAME.png
     (FID vs NFE, log-log) for each NAME.jsonl. Lines that are not results rows are skipped with one warning."""
-    from ..bench.report import write_report
+    from ..bench.publish import write_report
 
     command = shlex.join(["zoo", "report", *map(str, results), *(["--out", str(out)] if out else [])])
     written: list[Path] = []

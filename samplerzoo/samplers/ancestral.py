@@ -70,14 +70,14 @@ def sample_ddpm(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampl
 
 
 SPECS = [
-    SamplerSpec("euler_ancestral", sample_euler_ancestral, order=1, stochastic=True,
+    SamplerSpec("euler_ancestral", sample_euler_ancestral, order=1, stochastic=True, reverse_sde=True,
                 aliases=("euler_a", "EulerAncestralDiscreteScheduler"),
                 paper="Ho et al. 2020 (posterior step); Song et al. 2021, DDIM Eq. 16 (eta)",
                 reference="k_diffusion.sampling.sample_euler_ancestral; diffusers.EulerAncestralDiscreteScheduler"),
     SamplerSpec("ddim", sample_ddim, order=1, stochastic=False, aliases=("DDIMScheduler",),
                 paper="Song et al. 2021, Denoising Diffusion Implicit Models, Eq. 12",
                 reference="diffusers.DDIMScheduler"),
-    SamplerSpec("ddpm", sample_ddpm, order=1, stochastic=True, aliases=("DDPMScheduler",),
+    SamplerSpec("ddpm", sample_ddpm, order=1, stochastic=True, reverse_sde=True, aliases=("DDPMScheduler",),
                 paper="Ho et al. 2020, Denoising Diffusion Probabilistic Models, Alg. 2",
                 reference="diffusers.DDPMScheduler"),
 ]

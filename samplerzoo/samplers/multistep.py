@@ -151,9 +151,11 @@ def sample_ipndm_v(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSa
     """Variable-step iPNDM: iPNDM (Zhang & Chen 2023) with the exact variable-step Adams-Bashforth weights (Hairer,
     Norsett & Wanner 1993, Sec. III.5); on uniform sigma steps it is iPNDM. Unlike lms, the step to 0 returns D.
 
-    diff-sampler's and ComfyUI's ipndm_v use closed-form weights that agree with these on uniform steps but not
-    on variable ones: their 3rd-order weights satisfy the moment condition sum_j w_j (s_{i-j} - s_i)^2 = h^3 / 3
-    only when h (h + h_1) = h_1 (h_1 + h_2) (h, h_1, h_2 the current and previous steps).
+    diff-sampler's and ComfyUI's ipndm_v use closed-form weights that differ from these on variable steps and, at
+    4th order, on uniform ones too: there they give (57, -65, 43, -11)/24, not Adams-Bashforth's (55, -59, 37, -9)/24,
+    so they are not iPNDM on uniform steps. Their 3rd-order weights are AB3's on uniform steps but satisfy the moment
+    condition sum_j w_j (s_{i-j} - s_i)^2 = h^3 / 3 only when h (h + h_1) = h_1 (h_1 + h_2) (h, h_1, h_2 the current
+    and previous steps).
     """
     check_order("ipndm_v", order)
     return adams_sampling(model, x, sigmas, variable_step_weights, order, callback, denoise_to_zero)
@@ -389,7 +391,8 @@ SPECS = [
                 paper="Zhang, Song & Chen 2023, Improved Order Analysis and Design of Exponential Integrator for "
                       "Diffusion Models Sampling (RES, arXiv:2308.02157), multistep 2nd order",
                 reference="ComfyUI k_diffusion.sampling.sample_res_multistep"),
-    SamplerSpec("res_multistep_ancestral", sample_res_multistep_ancestral, order=1, stochastic=True,
+    SamplerSpec("res_multistep_ancestral", sample_res_multistep_ancestral, order=1, stochastic=True, weak_order=2,
+                reverse_sde=True,
                 paper="Zhang, Song & Chen 2023 (RES multistep) + ancestral split (Song et al. 2021, Eq. 16)",
                 reference="ComfyUI k_diffusion.sampling.sample_res_multistep_ancestral (eta = 1)"),
 ]

@@ -124,9 +124,12 @@ def gradient_estimation_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, cal
 
 KARRAS = "Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models"
 SPECS = [
-    SamplerSpec("euler", sample_euler, order=1, stochastic=False, aliases=("EulerDiscreteScheduler",),
+    # Flow Euler (x_t' = x_t + (t' - t) v) is this step too: both are DDIM, x_t' = (1 - t') D + t' eps_hat.
+    SamplerSpec("euler", sample_euler, order=1, stochastic=False,
+                aliases=("EulerDiscreteScheduler", "FlowMatchEulerDiscreteScheduler", "flow_euler"),
                 paper=f"{KARRAS}, Alg. 1 (churn: Alg. 2)",
-                reference="k_diffusion.sampling.sample_euler; diffusers.EulerDiscreteScheduler"),
+                reference="k_diffusion.sampling.sample_euler; diffusers.EulerDiscreteScheduler, "
+                          "FlowMatchEulerDiscreteScheduler"),
     SamplerSpec("heun", sample_heun, order=2, stochastic=False, evals_per_step=2, final_step_evals=1,
                 aliases=("HeunDiscreteScheduler", "edm_heun"), paper=f"{KARRAS}, Alg. 2",
                 reference="k_diffusion.sampling.sample_heun; diffusers.HeunDiscreteScheduler"),

@@ -125,6 +125,12 @@ def test_v1_passes_the_conformance_checks_that_apply() -> None:
     conformance.check_convergence_order(spec, layer=identity_layer, classes=torch.zeros(8, dtype=torch.long))
 
 
+@pytest.mark.parametrize("sampler", [V1, V2])
+def test_starts_at_infinite_sigma(sampler: str) -> None:
+    """From pure noise (sigma = inf) through generate(): finite, exact NFE, right answer (the layer disabled)."""
+    conformance.check_infinite_start(sz.get_sampler(sampler), layer=identity_layer)
+
+
 def test_v1_classes_follow_the_seeds() -> None:
     spec = sz.get_sampler(V1)
     seeds = [3, 14, 25]

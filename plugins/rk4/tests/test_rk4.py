@@ -42,7 +42,7 @@ def tableau_rk(model: Denoiser, x: Tensor, sigmas: Tensor, noise: NoiseSampler) 
 def test_conformance(samplerzoo_sampler: str, sampler_conformance: Callable[..., list[str]]) -> None:
     assert sampler_conformance(samplerzoo_sampler, reference=tableau_rk) == [
         "check_nfe_accounting", "check_nfe_budget", "check_determinism", "check_batch_invariance",
-        "check_convergence_order", "check_reference_agreement"]
+        "check_convergence_order", "check_infinite_start", "check_reference_agreement"]
 
 
 def test_cost_is_four_calls_a_step_and_one_for_the_last() -> None:
