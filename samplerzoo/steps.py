@@ -112,6 +112,20 @@ def dpm2_step(model: Denoiser, x: Tensor, sigma: Tensor, denoised: Tensor, sigma
     return x + to_d(x_mid, sigma_mid, denoise(model, x_mid, sigma_mid)) * (sigma_to - sigma)
 
 
+Step = Callable[[Tensor, Tensor, int], Tensor]
+"""``step(x, denoised, i) -> x_next`` for the step sigmas[i] -> sigmas[i + 1] > 0."""
+
+
+def denoise_then_step(model: Denoiser, x: Tensor, sigmas: Tensor, callback: Callback | None, step: Step) -> Tensor:
+    """The loop of samplers whose steps start from D(x, sigma_i) (reported to the callback): x = D on the step to
+    sigma = 0 (one evaluation), else ``step(x, D, i)``."""
+    for i in range(len(sigmas) - 1):
+        denoised = denoise(model, x, sigmas[i])
+        notify(callback, x, i, sigmas[i], sigmas[i], denoised)
+        x = denoised if sigmas[i + 1] == 0 else step(x, denoised, i)
+    return x
+
+
 def notify(callback: Callback | None, x: Tensor, i: int, sigma: Tensor, sigma_hat: Tensor, denoised: Tensor) -> None:
     """Report a step to the callback with k-diffusion's keys."""
     if callback is not None:

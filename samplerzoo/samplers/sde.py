@@ -19,7 +19,7 @@ from ..errors import UnknownNameError
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec, steps_for_budget
 from ..schedules import SigmaRange, karras
-from ..steps import Callback, ancestral_split, denoise, dpm2_step, notify, to_d
+from ..steps import Callback, ancestral_split, denoise, denoise_then_step, dpm2_step, notify, to_d
 from .ancestral import ancestral_sampling, ddpm_split
 from .ode import sample_heun
 
@@ -257,13 +257,10 @@ def sample_er_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSam
         raise UnknownNameError("er_sde max_stage", str(max_stage), ["1", "2", "3"])
     noise = noise or gaussian_noise_like(x)
     history: list[Tensor] = []  # D, then its first divided difference, newest first
-    for i in range(len(sigmas) - 1):
+
+    def step(x: Tensor, denoised: Tensor, i: int) -> Tensor:
+        nonlocal history
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(model, x, sigma)
-        notify(callback, x, i, sigma, sigma, denoised)
-        if sigma_next == 0:
-            x = denoised
-            continue
         r = noise_scaler(sigma_next) / noise_scaler(sigma)
         x_next = r * x + (1 - r) * denoised
         stage = min(max_stage, i + 1)
@@ -280,8 +277,8 @@ def sample_er_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSam
             spread = (sigma_next**2 - r**2 * sigma**2).clamp(min=0).sqrt()
             x_next = x_next + noise(sigma, sigma_next) * (s_noise * spread)
         history = [denoised] if first is None else [denoised, first]
-        x = x_next
-    return x
+        return x_next
+    return denoise_then_step(model, x, sigmas, callback, step)
 
 
 SONG = "Song et al. 2021, Score-Based Generative Modeling through Stochastic Differential Equations"

@@ -23,7 +23,7 @@ from ..denoiser import Denoiser
 from ..errors import SamplerzooError
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec
-from ..steps import Callback, denoise, notify
+from ..steps import Callback, denoise, denoise_then_step
 from .dpm_solver import data_step, lambda_point
 
 SOLVER_TYPES = ("phi_1", "phi_2")
@@ -35,13 +35,9 @@ def seeds_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, noise: NoiseSampl
     weights the last stage's difference with (1 - e^{-h_hat}) / 2 instead of h_hat phi_2 (SEEDS-2's "phi_1")."""
     noise = noise or gaussian_noise_like(x)
     stochastic = eta > 0 and s_noise > 0
-    for i in range(len(sigmas) - 1):
+
+    def step(x: Tensor, denoised: Tensor, i: int) -> Tensor:
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(model, x, sigma)
-        notify(callback, x, i, sigma, sigma, denoised)
-        if sigma_next == 0:
-            x = denoised
-            continue
         h = math.log(float(sigma / sigma_next))
         path, last, r_last, sigma_last = x.new_zeros(()), denoised, 0.0, sigma
         for k, r in enumerate([*nodes, 1.0]):
@@ -55,8 +51,8 @@ def seeds_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, noise: NoiseSampl
                 stage = stage + path * (sigma_r * s_noise)
             if k < len(nodes):
                 last, r_last, sigma_last = denoise(model, stage, sigma_r), r, sigma_r
-        x = stage
-    return x
+        return stage
+    return denoise_then_step(model, x, sigmas, callback, step)
 
 
 def sample_seeds_2(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
