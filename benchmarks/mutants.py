@@ -220,8 +220,9 @@ MUTANTS = [
            "coefficient", ("dpmpp_sde", "dpmpp_2m_sde"), ("tests/test_noise.py", *DPM)),
     # ---------------------------------------------------------------- the harness
     Mutant("harness-last-sample-dropped", "samplerzoo/bench/harness.py",
-           "features.append((start, meter.features(to_uint8(images.float()))))",
-           "features.append((start, meter.features(to_uint8(images.float())[:-1 if stop == point.samples else None])))",
+           "features = meter.features(to_uint8(images.float())) if score and not bad else None",
+           "features = meter.features(to_uint8(images.float())[:-1 if seeds[-1] == point.seed + point.samples - 1 "
+           "else None]) if score and not bad else None",
            "dropped sample", files=BENCH),
     Mutant("harness-seeds-off-by-one", "samplerzoo/bench/harness.py",
            "seeds = range(point.seed + start, point.seed + stop)",

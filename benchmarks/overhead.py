@@ -96,11 +96,12 @@ class Trivial:
 # ---------------------------------------------------------------------------------------------- mapping
 
 def k_sampling() -> types.ModuleType:
-    """k-diffusion's sampling module without its heavy __init__ (as tests/conftest.py)."""
-    spec = importlib.util.find_spec("k_diffusion")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("k-diffusion is needed: pip install --no-deps k-diffusion torchsde torchdiffeq scipy")
+    """k-diffusion's sampling module without its heavy __init__ (as tests/conftest.py, which may have mounted it
+    already: then its bare parent has no spec to find)."""
     if "k_diffusion" not in sys.modules:
+        spec = importlib.util.find_spec("k_diffusion")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("k-diffusion is needed: pip install --no-deps k-diffusion torchsde torchdiffeq scipy")
         parent = types.ModuleType("k_diffusion")
         parent.__path__ = list(spec.submodule_search_locations)
         sys.modules["k_diffusion"] = parent

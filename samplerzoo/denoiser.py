@@ -55,9 +55,10 @@ class Checkpoint(Denoiser, Protocol):
 
     def condition(self, samples: Sequence[int], *, labels: Sequence[int] | None = None,
                   prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
-                  guidance_scale: float | None = None) -> Denoiser:
+                  guidance_scale: float | None = None, distilled_guidance: float | None = None) -> Denoiser:
         """This model with the conditioning of ``samples`` (sample indices) bound and, for a guidance scale
-        other than 1, classifier-free guidance around it."""
+        other than 1, classifier-free guidance around it; ``distilled_guidance`` is the scale a guidance-distilled
+        network embeds (Flux dev), an input of every call, not CFG."""
         ...
 
 

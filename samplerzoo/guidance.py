@@ -120,9 +120,9 @@ class ClassifierGuidance(_Wrapper):
     def __call__(self, x: Tensor, sigma: Tensor, class_labels: Tensor | None = None, **cond: Any) -> Tensor:
         if class_labels is None:
             raise ValueError("classifier guidance needs class_labels")
-        with torch.enable_grad():
-            x_in = x.detach().requires_grad_(True)
-            log_p = self.classifier(x_in, sigma).log_softmax(-1)
+        with torch.inference_mode(False), torch.enable_grad():  # generate() samples in inference mode
+            x_in = x.detach().clone().requires_grad_(True)
+            log_p = self.classifier(x_in, sigma.clone()).log_softmax(-1)
             (grad,) = torch.autograd.grad(log_p.gather(1, class_labels[:, None]).sum(), x_in)
         return self.model(x, sigma, **cond) + self.scale * sigma.reshape(-1, *[1] * (x.ndim - 1)) ** 2 * grad
 
@@ -160,7 +160,7 @@ class Conditioner(Protocol):
 
     def __call__(self, model: Denoiser, samples: Sequence[int], *, labels: Sequence[int] | None = None,
                  prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
-                 guidance_scale: float | None = None) -> Denoiser: ...
+                 guidance_scale: float | None = None, distilled_guidance: float | None = None) -> Denoiser: ...
 
 
 def cycle(values: Sequence[T], samples: Sequence[int]) -> list[T]:
@@ -183,13 +183,14 @@ def bind(model: Denoiser, cond: dict[str, Any], unconditional: dict[str, Any], s
 
 def condition_on_labels(model: Denoiser, samples: Sequence[int], *, labels: Sequence[int] | None = None,
                         prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
-                        guidance_scale: float | None = None) -> Denoiser:
+                        guidance_scale: float | None = None, distilled_guidance: float | None = None) -> Denoiser:
     """An unconditional model as it is, or a class-conditional one with labels ``labels[i % L]`` (default
     ``i % num_classes``), guided against its ``null_label``; bad requests fail before any work."""
     num_classes = int(getattr(model, "num_classes", 0))
     kind = f"class-conditional (labels 0..{num_classes - 1})" if num_classes else "unconditional"
     if prompts or negative_prompts:
         raise SamplerzooError(f"prompts need a text-conditioned checkpoint; this one is {kind}")
+    no_distilled_guidance(distilled_guidance, kind)
     if not num_classes:
         if labels is not None:
             raise SamplerzooError("labels need a class-conditional checkpoint; this one is unconditional")
@@ -210,6 +211,13 @@ def condition_on_labels(model: Denoiser, samples: Sequence[int], *, labels: Sequ
         raise SamplerzooError("classifier-free guidance needs a model trained with a null label (samplerzoo.json "
                               "'null_label'); this one has none")
     return bind(model, {"class_labels": chosen}, {"class_labels": torch.full_like(chosen, null_label)}, guidance_scale)
+
+
+def no_distilled_guidance(scale: float | None, kind: str) -> None:
+    """A distilled guidance scale is an error for a model that does not embed one."""
+    if scale is not None:
+        raise SamplerzooError(f"distilled guidance {scale}: it needs a guidance-distilled checkpoint (Flux dev, which "
+                              f"embeds the scale); this one is {kind}: use the guidance scale (CFG)")
 
 
 def prompts_for(samples: Sequence[int], labels: Sequence[int] | None, prompts: Sequence[str] | None,

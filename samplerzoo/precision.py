@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from .denoiser import Checkpoint
 from .errors import SamplerzooError
-from .guidance import _Wrapper, class_conditioned
+from .guidance import _Wrapper, condition
 from .steps import denoise
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -38,20 +38,23 @@ class Autocast(_Wrapper):
             return self.model(x, sigma, **cond).to(x.dtype)
 
 
-def probe(model: Checkpoint, dtype: torch.dtype, device: str) -> None:
-    """One denoiser call on one sample at sigma_max in ``dtype``: raises where the device lacks a kernel."""
+def probe(model: Checkpoint, dtype: torch.dtype, device: str, **request: Any) -> None:
+    """One denoiser call on one sample at sigma_max in ``dtype``, conditioned by ``request`` (a text model needs
+    ``prompts``): raises where the device lacks a kernel."""
     x = torch.zeros(1, *model.sample_shape, dtype=dtype, device=device)
     with torch.no_grad():
-        denoise(class_conditioned(model, [0]), x, torch.tensor(model.sigma_max, dtype=torch.float64))
+        denoise(condition(model, [0], **request), x, torch.tensor(model.sigma_max, dtype=torch.float64))
 
 
-def in_dtype(model: Checkpoint, dtype: torch.dtype, device: str = "cpu") -> tuple[Checkpoint, Precision]:
-    """``model`` ready to sample in ``dtype`` on ``device`` (a torch module is cast in place), and how it runs."""
+def in_dtype(model: Checkpoint, dtype: torch.dtype, device: str = "cpu", **request: Any
+             ) -> tuple[Checkpoint, Precision]:
+    """``model`` ready to sample in ``dtype`` on ``device`` (a torch module is cast in place), and how it runs;
+    ``request`` conditions the probe call (``Checkpoint.condition``'s keywords: a text model needs prompts)."""
     if not isinstance(model, nn.Module):
         return model, "native" if dtype in (torch.float32, torch.float64) else "state"
     model.to(device=device, dtype=dtype)
     try:
-        probe(model, dtype, device)
+        probe(model, dtype, device, **request)
         return model, "native"
     except (RuntimeError, NotImplementedError) as native_error:
         model.to(dtype=torch.float32)
@@ -60,7 +63,7 @@ def in_dtype(model: Checkpoint, dtype: torch.dtype, device: str = "cpu") -> tupl
                                   "accepted: float32, float16, bfloat16") from None
         wrapped = Autocast(model, dtype, torch.device(device).type)
         try:
-            probe(wrapped, dtype, device)
+            probe(wrapped, dtype, device, **request)
         except (RuntimeError, NotImplementedError) as exc:
             name = str(dtype).removeprefix("torch.")
             raise SamplerzooError(f"dtype {name} is not supported on {device} by this checkpoint, not even under "

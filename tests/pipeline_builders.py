@@ -44,10 +44,10 @@ def clip_text_config(vocab_size: int, **changes: Any) -> Any:
                           vocab_size=vocab_size, **changes)
 
 
-def vae() -> Any:
+def vae(**changes: Any) -> Any:
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(**VAE).eval()
+    return AutoencoderKL(**{**VAE, **changes}).eval()
 
 
 def unet(**changes: Any) -> Any:
@@ -60,17 +60,19 @@ def unet(**changes: Any) -> Any:
     return UNet2DConditionModel(**config).eval()
 
 
-def stable_diffusion(directory: Path, scheduler: Any) -> Path:
-    """A Stable Diffusion 1.x/2.x pipeline: UNet2DConditionModel, AutoencoderKL, CLIP text encoder."""
+def stable_diffusion(directory: Path, scheduler: Any, digits_sized: bool = False) -> Path:
+    """A Stable Diffusion 1.x/2.x pipeline: UNet2DConditionModel, AutoencoderKL, CLIP text encoder. ``digits_sized``:
+    grey 8x8 images (4x4 latents), which the digits feature extractor can score."""
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTextModel
 
     torch.manual_seed(0)
     tokenizer = clip_tokenizer()
     text_encoder = CLIPTextModel(clip_text_config(len(tokenizer))).eval()
-    pipe = StableDiffusionPipeline(vae=vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet(),
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    small = {"in_channels": 1, "out_channels": 1, "sample_size": 8} if digits_sized else {}
+    pipe = StableDiffusionPipeline(vae=vae(**small), text_encoder=text_encoder, tokenizer=tokenizer,
+                                   unet=unet(sample_size=4) if digits_sized else unet(), scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(directory)
     return directory
 

@@ -138,4 +138,4 @@ def test_the_monte_carlo_fallback_runs_for_pc(monkeypatch: pytest.MonkeyPatch) -
 
 def test_check_sampler_checks_a_stochastic_sampler_s_law() -> None:
     names = conformance.check_sampler("dpmpp_2m_sde")
-    assert names[-2:] == ["check_law", "check_mixture_law"] and "check_convergence_order" not in names
+    assert {"check_law", "check_mixture_law"} <= set(names) and "check_convergence_order" not in names

@@ -12,7 +12,7 @@ import contextlib
 import json
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -20,13 +20,14 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from ..acceleration import accelerate
 from ..checkpoints import load
 from ..checks import positive, unique
 from ..data import digits, to_uint8
-from ..denoiser import Checkpoint, decode
+from ..denoiser import Checkpoint, Denoiser, decode
 from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..finite import count_nonfinite
-from ..guidance import class_conditioned, require_unconditional
+from ..guidance import condition, require_unconditional
 from ..noise import NOISE_SOURCES
 from ..plugins import get_sampler, get_schedule, provenance, schedule_name
 from ..precision import DTYPES, dtype_named, in_dtype
@@ -35,11 +36,14 @@ from ..schedule_files import schedule_record
 from . import distributed
 from .extractors import check_extractor
 from .metrics import DIGITS_EXTRACTOR, ISC_SPLITS, METRICS, PRC_NEIGHBOURS, Features, Meter, TensorImages, concat
+from .prompts import PromptSet
 from .references import DIGITS, Reference, resolve
 from .results import ResultsFile
+from .shards import shard
 
 __all__ = ["DTYPES", "Point", "Progress", "base_row", "points", "reference_images", "run_point", "sweep"]
-KEY_DEFAULTS: dict[str, Any] = {"extractor_weights": None, "schedule_options": {}, "reference_id": ""}
+KEY_DEFAULTS: dict[str, Any] = {"extractor_weights": None, "schedule_options": {}, "reference_id": "", "labels": None,
+                                "prompts": None, "distilled_guidance": None}
 """Fields a point's key leaves out at these values, so results files written before the fields existed resume."""
 
 
@@ -67,10 +71,23 @@ class Point:
     schedule_options: dict[str, Any] = field(default_factory=dict)
     reference_id: str = ""
     """A folder's or npz's content hash (references.py): a changed reference is a different point."""
+    labels: tuple[int, ...] | None = None
+    """Class labels, sample with seed s taking labels[s % L]; None: a class-conditional model's seed % classes."""
+    prompts: str | None = None
+    """The identity (``PromptSet.identity``, a hash) of the sweep's prompts and negative prompts; None: no prompts."""
+    distilled_guidance: float | None = None
+    """The guidance scale a guidance-distilled network embeds (Flux dev; None: its default), not CFG."""
 
     def key(self) -> str:
         fields = {k: v for k, v in asdict(self).items() if k not in KEY_DEFAULTS or v != KEY_DEFAULTS[k]}
         return json.dumps(fields, sort_keys=True)
+
+
+def conditioned(model: Checkpoint, point: Point, seeds: Sequence[int], prompts: PromptSet | None) -> Denoiser:
+    """The model conditioned as the point asks: its labels or the sweep's prompts, and its guidance scale."""
+    return condition(model, seeds, labels=point.labels, prompts=prompts.prompts if prompts else None,
+                     negative_prompts=prompts.negative_prompts if prompts else None,
+                     guidance_scale=point.guidance_scale, distilled_guidance=point.distilled_guidance)
 
 
 def versions() -> dict[str, str]:
@@ -108,6 +125,10 @@ class Setup:
     meters: dict[tuple[str, str | None, tuple[str, ...]], Meter]
     references: dict[str, Reference]
     floors: dict[tuple[str, str, str | None, tuple[str, ...], int], dict[str, float]]
+    prompts: PromptSet | None = None
+    fast_path: dict[str, bool] = field(default_factory=dict)
+    """``compile`` and ``channels_last`` as the network ran (recorded in each row; they do not change the images
+    beyond float tolerance, so they are not part of a point's key)."""
 
     def meter(self, point: Point) -> Meter:
         return self.meters[point.extractor, point.extractor_weights, point.metric_names]
@@ -117,15 +138,45 @@ class Setup:
                            point.samples]
 
 
+@dataclass(frozen=True)
+class Batch:
+    """What a point keeps of one sampled batch: its plan, its non-finite count and its features, never its samples."""
+
+    plan: dict[str, Any]
+    nonfinite: int
+    first_nonfinite_step: int | None
+    features: Features | None
+    sampling_seconds: float
+
+
+def sample_batch(model: Checkpoint, point: Point, seeds: Sequence[int], device: str, meter: Meter,
+                 prompts: PromptSet | None, score: bool) -> Batch:
+    """One batch sampled, decoded (a latent checkpoint's VAE decodes in chunks) and reduced to features; its latents
+    and images are freed on return, so a point holds one batch at a time whatever its number of samples."""
+    tick = time.perf_counter()
+    run = generate(conditioned(model, point, seeds, prompts), point.sampler, point.nfe, seeds, model.sample_shape,
+                   schedule=point.schedule, final_step=point.final_step,  # type: ignore[arg-type]
+                   device=device, dtype=DTYPES[point.dtype], noise=point.noise,  # type: ignore[arg-type]
+                   schedule_options=point.schedule_options, **point.options)
+    seconds = time.perf_counter() - tick
+    images = decode(model, run.samples)
+    bad = count_nonfinite(run.samples, images)
+    # counted_nfe: denoiser calls per sample (the budget); forwards: network forward passes per sample (CFG: 2x).
+    plan = {"counted_nfe": run.counted_nfe, "forwards": run.forwards, "steps": run.steps,
+            "final_step_used": run.final_step}
+    features = meter.features(to_uint8(images.float())) if score and not bad else None
+    return Batch(plan, bad, run.first_nonfinite_step, features, seconds)
+
+
 def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress: Progress,
-              meter: Meter, reference: Reference | None = None) -> dict[str, Any] | None:
+              meter: Meter, reference: Reference | None = None, prompts: PromptSet | None = None
+              ) -> dict[str, Any] | None:
     """Sample this process's batches of the point and extract their features (only features are kept); the first
     process measures the features of all processes, in sample order, and returns the row's measurements. Samples
     holding NaN or inf are counted, never scored: the point is then ``nonfinite``."""
-    spec = get_sampler(point.sampler)
     reference = reference or resolve(point.reference)
     # An unreachable budget fails here, on every process, before any work.
-    sampling_plan(class_conditioned(model, [point.seed], point.guidance_scale), spec, point.nfe, point.schedule,
+    sampling_plan(conditioned(model, point, [point.seed], prompts), point.sampler, point.nfe, point.schedule,
                   point.final_step, **point.options)  # type: ignore[arg-type]
     mine = distributed.shard(point.samples, batch)
     features: list[tuple[int, Features]] = []
@@ -134,20 +185,15 @@ def run_point(model: Checkpoint, point: Point, batch: int, device: str, progress
     progress.start_point(point, sum(stop - start for start, stop in mine))
     begin = time.perf_counter()
     for start, stop in mine:
-        tick = time.perf_counter()
         seeds = range(point.seed + start, point.seed + stop)  # class-conditional: label seed % classes
-        run = generate(class_conditioned(model, seeds, point.guidance_scale), spec.name, point.nfe, seeds,
-                       model.sample_shape, schedule=point.schedule, final_step=point.final_step,  # type: ignore[arg-type]
-                       device=device, dtype=DTYPES[point.dtype], noise=point.noise,  # type: ignore[arg-type]
-                       schedule_options=point.schedule_options, **point.options)
-        sampling_seconds += time.perf_counter() - tick
-        # Every batch spends the same schedule (generate() has checked its counted NFE); keep the first's.
-        plan = plan or {"counted_nfe": run.counted_nfe, "steps": run.steps, "final_step_used": run.final_step}
-        images = decode(model, run.samples)  # a latent checkpoint's samples through its VAE
-        nonfinite += count_nonfinite(run.samples, images)
-        first_steps += [] if run.first_nonfinite_step is None else [run.first_nonfinite_step]
-        if not nonfinite:  # once a sample is not finite the point is not scored: no more features
-            features.append((start, meter.features(to_uint8(images.float()))))
+        # once a sample is not finite the point is not scored: no more features
+        done = sample_batch(model, point, seeds, device, meter, prompts, score=not nonfinite)
+        sampling_seconds += done.sampling_seconds
+        plan = plan or done.plan  # every batch spends the same schedule (generate() has checked its counted NFE)
+        nonfinite += done.nonfinite
+        first_steps += [] if done.first_nonfinite_step is None else [done.first_nonfinite_step]
+        if done.features is not None and not nonfinite:
+            features.append((start, done.features))
         progress.sampled(stop - start)
     gathered = distributed.gather((features, nonfinite, first_steps))
     if gathered is None:
@@ -185,6 +231,15 @@ def base_row(point: Point, setup: Setup) -> dict[str, Any]:
             "reference_id": reference.identity, "reference_samples": meter.reference_count(reference),
             "floor": floor, "floor_samples": point.samples if floor else 0,
             "floor_kind": "resampled" if floor else "none"}
+
+
+def prompt_fields(prompts: PromptSet | None) -> dict[str, Any]:
+    """Where a row's prompts came from (its key has their hash): the file, the number of prompts and the negative
+    prompts."""
+    if prompts is None:
+        return {}
+    return {"prompts_file": prompts.source, "prompt_count": len(prompts.prompts),
+            "negative_prompts": list(prompts.negative_prompts or ())}
 
 
 def point_provenance(point: Point) -> dict[str, dict[str, str]]:
@@ -247,9 +302,11 @@ def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: lis
                                     schedule_options=schedule_options, reference_id=identity, **common)
 
 
-def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> Setup:
+def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prompts: PromptSet | None = None,
+            compile: bool = False, channels_last: bool = False) -> Setup:
     """Make the meters, read (or compute and cache) the reference features and floors, then load and cast the
-    model and check guidance: everything that can fail does so before the first sample."""
+    model, check its conditioning (labels, prompts, guidance) and, if asked, compile it or put it in channels-last
+    memory (acceleration.py): everything that can fail does so before the first sample."""
     meters: dict[tuple[str, str | None, tuple[str, ...]], Meter] = {}
     references: dict[str, Reference] = {}
     floors: dict[tuple[str, str, str | None, tuple[str, ...], int], dict[str, float]] = {}
@@ -264,13 +321,24 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str) -> S
         floor_key = (point.reference, point.extractor, point.extractor_weights, point.metric_names, point.samples)
         if floor_key not in floors:
             floors[floor_key] = meter.floor(reference, point.samples)
-    model, precision = in_dtype(load(checkpoint), dtype_named(pending[0].dtype), device)
+    first = pending[0]
+    model, precision = in_dtype(load(checkpoint), dtype_named(first.dtype), device, labels=first.labels,
+                                prompts=prompts.prompts if prompts else None,
+                                negative_prompts=prompts.negative_prompts if prompts else None,
+                                guidance_scale=first.guidance_scale, distilled_guidance=first.distilled_guidance)
+    for point in {(p.labels, p.guidance_scale, p.distilled_guidance): p for p in pending}.values():
+        conditioned(model, point, [0], prompts)  # labels, prompts or a guidance scale the model cannot take fail here
     for point in pending:
-        conditioned = class_conditioned(model, [0], point.guidance_scale)  # a scale the model cannot take fails here
         if get_sampler(point.sampler).needs_unconditional:  # CFG++ needs classifier-free guidance
-            require_unconditional(conditioned, point.sampler)
+            require_unconditional(conditioned(model, point, [0], prompts), point.sampler)
         check_plan(model, point)
-    return Setup(model, precision, batch, device, meters, references, floors)
+    model = accelerate(model, compile=compile, channels_last=channels_last, device=device,
+                       dtype=dtype_named(first.dtype), batch=min(batch, first.samples), labels=first.labels,
+                       prompts=prompts.prompts if prompts else None,
+                       negative_prompts=prompts.negative_prompts if prompts else None,
+                       guidance_scale=first.guidance_scale, distilled_guidance=first.distilled_guidance)
+    return Setup(model, precision, batch, device, meters, references, floors, prompts,
+                 {"compile": compile, "channels_last": channels_last})
 
 
 def check_plan(model: Checkpoint, point: Point) -> None:
@@ -285,7 +353,7 @@ def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progr
     """Run the point and append its row (the first process writes it; the others get it)."""
     try:
         measured = run_point(setup.model, point, setup.batch, setup.device, progress, setup.meter(point),
-                             setup.references[point.reference])
+                             setup.references[point.reference], setup.prompts)
     except UnreachableNFEError as exc:
         measured = {"status": "unreachable", "reason": str(exc)}
     except NonFiniteError as exc:  # an adaptive solver cannot go on: no sample of the point is usable
@@ -294,7 +362,8 @@ def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progr
     row: dict[str, Any] = {}  # on the other processes, replaced by the first one's row
     if distributed.rank() == 0:
         assert measured is not None  # the first process measures every point
-        row = {**base_row(point, setup), "precision": setup.precision, **measured}
+        row = {**base_row(point, setup), "precision": setup.precision, **setup.fast_path, **measured,
+               **prompt_fields(setup.prompts)}
         file.append(row)
     return distributed.share(row)
 
@@ -311,8 +380,14 @@ def claimed(file: ResultsFile, point: Point, wait: bool) -> Iterator[bool]:
 
 def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
           results: Path, batch: int = 500, device: str = "cpu", progress: Progress | None = None,
-          **common: Any) -> list[dict[str, Any]]:
-    """Run every point not yet in ``results``; returns the rows of this sweep (old and new), in order.
+          prompts: PromptSet | None = None, compile: bool = False, channels_last: bool = False,
+          shard_of: tuple[int, int] = (1, 1), **common: Any) -> list[dict[str, Any]]:
+    """Run every point not yet in ``results``; returns the rows of this sweep (old and new), in order. ``prompts``
+    condition a text model (sample with seed s takes prompt s mod P); ``labels`` (in ``common``) a class-conditional
+    one.
+
+    ``shard_of=(I, K)`` keeps shard I of K of the grid (shards.py): K jobs given 1/K .. K/K run the whole sweep
+    between them, into one results file. ``compile`` and ``channels_last`` choose the network's fast path.
 
     Under ``torchrun`` the processes share each point's batches; the first one writes the results file. A point
     another process is computing is left to it and its row read back once it is done (or computed here, if that
@@ -321,12 +396,15 @@ def sweep(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list
     positive("samples", samples, "samples per point")
     positive("batch", batch, "samples per batch")
     distributed.join(device)
-    grid = list(points(checkpoint, samplers, schedules, nfes, samples, seed, **common))
+    if common.get("labels") is not None:
+        common["labels"] = tuple(common["labels"])
+    grid = shard(list(points(checkpoint, samplers, schedules, nfes, samples, seed,
+                             prompts=prompts.identity if prompts else None, **common)), *shard_of)
     file = ResultsFile(results)
     first = distributed.rank() == 0
     done = distributed.share(file.finished() if first else {})
     pending = [point for point in grid if point.key() not in done]
-    setup = prepare(checkpoint, pending, batch, device) if pending else None
+    setup = prepare(checkpoint, pending, batch, device, prompts, compile, channels_last) if pending else None
     if first:
         file.check_writable()  # last: it makes the results file's folder
     progress.start_sweep(len(grid), len(pending))

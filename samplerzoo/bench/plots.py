@@ -84,7 +84,7 @@ def nfe_panel(ax: Any, section: Section, grid: Grid, names: list[str], title: st
     log_axis(ax, "y")
     ax.grid(True, which="major", alpha=0.35)
     ax.grid(True, which="minor", alpha=0.12)
-    ax.set_xlabel("NFE (counted network evaluations)")
+    ax.set_xlabel("NFE (denoiser calls per sample, counted)")
     ax.set_ylabel(TITLES.get(grid.metric, grid.metric) + (" (higher is better)" if grid.metric in HIGHER_IS_BETTER
                                                           else " (lower is better)"))
     ax.set_title(title, fontsize="medium")

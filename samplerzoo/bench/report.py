@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,14 @@ TITLES = {"fid": "FID", "kid": "KID", "isc": "IS", "precision": "precision", "re
 HIGHER_IS_BETTER = {"isc", "precision", "recall", "f_score"}
 METRIC_KEYS = {"prc": ("precision", "recall")}
 """The values a metric asked for is reported as, where they are not its own name."""
-SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_step", "dtype", "guidance_scale")
+SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_step", "dtype", "guidance_scale",
+            "labels", "prompts", "distilled_guidance")
 """What a section's rows share: all of a point's config but sampler, options, schedule and NFE."""
 CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "schedule_options", "stochastic", "requested_nfe",
-               "counted_nfe", "status")
+               "counted_nfe", "forwards", "status")
 CSV_TRAILING = ("samples", "samples_scored", "seed", "final_step", "final_step_used", "dtype", "guidance_scale",
-                "reference", "reference_samples", "reference_kind", "reference_id", "extractor",
+                "labels", "prompts", "prompts_file", "distilled_guidance", "reference", "reference_samples",
+                "reference_kind", "reference_id", "extractor",
                 "extractor_weights_sha256", "floor_kind", "floor_samples", "device", "processes", "wall_seconds",
                 "sampling_seconds", "metric_seconds", "model_precision", "nonfinite_samples", "first_nonfinite_step",
                 "reason")
@@ -236,6 +239,10 @@ def bench_commands(section: Section, results: str) -> list[str]:
     common = (f"--samples {s['samples']} --seed {s['seed']} --batch {first.get('batch', 500)} "
               f"--metrics {','.join(first.get('metric_names', ['fid', 'kid']))} --final-step {s['final_step']} "
               f"--dtype {s['dtype']}" + (f" --guidance-scale {s['guidance_scale']}" if s["guidance_scale"] else "")
+              + (f" --labels {','.join(map(str, s['labels']))}" if s.get("labels") else "")
+              + (f" --prompts {first.get('prompts_file', 'FILE')}" if s.get("prompts") else "")
+              + "".join(f" --negative-prompt {shlex.quote(text)}" for text in first.get("negative_prompts", []))
+              + (f" --distilled-guidance {s['distilled_guidance']}" if s.get("distilled_guidance") is not None else "")
               + (f" --device {first['device']}" if first.get("device", "cpu") != "cpu" else "")
               + (f" --reference {s['reference']}" if s["reference"] != "digits-train" else "")
               + (f" --extractor {s['extractor']}" if s["extractor"] != "digits-classifier" else "")
@@ -243,6 +250,25 @@ def bench_commands(section: Section, results: str) -> list[str]:
     return [f"zoo bench --checkpoint {s['checkpoint']} --sampler {','.join(samplers)} --schedule {schedules} "
             f"--nfe {nfes} {common}{' ' + options if options else ''} --results {results}"
             for (schedules, nfes, options), samplers in groups.items()]
+
+
+def conditioning(settings: dict[str, Any], first: dict[str, Any]) -> str:
+    """The labels or prompts a section was conditioned on, as a clause of the checkpoint line."""
+    if settings.get("labels"):
+        return f", labels {', '.join(map(str, settings['labels']))}"
+    if settings.get("prompts"):
+        return (f", {first.get('prompt_count', '?')} prompts from `{first.get('prompts_file', '?')}` "
+                f"({settings['prompts']})")
+    return ""
+
+
+def forwards_note(rows: list[dict[str, Any]]) -> str:
+    """What one denoiser call costs in network forward passes (classifier-free guidance: 2), from the rows."""
+    ratios = sorted({row["forwards"] / row["counted_nfe"] for row in rows if row.get("forwards") and
+                     row.get("counted_nfe")})
+    if not ratios:
+        return "network forward passes were not recorded"
+    return "network forward passes per call: " + " or ".join(f"{r:g}" for r in ratios)
 
 
 def reference_count(row: dict[str, Any]) -> str:
@@ -264,7 +290,8 @@ def header(section: Section, results: str) -> list[str]:
     processes = max(row.get("processes", 1) for row in rows)
     lines = [
         f"- Checkpoint: `{s['checkpoint']}`" + (f", guidance scale {s['guidance_scale']}" if s["guidance_scale"]
-                                                 else ""),
+                                                 else "") + conditioning(s, first),
+        f"- Cost: NFE counts denoiser calls per sample; {forwards_note(rows)}",
         f"- Reference: {s['reference']} ({reference_count(first)}), features: {s['extractor']}"
         + (f" (weights sha256 {first['extractor_weights_sha256'][:12]})" if first.get("extractor_weights_sha256")
            else ""),

@@ -12,7 +12,7 @@ from ..checks import positive
 from ..errors import SamplerzooError
 from . import interrupts
 from .catalogue import JsonOption
-from .options import option_sets, parse_option_grid, split_ints, split_names
+from .options import check_device, option_sets, parse_option_grid, split_ints, split_labels, split_names
 from .output import print_json, stderr, stdout, table
 
 if TYPE_CHECKING:
@@ -48,14 +48,14 @@ def render(rows: list[dict[str, Any]], title: str) -> None:
     """The sweep's table; an options column only when some point has options."""
     metric_names = sorted({m for row in rows for m in row.get("metrics", {}) if not m.endswith("_std")})
     with_options = any(options_text(row) != "-" for row in rows)
-    columns = ("sampler", *(["options"] if with_options else []), "schedule", "NFE", "counted", "ends at",
+    columns = ("sampler", *(["options"] if with_options else []), "schedule", "NFE", "calls", "forwards", "ends at",
                *metric_names, "seconds", "status")
     table(title, columns, [
         (row["sampler"], *([options_text(row)] if with_options else []), row["schedule"], str(row["requested_nfe"]),
-         str(row.get("counted_nfe", "-")), ENDS.get(row.get("final_step_used", ""), "-"),
+         str(row.get("counted_nfe", "-")), str(row.get("forwards", "-")), ENDS.get(row.get("final_step_used", ""), "-"),
          *[f"{row['metrics'][m]:.4g}" if m in row.get("metrics", {}) else "-" for m in metric_names],
          f"{row['wall_seconds']:.1f}" if "wall_seconds" in row else "-", status_text(row)) for row in rows],
-          right=("NFE", "counted", *metric_names, "seconds"))
+          right=("NFE", "calls", "forwards", *metric_names, "seconds"))
 
 
 @dataclass
@@ -118,8 +118,18 @@ def bench(
                                                  "denoise.")] = "auto",
     results: Annotated[Path | None, typer.Option(help="JSON-lines results file (default results/bench-NAME.jsonl).")]
     = None,
-    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale for class-conditional "
-                                                              "checkpoints (labels are seed % classes).")] = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (conditional "
+                                                              "checkpoints; 1 or unset: none).")] = None,
+    labels: Annotated[str | None, typer.Option(help="Comma-separated class labels; the sample with seed s takes "
+                                                    "label s mod L (default: s mod classes).")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="Text file, one prompt a line, for text-conditioned "
+                                                      "checkpoints; the sample with seed s takes prompt s mod P.")]
+    = None,
+    negative_prompt: Annotated[list[str] | None, typer.Option(help="Negative prompt (repeatable: cycled like the "
+                                                                   "prompts); needs --guidance-scale.")] = None,
+    distilled_guidance: Annotated[float | None, typer.Option(help="The guidance scale a guidance-distilled "
+                                                                  "checkpoint embeds (Flux dev; default 3.5), not "
+                                                                  "CFG.")] = None,
     noise: Annotated[str, typer.Option(help="Per-sample noise: counter (hashed per seed, batched) or torch (one "
                                             "torch.Generator per seed, NVlabs/edm's draws).")] = "counter",
     option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE for every sampler of the "
@@ -136,10 +146,17 @@ def bench(
     extractor_weights: Annotated[Path | None, typer.Option(help="The extractor's weights file (the format "
                                                                 "torch-fidelity loads) instead of its download.")]
     = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (the first batch compiles "
+                                                            "it: minutes for a UNet on a CPU).")] = False,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Run a convolutional network in channels-"
+                                                                        "last memory.")] = False,
+    shard: Annotated[str, typer.Option(help="I/K: run shard I of K of the sweep's points (K independent jobs, one "
+                                            "results file), e.g. 1/4.")] = "1/1",
     as_json: JsonOption = False,
 ) -> None:
     """Sweep samplers x schedules x NFE on a checkpoint: exact NFE, per-sample seeds, FID/KID, resumable; under
-    torchrun the processes share each point's samples. A point with NaN/inf samples is recorded as nonfinite."""
+    torchrun the processes share each point's samples, and --shard I/K splits the points between independent jobs
+    appending to one results file. A point with NaN/inf samples is recorded as nonfinite."""
     positive("--samples", samples, "samples per point")
     positive("--batch", batch, "samples per batch")
     if dtype not in DTYPE_NAMES:
@@ -147,6 +164,13 @@ def bench(
     nfes = split_ints(nfe, "--nfe")
     options = option_sets(parse_option_grid(option))
     schedule_options = option_sets(parse_option_grid(schedule_option, "--schedule-option"))
+    from ..bench.shards import parse_shard
+
+    shard_of = parse_shard(shard)
+
+    label_list = split_labels(labels)
+    if negative_prompt and prompts is None:
+        raise SamplerzooError("--negative-prompt needs --prompts FILE (the prompts it is the negative of)")
     path = results or Path("results") / f"bench-{Path(checkpoint).name}.jsonl"
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -154,12 +178,11 @@ def bench(
     from ..bench import distributed
     from ..bench.harness import Progress as Callbacks
     from ..bench.harness import sweep
+    from ..bench.prompts import read_prompts
 
-    if device.startswith("cuda"):
-        import torch
+    prompt_set = read_prompts(prompts, tuple(negative_prompt or ())) if prompts is not None else None
 
-        if not torch.cuda.is_available():
-            raise SamplerzooError("--device cuda was asked for, but no CUDA device is available; accepted: cpu")
+    check_device(device)
     distributed.join(device)  # under torchrun: only the first process draws and prints
     first = distributed.rank() == 0
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -172,7 +195,9 @@ def bench(
                      metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
                      guidance_scale=guidance_scale, options=options, schedule_options=schedule_options, noise=noise,
                      reference=reference, extractor=extractor,
-                     extractor_weights=str(extractor_weights) if extractor_weights else None)
+                     extractor_weights=str(extractor_weights) if extractor_weights else None, labels=label_list,
+                     prompts=prompt_set, distilled_guidance=distilled_guidance, compile=compile,
+                     channels_last=channels_last, shard_of=shard_of)
     except KeyboardInterrupt as exc:
         if bars.live.is_started:
             bars.stop()
@@ -187,7 +212,8 @@ def bench(
     if as_json:
         print_json(rows)
         return
-    render(rows, f"{checkpoint}: {samples} samples a point, seeds {seed}.., results in {path}")
+    render(rows, f"{checkpoint}: {samples} samples a point, seeds {seed}.., results in {path}; NFE and calls: "
+                 "denoiser calls per sample, forwards: network forward passes per sample")
     floor = floor_line(rows)
     if floor:
         stdout.print(floor, highlight=False)

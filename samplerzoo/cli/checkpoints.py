@@ -5,18 +5,20 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..checks import positive
 from ..errors import NonFiniteError, SamplerzooError
 from .catalogue import JsonOption
-from .options import parse_options
+from .options import check_device, parse_options
 from .output import print_json, stderr, stdout, table
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from ..denoiser import Checkpoint
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 RESULTS = Path("results")
@@ -90,26 +92,43 @@ def image_grid(images: Tensor, columns: int, scale: int) -> Tensor:
     return grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
 
 
-def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path.")] = "digits",
+def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name, path or hub id org/name.")] = "digits",
            sampler: Annotated[str, typer.Option(help="Sampler name or alias.")] = "dpm2",
-           nfe: Annotated[int, typer.Option(help="Exact number of network evaluations per sample.")] = 20,
+           nfe: Annotated[int, typer.Option(help="Exact number of denoiser calls per sample.")] = 20,
            schedule: Annotated[str, typer.Option(help="Sampling schedule.")] = "karras",
            seed: Annotated[int, typer.Option(help="First seed; sample i uses seed + i.")] = 0,
            n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
            out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("grid.png"),
            scale: Annotated[int, typer.Option(help=f"Pixel magnification in the PNG, 1 to {MAX_SCALE}.")] = 4,
-           guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (class-"
-                                                                 "conditional checkpoints; labels are seed % classes)."
+           prompt: Annotated[list[str] | None, typer.Option(help="Prompt for a text-conditioned checkpoint "
+                                                            "(repeatable: the sample with seed s takes prompt s mod P)."
                                                             )] = None,
+           negative_prompt: Annotated[list[str] | None, typer.Option(help="Negative prompt (repeatable, cycled like "
+                                                                     "the prompts); needs --guidance-scale.")] = None,
+           label: Annotated[list[int] | None, typer.Option(help="Class label (repeatable: the sample with seed s "
+                                                           "takes label s mod L; default s mod classes).")] = None,
+           guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (conditional "
+                                                                "checkpoints; 1 or unset: none).")] = None,
+           distilled_guidance: Annotated[float | None, typer.Option(help="The guidance scale a guidance-distilled "
+                                                                    "checkpoint embeds (Flux dev; default 3.5), not "
+                                                                    "CFG.")] = None,
+           device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
            dtype: Annotated[str, typer.Option(help="float32, float64, bfloat16 or float16.")] = "float32",
+           batch: Annotated[int, typer.Option(help="Samples sampled and decoded at a time (does not change the "
+                                                   "images).")] = 64,
            option: Annotated[list[str] | None, typer.Option(help="A sampler option NAME=VALUE (repeatable), e.g. "
                                                             "s_churn=10.")] = None,
            schedule_option: Annotated[list[str] | None, typer.Option(help="A schedule option NAME=VALUE "
-                                                                     "(repeatable), e.g. rho=5.")] = None) -> None:
-    """Sample a grid of images with exactly --nfe network evaluations each and write it as a PNG (never a grid of
-    NaN/inf samples)."""
+                                                                     "(repeatable), e.g. rho=5.")] = None,
+           compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network first.")] = False,
+           channels_last: Annotated[bool, typer.Option("--channels-last", help="Run a convolutional network in "
+                                                                               "channels-last memory.")] = False,
+           ) -> None:
+    """Sample a grid of images with exactly --nfe denoiser calls each and write it as a PNG (never a grid of NaN/inf
+    samples). Latent checkpoints' samples are decoded by their VAE."""
     positive("-n", n, "samples")
     positive("--nfe", nfe, "network evaluations")
+    positive("--batch", batch, "samples per batch")
     if not 1 <= scale <= MAX_SCALE or isinstance(scale, bool):
         raise SamplerzooError(f"--scale {scale}: accepted: a whole number from 1 to {MAX_SCALE}")
     if out.suffix.lower() != ".png":
@@ -119,37 +138,67 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path
 
     from PIL import Image
 
+    from ..acceleration import accelerate
     from ..checkpoints import load
-    from ..data import to_uint8
-    from ..denoiser import decode
     from ..files import atomic_write, check_writable
-    from ..finite import count_nonfinite
-    from ..guidance import class_conditioned
     from ..plugins import get_sampler, get_schedule
     from ..precision import dtype_named, in_dtype
-    from ..sampling import generate
 
     get_sampler(sampler).check_options(options)
+    check_device(device)
     # an unknown name, a bad schedule file or option fails before the checkpoint loads
     get_schedule(schedule).check_options(schedule_options)
     check_writable(out, "--out")
-    model, _ = in_dtype(load(checkpoint), dtype_named(dtype))
+    request = {"labels": label, "prompts": prompt, "negative_prompts": negative_prompt,
+               "guidance_scale": guidance_scale, "distilled_guidance": distilled_guidance}
+    model, _ = in_dtype(load(checkpoint), dtype_named(dtype), device, **request)  # a bad request fails here
+    model = accelerate(model, compile=compile, channels_last=channels_last, device=device, dtype=dtype_named(dtype),
+                       batch=min(batch, n), **request)
     seeds = range(seed, seed + n)
-    run = generate(class_conditioned(model, seeds, guidance_scale), sampler, nfe, seeds, model.sample_shape,
-                   schedule=schedule, schedule_options=schedule_options, dtype=dtype_named(dtype), **options)
-    if not run.finite:
-        raise NonFiniteError(f"{run.nonfinite_reason()}; no grid written to {out}")
-    images = decode(model, run.samples)  # a latent checkpoint's samples through its VAE
-    if count_nonfinite(images):
-        raise NonFiniteError(f"{count_nonfinite(images)} of {n} decoded images are not finite (NaN or inf); no grid "
-                             f"written to {out}")
-    columns = model.num_classes or int(n**0.5 + 0.999)  # conditional: label seed % classes, one column each
-    grid = image_grid(to_uint8(images.float()), columns=columns, scale=scale)
+    images, calls, forwards = sample_images(model, sampler, nfe, seeds, batch, request, out, schedule=schedule,
+                                            schedule_options=schedule_options, device=device,
+                                            dtype=dtype_named(dtype), **options)
+    grid = image_grid(images, columns=grid_columns(model.num_classes, label, prompt, n), scale=scale)
     png = io.BytesIO()
     Image.fromarray(grid.squeeze(-1).numpy() if grid.shape[-1] == 1 else grid.numpy()).save(png, format="PNG")
     atomic_write(out, png.getvalue())
-    stdout.print(f"wrote {out}: {n} samples, {checkpoint}, {sampler}, {run.counted_nfe} NFE (counted), "
-                 f"{schedule} schedule, seeds {seed}..{seed + n - 1}", highlight=False, soft_wrap=True)
+    stdout.print(f"wrote {out}: {n} samples, {checkpoint}, {sampler}, {calls} denoiser calls and {forwards} network "
+                 f"forwards a sample (counted), {schedule} schedule, seeds {seed}..{seed + n - 1}", highlight=False,
+                 soft_wrap=True)
+
+
+def grid_columns(num_classes: int, labels: list[int] | None, prompts: list[str] | None, n: int) -> int:
+    """One column per label (or class) or prompt, so each column holds one condition; else a square grid."""
+    if labels or num_classes:
+        return len(labels) if labels else num_classes
+    return len(prompts) if prompts and len(prompts) > 1 else int(n**0.5 + 0.999)
+
+
+def sample_images(model: Checkpoint, sampler: str, nfe: int, seeds: range, batch: int, request: dict[str, Any],
+                  out: Path, **settings: Any) -> tuple[Tensor, int, int]:
+    """uint8 images of ``seeds``, sampled and decoded ``batch`` at a time (only the uint8 images are kept), with the
+    denoiser calls and network forwards a sample; NaN/inf samples or images are an error."""
+    import torch
+
+    from ..data import to_uint8
+    from ..denoiser import decode
+    from ..finite import count_nonfinite
+    from ..guidance import condition
+    from ..sampling import generate
+
+    images, calls, forwards = [], 0, 0
+    for start in range(0, len(seeds), batch):
+        chunk = seeds[start:start + batch]
+        run = generate(condition(model, chunk, **request), sampler, nfe, chunk, model.sample_shape, **settings)
+        if not run.finite:
+            raise NonFiniteError(f"{run.nonfinite_reason()}; no grid written to {out}")
+        decoded = decode(model, run.samples)  # a latent checkpoint's samples through its VAE
+        if count_nonfinite(decoded):
+            raise NonFiniteError(f"{count_nonfinite(decoded)} of {len(chunk)} decoded images are not finite (NaN or "
+                                 f"inf); no grid written to {out}")
+        images.append(to_uint8(decoded.float().cpu()))
+        calls, forwards = run.counted_nfe, run.forwards
+    return torch.cat(images), calls, forwards
 
 
 def add_commands(app: typer.Typer) -> None:

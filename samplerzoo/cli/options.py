@@ -66,3 +66,25 @@ def parse_options(pairs: list[str] | None, flag: str = "--option") -> dict[str, 
         raise SamplerzooError(f"{flag} {several}: one value accepted here, got {len(grid[several])}; a grid of "
                               "values is a sweep axis of zoo bench")
     return {name: values[0] for name, values in grid.items()}
+
+
+def split_labels(value: str | None) -> list[int] | None:
+    """``"3,7"`` -> ``[3, 7]``: class labels (their range is checked against the checkpoint)."""
+    if value is None:
+        return None
+    try:
+        labels = [int(v) for v in split_names(value)]
+    except ValueError:
+        raise SamplerzooError(f"--labels must be comma-separated whole numbers, got {value!r}") from None
+    if not labels:
+        raise SamplerzooError("--labels is empty; accepted: comma-separated class labels, e.g. 3,7")
+    return labels
+
+
+def check_device(device: str) -> None:
+    """A CUDA device is asked for only where one is available."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SamplerzooError(f"--device {device} was asked for, but no CUDA device is available; accepted: cpu")

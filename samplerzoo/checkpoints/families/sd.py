@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ...adapters import NetworkDenoiser
 from ...denoiser import Denoiser
-from ...guidance import bind, guided, prompts_for
+from ...guidance import bind, guided, no_distilled_guidance, prompts_for
 from . import Family
 from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_schedule
 
@@ -40,11 +40,17 @@ class Prompts(nn.Module):
 
     def forward(self, model: Denoiser, samples: Sequence[int], *, labels: Sequence[int] | None = None,
                 prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
-                guidance_scale: float | None = None) -> Denoiser:
+                guidance_scale: float | None = None, distilled_guidance: float | None = None) -> Denoiser:
         batch, negatives = prompts_for(samples, labels, prompts, negative_prompts, guidance_scale)
+        extra = self.distilled(len(batch), distilled_guidance)  # checked before the text encoders run
         with torch.no_grad():
             cond, null = self.encode(batch, negatives, guided(guidance_scale))
-        return bind(model, cond, null, guidance_scale)
+        return bind(model, {**cond, **extra}, {**null, **extra}, guidance_scale)
+
+    def distilled(self, samples: int, scale: float | None) -> dict[str, Tensor]:
+        """The cond tensors of the scale a guidance-distilled network embeds: none for a model without one."""
+        no_distilled_guidance(scale, "text-conditioned without an embedded guidance scale")
+        return {}
 
     def encode(self, prompts: list[str], negatives: list[str] | None, cfg: bool
                ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
