@@ -17,10 +17,25 @@ from .data import digits
 from .denoiser import Checkpoint
 from .hookspecs import hookimpl
 from .registry import SamplerSpec, ScheduleSpec
-from .samplers import ancestral, dpm_solver, flow, langevin, multistep, ode, reference, sde, unipc
+from .samplers import (
+    ablation,
+    ancestral,
+    cfg_pp,
+    dpm_solver,
+    flow,
+    langevin,
+    multistep,
+    ode,
+    reference,
+    sde,
+    seeds,
+    singlestep,
+    unipc,
+)
 
 KARRAS_2022 = "Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models"
-SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, flow)
+SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, flow, cfg_pp, singlestep,
+                   ablation, seeds)
 
 
 @hookimpl

@@ -54,7 +54,7 @@ def _run(spec: SamplerSpec, model: GaussianMixture, sigmas: Tensor, seeds: Seque
          noise_seeds: Sequence[int], **options: Any) -> Tensor:
     """Sample from the start drawn with ``seeds``, taking the sampler's noise from ``noise_seeds``."""
     noise = SeededNoise(noise_seeds, model.sample_shape, dtype=torch.float64)
-    return spec.fn(model, _start(model, sigmas, seeds), sigmas, noise=noise, **options)
+    return spec.fn(testing.model_for(spec, model), _start(model, sigmas, seeds), sigmas, noise=noise, **options)
 
 
 def check_nfe_accounting(spec: SamplerSpec, steps: Sequence[int] = (1, 2, 5, 10),
@@ -202,7 +202,7 @@ def check_reference_agreement(spec: SamplerSpec, reference: ReferenceFn, atol: f
     sigmas, seeds = karras(steps, RANGE), range(4)
     ours = _run(spec, problem, sigmas, seeds, seeds, **options)
     noise = SeededNoise(seeds, problem.sample_shape, dtype=torch.float64)
-    theirs = reference(problem, _start(problem, sigmas, seeds), sigmas, noise)
+    theirs = reference(testing.model_for(spec, problem), _start(problem, sigmas, seeds), sigmas, noise)
     gap = float((ours - theirs).abs().max())
     _require(gap <= atol, f"{spec.name}: differs from the reference by {gap:.3g} over {steps} steps "
                           f"(allowed {atol:g})")

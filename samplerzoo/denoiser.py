@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -98,4 +98,13 @@ class CountingDenoiser:
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not yet set (copy, unpickling): avoid recursing
             raise AttributeError(name)
+        if name == "with_unconditional":  # guidance.py's unconditional interface, counted like a call
+            return self._counted(getattr(self.inner, name))
         return getattr(self.inner, name)
+
+    def _counted(self, method: Callable[..., tuple[Tensor, Tensor]]) -> Callable[..., tuple[Tensor, Tensor]]:
+        def call(x: Tensor, sigma: Tensor, **cond: Any) -> tuple[Tensor, Tensor]:
+            self.calls += 1
+            self.forwards += self._per_call
+            return method(x, sigma, **cond)
+        return call

@@ -10,6 +10,12 @@ batched or not.
 
 The wrappers act on D directly; since D = c_skip x + c_out F is affine in the network output, guiding D is the
 same as guiding epsilon, v or F.
+
+Samplers that need the unconditional prediction beside the guided one (CFG++, Chung et al. 2024) call
+``with_unconditional(x, sigma, **cond) -> (guided, unconditional)``, one denoiser call. Classifier-free guidance
+provides it; a wrapper that changes a call must implement it too (``Conditioned`` binds its cond, the NFE counter
+counts it), so a wrapper passes it on only through ``pass_unconditional``: one that does not hides it, and a
+sampler then refuses the model in one line (:func:`require_unconditional`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from .errors import SamplerzooError
 Classifier = Callable[[Tensor, Tensor], Tensor]
 """``classifier(x, sigma) -> logits`` over classes, for the noisy x at level sigma."""
 T = TypeVar("T")
+UNCONDITIONAL_METHOD = "with_unconditional"
+Unconditional = Callable[..., tuple[Tensor, Tensor]]
+"""``with_unconditional(x, sigma, **cond) -> (guided, unconditional)``."""
 
 
 class _Wrapper:
@@ -35,9 +44,20 @@ class _Wrapper:
         self.model = model
 
     def __getattr__(self, name: str) -> Any:
+        if name == UNCONDITIONAL_METHOD:
+            inner = getattr(self.model, name, None)
+            passed = None if inner is None else self.pass_unconditional(inner)
+            if passed is None:
+                raise AttributeError(name)
+            return passed
         if name == "model":
             raise AttributeError(name)
         return getattr(self.model, name)
+
+    def pass_unconditional(self, method: Unconditional) -> Unconditional | None:
+        """The wrapped model's ``with_unconditional`` as this wrapper offers it; None (the default) hides it,
+        since a wrapper that changes calls must say how it changes this one too."""
+        return None
 
 
 def concat_cond(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,6 +95,10 @@ class ClassifierFreeGuidance(_Wrapper):
         return {**cond, "class_labels": torch.full_like(labels, self.null_label)}
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        return self.with_unconditional(x, sigma, **cond)[0]
+
+    def with_unconditional(self, x: Tensor, sigma: Tensor, **cond: Any) -> tuple[Tensor, Tensor]:
+        """The guided prediction and the unconditional one it was built from (one call, two forwards)."""
         null = self.unconditional_cond(cond)
         if self.batched:
             both = self.model(torch.cat([x, x]), torch.cat([sigma, sigma]), **concat_cond(cond, null))
@@ -82,7 +106,7 @@ class ClassifierFreeGuidance(_Wrapper):
         else:
             conditional = self.model(x, sigma, **cond)
             unconditional = self.model(x, sigma, **null)
-        return unconditional + self.scale * (conditional - unconditional)
+        return unconditional + self.scale * (conditional - unconditional), unconditional
 
 
 class ClassifierGuidance(_Wrapper):
@@ -112,6 +136,23 @@ class Conditioned(_Wrapper):
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         return self.model(x, sigma, **{**self.cond, **cond})
+
+    def pass_unconditional(self, method: Unconditional) -> Unconditional:
+        return lambda x, sigma, **cond: method(x, sigma, **{**self.cond, **cond})
+
+
+def unconditional_of(model: Denoiser, sampler: str) -> Unconditional:
+    """``model.with_unconditional``, or a one-line error: ``sampler`` needs classifier-free guidance."""
+    method = getattr(model, UNCONDITIONAL_METHOD, None)
+    if method is None:
+        raise SamplerzooError(f"{sampler} needs the unconditional prediction beside the guided one: sample a "
+                              "conditional checkpoint with classifier-free guidance (a guidance scale other than 1)")
+    return method
+
+
+def require_unconditional(model: Denoiser, sampler: str) -> None:
+    """Refuse, before any work, a model that cannot give ``sampler`` the unconditional prediction."""
+    unconditional_of(model, f"sampler {sampler!r}")
 
 
 class Conditioner(Protocol):

@@ -76,6 +76,9 @@ class SamplerSpec:
     cost_formula: str = ""
     adaptive: bool = False
     brownian: bool = False
+    needs_unconditional: bool = False
+    """The sampler takes the unconditional prediction beside the guided one (CFG++): it runs only under
+    classifier-free guidance (``guidance.py``) and refuses other models in one line before any work."""
     global_order: int | None = None
     """The order at which the global error falls as steps grow, where it is below the nominal ``order`` of the
     method's steps; None when they agree. A multistep method that starts from one first-order step (it has no

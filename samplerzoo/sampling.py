@@ -20,6 +20,7 @@ from torch import Tensor
 from .denoiser import CountingDenoiser, Denoiser
 from .errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from .finite import FiniteWatch, takes_callback
+from .guidance import require_unconditional
 from .noise import BrownianTreeNoise, NoiseSampler, NoiseSource, seeded_noise
 from .plugins import get_sampler, get_schedule
 from .registry import SamplerSpec
@@ -185,6 +186,8 @@ def generate(model: Denoiser, sampler: SamplerSpec | str, nfe: int, seeds: Seque
         raise SamplerzooError("no seeds given; accepted: one seed per sample, at least one")
     start = seeded_noise(noise, seeds, sample_shape, device=device, dtype=dtype)  # an unknown name fails here
     spec = sampler_spec(sampler)
+    if spec.needs_unconditional:  # CFG++: refuse an unguided model before any work
+        require_unconditional(model, spec.name)
     callback = options.pop("callback", None)
     final_step, sigmas = sampling_plan(model, spec, nfe, schedule, final_step, schedule_options, **options)
     steps_noise: NoiseSampler = start

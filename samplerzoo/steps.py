@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .denoiser import Denoiser
+from .guidance import unconditional_of
 from .noise import NoiseSampler
 
 Callback = Callable[[dict[str, Any]], None]
@@ -34,6 +35,38 @@ def ddim_step(x: Tensor, denoised: Tensor, sigma: Tensor, sigma_to: Tensor) -> T
     if math.isinf(float(sigma)):
         return denoised + sigma_to.to(x.dtype) * x
     return x + to_d(x, sigma, denoised) * (sigma_to - sigma)
+
+
+def denoise_pair(model: Denoiser, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+    """The guided and the unconditional prediction at (x, sigma), one denoiser call (``guidance.py``'s
+    ``with_unconditional``); sigma broadcast as in :func:`denoise`."""
+    work = torch.promote_types(x.dtype, torch.float32)
+    return unconditional_of(model, "this sampler")(x, sigma.to(work) * x.new_ones(x.shape[0], dtype=work))
+
+
+def guided_pair(model: Denoiser, x: Tensor, sigma: Tensor, cfg_pp: bool) -> tuple[Tensor, Tensor]:
+    """(guided, unconditional) for a CFG++ step (:func:`denoise_pair`); otherwise D twice, so one loop serves a
+    sampler and its CFG++ form (the guidance vector D - D is then exactly zero)."""
+    if cfg_pp:
+        return denoise_pair(model, x, sigma)
+    denoised = denoise(model, x, sigma)
+    return denoised, denoised
+
+
+class UnconditionalView:
+    """The unconditional half of a guided model as a Denoiser, so a CFG++ sampler reuses its base sampler's step
+    (each call is one call of the guided model, counted as such)."""
+
+    def __init__(self, model: Denoiser) -> None:
+        self.model = model
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        return unconditional_of(self.model, "this sampler")(x, sigma, **cond)[1]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "model":
+            raise AttributeError(name)
+        return getattr(self.model, name)
 
 
 def ancestral_split(sigma: Tensor, sigma_next: Tensor, eta: float = 1.0) -> tuple[Tensor, Tensor]:
@@ -77,6 +110,20 @@ def dpm2_step(model: Denoiser, x: Tensor, sigma: Tensor, denoised: Tensor, sigma
     sigma_mid = (sigma * sigma_to).sqrt()  # exp of the mean of log sigma and log sigma_to
     x_mid = x + to_d(x, sigma, denoised) * (sigma_mid - sigma)
     return x + to_d(x_mid, sigma_mid, denoise(model, x_mid, sigma_mid)) * (sigma_to - sigma)
+
+
+Step = Callable[[Tensor, Tensor, int], Tensor]
+"""``step(x, denoised, i) -> x_next`` for the step sigmas[i] -> sigmas[i + 1] > 0."""
+
+
+def denoise_then_step(model: Denoiser, x: Tensor, sigmas: Tensor, callback: Callback | None, step: Step) -> Tensor:
+    """The loop of samplers whose steps start from D(x, sigma_i) (reported to the callback): x = D on the step to
+    sigma = 0 (one evaluation), else ``step(x, D, i)``."""
+    for i in range(len(sigmas) - 1):
+        denoised = denoise(model, x, sigmas[i])
+        notify(callback, x, i, sigmas[i], sigmas[i], denoised)
+        x = denoised if sigmas[i + 1] == 0 else step(x, denoised, i)
+    return x
 
 
 def notify(callback: Callback | None, x: Tensor, i: int, sigma: Tensor, sigma_hat: Tensor, denoised: Tensor) -> None:

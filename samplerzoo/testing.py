@@ -40,6 +40,32 @@ def mixture_problem(dim: int = 4) -> GaussianMixture:
                            torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64))
 
 
+class IdenticalHalves:
+    """A problem as a guided model whose conditional and unconditional halves are both the problem: guided and
+    unconditional predictions are the exact denoiser, from one evaluation (``guidance.py``'s interface)."""
+
+    def __init__(self, problem: Denoiser) -> None:
+        self.problem = problem
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        return self.problem(x, sigma, **cond)
+
+    def with_unconditional(self, x: Tensor, sigma: Tensor, **cond: Any) -> tuple[Tensor, Tensor]:
+        denoised = self.problem(x, sigma, **cond)
+        return denoised, denoised
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "problem":
+            raise AttributeError(name)
+        return getattr(self.problem, name)
+
+
+def model_for(spec: SamplerSpec, problem: Denoiser) -> Denoiser:
+    """The problem as ``spec`` can sample it: a sampler that needs the unconditional prediction (CFG++) gets it
+    with identical halves (:class:`IdenticalHalves`), so the checks measure the sampler's own steps."""
+    return IdenticalHalves(problem) if spec.needs_unconditional else problem
+
+
 def exact_solution(problem: GaussianMixture, x: Tensor, sigma_from: float, sigma_to: float) -> Tensor:
     """x(sigma_to) on the PF-ODE trajectory through x at sigma_from: closed form for a Gaussian, else dopri5 at
     :data:`REFERENCE_TOLERANCE`."""
@@ -54,7 +80,8 @@ def global_errors(spec: SamplerSpec, steps: Sequence[int], problem: GaussianMixt
     problem = problem or gaussian_problem()
     x = SeededNoise(range(batch), problem.sample_shape, dtype=torch.float64).randn() * sigma_max
     exact = exact_solution(problem, x, sigma_max, sigma_min)
-    return [float((spec.fn(problem, x, exponential(n, SigmaRange(sigma_min, sigma_max))[:-1], **options) - exact)
+    model = model_for(spec, problem)
+    return [float((spec.fn(model, x, exponential(n, SigmaRange(sigma_min, sigma_max))[:-1], **options) - exact)
                   .abs().max()) for n in steps]
 
 
@@ -82,7 +109,7 @@ def fitted_order(spec: SamplerSpec, steps: Sequence[int] = CONVERGENCE_STEPS, pr
 def counted_nfe(spec: SamplerSpec, sigmas: Tensor, **options: Any) -> int:
     """Denoiser calls the sampler actually makes on ``sigmas``."""
     problem = gaussian_problem()
-    counter = CountingDenoiser(problem)
+    counter = CountingDenoiser(model_for(spec, problem))
     noise = SeededNoise(range(2), problem.sample_shape, dtype=torch.float64)
     spec.fn(counter, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
     return counter.calls
@@ -93,7 +120,7 @@ def run_seeded(spec: SamplerSpec, seeds: Sequence[int], steps: int = 6, **option
     problem = gaussian_problem()
     sigmas = karras(steps, SigmaRange(0.05, 10.0))
     noise = SeededNoise(seeds, problem.sample_shape, dtype=torch.float64)
-    return spec.fn(problem, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+    return spec.fn(model_for(spec, problem), noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
 
 
 def batch_invariance_gap(spec: SamplerSpec, seeds: Sequence[int] = tuple(range(16)), **options: Any) -> float:
@@ -113,7 +140,7 @@ def sample_moments(spec: SamplerSpec, n: int = 4000, steps: int = 50, problem: G
     problem = problem or gaussian_problem()
     sigmas = karras(steps, LAW_RANGE)
     noise = SeededNoise(range(n), problem.sample_shape, dtype=torch.float64)
-    samples = spec.fn(problem, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+    samples = spec.fn(model_for(spec, problem), noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
     return float(samples.mean()), float(samples.std())
 
 
@@ -146,10 +173,10 @@ def infinite_start(spec: SamplerSpec, n: int = 2000, nfe: int = 24, **options: A
     start = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64).randn()
     if not spec.adaptive:
         budget = reachable_budget(spec, problem, nfe, **options)
-        run = generate(problem, spec, budget, seeds, problem.sample_shape, schedule=INFINITE_START_SCHEDULE,
-                       dtype=torch.float64, **options)
+        run = generate(model_for(spec, problem), spec, budget, seeds, problem.sample_shape,
+                       schedule=INFINITE_START_SCHEDULE, dtype=torch.float64, **options)
         return InfiniteStart(run.samples, start, run.sigmas, budget, run.counted_nfe)
-    sigmas, counter = kl_optimal(nfe // 2, problem), CountingDenoiser(problem)
+    sigmas, counter = kl_optimal(nfe // 2, problem), CountingDenoiser(model_for(spec, problem))
     noise = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64)
     samples = run_sampler(spec, counter, noise.randn(), sigmas, noise, **options)
     return InfiniteStart(samples, start, sigmas, None, counter.calls)
@@ -174,7 +201,7 @@ def restarted_from_exact(spec: SamplerSpec, run: InfiniteStart, **options: Any) 
         noise = BrownianTreeNoise(seeds, problem.sample_shape, float(sigmas[sigmas > 0].min()), float(sigmas[0]),
                                   dtype=torch.float64)
     x = problem.mean + math.sqrt(float(sigmas[0]) ** 2 + problem.std**2) * run.start
-    return spec.fn(problem, x, sigmas, noise=noise, **options)
+    return spec.fn(model_for(spec, problem), x, sigmas, noise=noise, **options)
 
 
 def reachable_budget(spec: SamplerSpec, problem: Gaussian, nfe: int, **options: Any) -> int:

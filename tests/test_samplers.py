@@ -127,10 +127,15 @@ def test_law_with_options(name: str, options: dict[str, float], joint: bool) -> 
     conformance.check_gaussian_law(spec, **options)
 
 
+INFINITE_START_NFE = {"heunpp2": 72}
+"""heunpp2 spends 3 evaluations a step for Euler-like accuracy (its weights turn into Euler's as sigma falls): from
+infinity its error is 0.07 at 4 x 24 NFE, 0.024 at 4 x 72, where the check's 0.05 applies."""
+
+
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_starts_at_infinite_sigma(name: str) -> None:
     # From pure noise (a flow model's t = 1): finite samples, the exact NFE, and the exact answer (conformance kit).
-    conformance.check_infinite_start(sz.get_sampler(name))
+    conformance.check_infinite_start(sz.get_sampler(name), nfe=INFINITE_START_NFE.get(name, 24))
 
 
 def test_callback_sees_every_step() -> None:
@@ -194,6 +199,7 @@ def test_float32_network_stays_float32(name: str) -> None:
     model = NetworkDenoiser(net, "edm", EDM(), sample_shape=(1, 4, 4))
     sigmas = karras(4, model)
     noise = sz.SeededNoise(range(2), (1, 4, 4))
+    spec = sz.get_sampler(name)
     with torch.no_grad():
-        out = sz.get_sampler(name).fn(model, noise.randn() * float(sigmas[0]), sigmas, noise=noise)
+        out = spec.fn(testing.model_for(spec, model), noise.randn() * float(sigmas[0]), sigmas, noise=noise)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()

@@ -27,7 +27,7 @@ from ..data import digits, to_uint8
 from ..denoiser import Checkpoint, Denoiser, decode
 from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..finite import count_nonfinite
-from ..guidance import condition
+from ..guidance import condition, require_unconditional
 from ..noise import NOISE_SOURCES
 from ..plugins import get_sampler, get_schedule, provenance, schedule_name
 from ..precision import DTYPES, dtype_named, in_dtype
@@ -329,6 +329,8 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prom
     for point in {(p.labels, p.guidance_scale, p.distilled_guidance): p for p in pending}.values():
         conditioned(model, point, [0], prompts)  # labels, prompts or a guidance scale the model cannot take fail here
     for point in pending:
+        if get_sampler(point.sampler).needs_unconditional:  # CFG++ needs classifier-free guidance
+            require_unconditional(conditioned(model, point, [0], prompts), point.sampler)
         check_plan(model, point)
     model = accelerate(model, compile=compile, channels_last=channels_last, device=device,
                        dtype=dtype_named(first.dtype), batch=min(batch, first.samples), labels=first.labels,

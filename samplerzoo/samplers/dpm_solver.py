@@ -31,7 +31,7 @@ from ..denoiser import Denoiser
 from ..errors import UnknownNameError
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec, steps_for_budget
-from ..steps import Callback, ancestral_split, denoise, notify
+from ..steps import Callback, ancestral_split, denoise, denoise_then_step, notify
 
 SOLVER_TYPES = ("midpoint", "heun")
 SECOND_DIFFERENCES = ("reference", "taylor")
@@ -286,18 +286,14 @@ def sample_dpmpp_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: Noise
     The step to sigma = 0 is x = D (one evaluation).
     """
     noise = noise or gaussian_noise_like(x)
-    for i in range(len(sigmas) - 1):
+
+    def step(x: Tensor, denoised: Tensor, i: int) -> Tensor:
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(model, x, sigma)
-        notify(callback, x, i, sigma, sigma, denoised)
-        if sigma_next == 0:
-            x = denoised
-            continue
         sigma_s = lambda_point(sigma, sigma_next, r)
         x_s = sde_substep(x, denoised, sigma, sigma_s, eta, s_noise, noise)
         mixed = (1 - 1 / (2 * r)) * denoised + denoise(model, x_s, sigma_s) / (2 * r)
-        x = sde_substep(x, mixed, sigma, sigma_next, eta, s_noise, noise)
-    return x
+        return sde_substep(x, mixed, sigma, sigma_next, eta, s_noise, noise)
+    return denoise_then_step(model, x, sigmas, callback, step)
 
 
 def sde_substep(x: Tensor, denoised: Tensor, sigma: Tensor, sigma_next: Tensor, eta: float, s_noise: float,
@@ -523,10 +519,10 @@ SPECS = [
                 reference="k_diffusion.sampling.sample_dpmpp_sde; diffusers.DPMSolverSDEScheduler (with s_noise=0; "
                           "it draws its own Brownian noise)"),
     SamplerSpec("dpm_solver", sample_dpm_solver, order=2, stochastic=False,
-                aliases=("DPMSolverSinglestepScheduler", "dpm_solver_singlestep"),
                 paper=f"{LU_A}, Alg. 1 and 2 (order option: 1, 2, 3)",
                 reference="k_diffusion.sampling.DPMSolver.dpm_solver_{1,2,3}_step; "
-                          "diffusers.DPMSolverSinglestepScheduler (order 2, its steps)",
+                          "diffusers.DPMSolverSinglestepScheduler (order 2, its steps; the whole scheduler is "
+                          "dpm_solver_singlestep)",
                 cost_formula="order*steps-(order-1)",
                 nfe_fn=dpm_solver_nfe, steps_fn=dpm_solver_steps),
     # Third-order steps, but the budget's remainder (NFE mod 3) ends it on lower-order steps: asymptotically

@@ -172,8 +172,9 @@ SPECS = [
                 paper="Lu et al. 2022b, DPM-Solver++(2S), Alg. 1, with ComfyUI's rectified-flow downstep",
                 reference="ComfyUI comfy/k_diffusion/sampling.py sample_dpmpp_2s_ancestral_RF"),
     SamplerSpec("lcm", sample_lcm, order=1, stochastic=True, starts_at_infinity=True,
-                aliases=("FlowMatchLCMScheduler", "flow_stochastic", "SCMScheduler", "consistency"),
+                aliases=("FlowMatchLCMScheduler", "flow_stochastic", "SCMScheduler", "consistency", "LCMScheduler"),
                 paper="Song et al. 2023, Consistency Models, Alg. 1 (multistep sampling); Luo et al. 2023, LCM",
                 reference="ComfyUI sample_lcm; diffusers.FlowMatchLCMScheduler, "
-                          "FlowMatchEulerDiscreteScheduler(stochastic_sampling=True)"),
+                          "FlowMatchEulerDiscreteScheduler(stochastic_sampling=True); diffusers.LCMScheduler "
+                          "(tests/test_lcm.py)"),
 ]

@@ -29,7 +29,7 @@ from ..errors import UnknownNameError, UnreachableNFEError
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..noise_schedules import ContinuousVP
 from ..registry import SamplerSpec
-from ..steps import Callback, ancestral_split, denoise, notify, to_d
+from ..steps import Callback, ancestral_split, denoise, guided_pair, notify, to_d
 from .dpm_solver import phi
 
 
@@ -333,17 +333,29 @@ def sample_res_multistep(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: N
     the current one: noise does not advance the ODE's time. (Placing it at lambda_{i-1} instead extrapolates the
     noise-driven change of D: the std of the Gaussian test target comes out 0.58 instead of 0.51 at 50 steps.)
     """
+    return res_multistep_sampling(model, x, sigmas, noise, callback, eta, s_noise)
+
+
+def res_multistep_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, noise: NoiseSampler | None,
+                           callback: Callback | None, eta: float, s_noise: float, cfg_pp: bool = False) -> Tensor:
+    """The RES multistep loop; with ``cfg_pp`` its steps use the unconditional predictions D_u and add the guidance
+    vector g = D_w - D_u (CFG++, ComfyUI's res_multistep_cfg_pp): after a first-order step, before a multistep
+    one, where e^{-h} damps it."""
     noise = noise or gaussian_noise_like(x)
     old_denoised: Tensor | None = None
     h_prev = sigmas.new_zeros(())
     for i in range(len(sigmas) - 1):
-        denoised = denoise(model, x, sigmas[i])
+        denoised, unconditional = guided_pair(model, x, sigmas[i], cfg_pp)
         notify(callback, x, i, sigmas[i], sigmas[i], denoised)
         sigma_down, sigma_up = ancestral_split(sigmas[i], sigmas[i + 1], eta)
-        x = res_multistep_step(x, denoised, old_denoised, h_prev, sigmas[i], sigma_down)
+        if old_denoised is None or sigma_down == 0:
+            x = res_multistep_step(x, unconditional, None, h_prev, sigmas[i], sigma_down) + (denoised - unconditional)
+        else:
+            x = res_multistep_step(x + (denoised - unconditional), unconditional, old_denoised, h_prev, sigmas[i],
+                                   sigma_down)
         if sigmas[i + 1] > 0 and sigma_up > 0:
             x = x + noise(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
-        old_denoised, h_prev = denoised, (sigmas[i] / sigma_down).log()
+        old_denoised, h_prev = unconditional, (sigmas[i] / sigma_down).log()
     return x
 
 
