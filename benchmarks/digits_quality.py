@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import samplerzoo as sz
-from samplerzoo.bench.harness import Point, floor, reference_images
+from samplerzoo.bench.harness import reference_images
 from samplerzoo.bench.metrics import TensorImages, measure
 from samplerzoo.classifier import load_classifier
 from samplerzoo.data import digits, to_uint8
@@ -63,8 +63,8 @@ def main() -> None:
     with torch.no_grad():
         real_probs = classifier(held_out).softmax(-1)
     real_confidence = real_probs.max(-1).values.mean().item()
-    base = Point("-", "heun", "karras", 35, args.samples, 0, metric_names=("fid", "kid"))
-    floor_metrics = floor(base)
+    floor_metrics = measure(reference_images("digits-test"), reference_images("digits-train"), "digits-train",
+                            ["fid", "kid"])
     lines = [
         "# Digits checkpoints: sample quality", "",
         f"Command: `python benchmarks/digits_quality.py {' '.join(sys.argv[1:])}` "
