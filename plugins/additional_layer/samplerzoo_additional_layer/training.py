@@ -21,6 +21,7 @@ from samplerzoo.checkpoints import load
 from samplerzoo.data import digits
 from samplerzoo.errors import SamplerzooError
 from samplerzoo.noise_schedules import vp_input_scale
+from samplerzoo.training import optimize
 from torch import Tensor
 
 from .layer import AdditionalLayer, Layer, identity_layer
@@ -119,12 +120,7 @@ def train_layer(recipe: LayerRecipe, log: Callable[[int, float], None] | None = 
         noise = torch.randn(images[index].shape, generator=generator)
         v_hat = frozen_v(model, images[index], sigma, noise)
         loss = layer_loss(layer, v_hat, images[index], labels[index], sigma, noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if log is not None and (step + 1) % 100 == 0:
-            log(step + 1, sum(losses[-100:]) / 100)
+        optimize(optimizer, loss, losses, step, log)
     layer.requires_grad_(False).eval()
     record = {"recipe": asdict(recipe), "seconds": round(time.time() - start, 1),
               "final_loss": sum(losses[-200:]) / min(200, len(losses)),
