@@ -3,12 +3,16 @@
 Deterministic samplers run at NFE 3, 4, 5, 6, 8, 10, 15, 20, 35, 50 and stochastic ones at 10, 20, 50, on the
 karras schedule (a flow checkpoint: ``normal``, diffusers' FlowMatch timesteps from t = 1, sigma = inf) with the
 automatic final step, 2,000 samples a point (seeds 0..1999). Adaptive samplers (dopri5, dpm_adaptive) choose their
-own NFE and are left out. Points already in the results file are skipped, so an interrupted run resumes where it
-stopped and a newly registered sampler only adds its own points.
+own NFE and are left out, and so are the CFG++ samplers without guidance (they need the unconditional branch). With
+``--guidance-scale G`` (a class-conditional checkpoint, labels seed % classes) the points use classifier-free guidance
+and go to ``NAME-cfgG.jsonl``; NFE counts denoiser calls, each two network forwards. Points already in the results
+file are skipped, so an interrupted run resumes where it stopped and a newly registered sampler only adds its own
+points.
 
     python benchmarks/published_sweep.py --checkpoint digits-ideal
     python benchmarks/published_sweep.py --checkpoint digits
     python benchmarks/published_sweep.py --checkpoint digits-flow        # --schedules normal,karras for both
+    python benchmarks/published_sweep.py --checkpoint digits-latent --guidance-scale 2   # -> digits-latent-cfg2.jsonl
     zoo report results/sweeps/digits.jsonl results/sweeps/digits-ideal.jsonl
 """
 
@@ -44,21 +48,23 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/sweeps"))
     parser.add_argument("--samplers", help="comma-separated subset (default: every registered sampler)")
     parser.add_argument("--schedules", help="comma-separated (default: karras; normal for a flow checkpoint)")
+    parser.add_argument("--guidance-scale", type=float, help="classifier-free guidance (class-conditional models)")
     parser.add_argument("--deterministic-nfe", default=",".join(map(str, DETERMINISTIC_NFE)))
     parser.add_argument("--stochastic-nfe", default=",".join(map(str, STOCHASTIC_NFE)))
     args = parser.parse_args()
+    scale = args.guidance_scale
     schedules = args.schedules.split(",") if args.schedules else [default_schedule(args.checkpoint)]
     names = args.samplers.split(",") if args.samplers else sorted(sz.get_samplers())
-    specs = [sz.get_sampler(name) for name in names]
+    specs = [spec for spec in map(sz.get_sampler, names) if scale is not None or not spec.needs_unconditional]
     groups = [([s.name for s in specs if not s.stochastic and not s.adaptive], parse(args.deterministic_nfe)),
               ([s.name for s in specs if s.stochastic], parse(args.stochastic_nfe))]
     args.out.mkdir(parents=True, exist_ok=True)
-    results = args.out / f"{args.checkpoint}.jsonl"
+    results = args.out / (f"{args.checkpoint}.jsonl" if scale is None else f"{args.checkpoint}-cfg{scale:g}.jsonl")
     begin = time.perf_counter()
     for samplers, nfes in groups:
         for name in samplers:  # one sampler at a time, so progress shows in the results file as it goes
             rows = sweep(args.checkpoint, [name], schedules, nfes, args.samples, 0, results, batch=args.batch,
-                         device=args.device)
+                         device=args.device, guidance_scale=scale)
             fids = ", ".join(f"{r['schedule']}/{r['requested_nfe']}:{r['metrics']['fid']:.3f}" if r["status"] == "ok"
                              else f"{r['schedule']}/{r['requested_nfe']}:-" for r in rows)
             print(f"{name:28s} {fids}  ({time.perf_counter() - begin:.0f} s so far)", flush=True)
