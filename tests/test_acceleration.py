@@ -12,7 +12,7 @@ from torch import nn
 
 from samplerzoo.acceleration import ChannelsLast, accelerate, compile_problem
 from samplerzoo.adapters import NetworkDenoiser
-from samplerzoo.bench import harness
+from samplerzoo.bench import grid, harness
 from samplerzoo.bench.results import ResultsFile
 from samplerzoo.bench.shards import parse_shard, shard
 from samplerzoo.cli import run
@@ -88,13 +88,13 @@ def test_shard_values_are_checked_in_one_line(capsys: pytest.CaptureFixture[str]
 
 
 def test_shards_are_disjoint_cover_the_grid_and_balance_the_work() -> None:
-    grid = list(harness.points("digits-ideal", ["euler", "heun", "dpm2"], ["karras"], [4, 10, 20, 40], 100, 0))
+    cells = list(grid.points("digits-ideal", ["euler", "heun", "dpm2"], ["karras"], [4, 10, 20, 40], 100, 0))
     for count in (1, 2, 3, 5, 12, 20):
-        parts = [shard(grid, index, count) for index in range(1, count + 1)]
-        assert sorted(p.key() for part in parts for p in part) == sorted(p.key() for p in grid)
-        assert parts == [shard(grid, index, count) for index in range(1, count + 1)]  # deterministic
-        assert all(part == [p for p in grid if p in part] for part in parts)  # grid order kept
-    work = [sum(p.nfe for p in shard(grid, index, 3)) for index in (1, 2, 3)]
+        parts = [shard(cells, index, count) for index in range(1, count + 1)]
+        assert sorted(p.key() for part in parts for p in part) == sorted(p.key() for p in cells)
+        assert parts == [shard(cells, index, count) for index in range(1, count + 1)]  # deterministic
+        assert all(part == [p for p in cells if p in part] for part in parts)  # grid order kept
+    work = [sum(p.nfe for p in shard(cells, index, 3)) for index in (1, 2, 3)]
     assert max(work) - min(work) <= 4  # the cheapest point's cost: as even as the points allow
     assert work == [74, 74, 74]
 

@@ -11,7 +11,7 @@ import torch
 import torch_fidelity
 
 import samplerzoo as sz
-from samplerzoo.bench import harness
+from samplerzoo.bench import grid, harness
 from samplerzoo.bench.metrics import DIGITS_EXTRACTOR, NAMES, TensorImages, measure
 from samplerzoo.bench.results import ResultsFile
 from samplerzoo.cli import main
@@ -62,7 +62,7 @@ def test_rerun_skips_finished_points_and_a_crash_loses_none(tmp_path: Path) -> N
     path = tmp_path / "r.jsonl"
     started: list[int] = []
 
-    def crash_on_second(point: harness.Point, total: int) -> None:
+    def crash_on_second(point: grid.Point, total: int) -> None:
         started.append(point.nfe)
         if len(started) == 2:
             raise KeyboardInterrupt  # killed while the second point runs

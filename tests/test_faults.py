@@ -24,7 +24,7 @@ from torch import Tensor
 
 import samplerzoo as sz
 from samplerzoo import plugins
-from samplerzoo.bench import cache, harness
+from samplerzoo.bench import cache, grid, harness
 from samplerzoo.bench.plots import plot
 from samplerzoo.bench.references import resolve
 from samplerzoo.bench.report import csv_text, markdown, read_results
@@ -159,7 +159,7 @@ def test_four_concurrent_appenders_lose_no_row(tmp_path: Path) -> None:
 
 def test_a_point_claimed_by_another_process_is_read_back_not_recomputed(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    other = harness.Point("digits-ideal", "euler", "karras", 3, **SMALL)  # type: ignore[arg-type]
+    other = grid.Point("digits-ideal", "euler", "karras", 3, **SMALL)  # type: ignore[arg-type]
     row = {"key": other.key(), "checkpoint": "digits-ideal", "sampler": "euler", "schedule": "karras",
            "requested_nfe": 3, "status": "ok", "metrics": {"fid": 123.0}}
     claimed, release = threading.Event(), threading.Event()
@@ -176,7 +176,7 @@ def test_a_point_claimed_by_another_process_is_read_back_not_recomputed(tmp_path
     claimed.wait(60)
     started: list[int] = []
 
-    def start_point(point: harness.Point, total: int) -> None:
+    def start_point(point: grid.Point, total: int) -> None:
         started.append(point.nfe)
         if len(started) == 2:
             release.set()
@@ -214,7 +214,7 @@ def test_two_zoo_bench_runs_on_one_file_share_the_points(tmp_path: Path, monkeyp
 def test_odd_rows_are_skipped_with_one_warning_kept_in_the_file_and_never_finished(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "r.jsonl"
-    point = harness.Point("digits-ideal", "euler", "karras", 2, 8, 0, metric_names=("fid",))
+    point = grid.Point("digits-ideal", "euler", "karras", 2, 8, 0, metric_names=("fid",))
     odd = (b"garbage\n\x89PNG\r\n\x1a\n\xff\xfe binary\n" + json.dumps({"key": point.key()}).encode() + b"\n"
            + b'{"key": "torn')
     path.write_bytes(odd)

@@ -15,7 +15,7 @@ import torch
 from cli_driver import zoo
 from PIL import Image
 
-from samplerzoo.bench import harness
+from samplerzoo.bench import grid, harness
 from samplerzoo.bench.metrics import Meter
 from samplerzoo.bench.references import resolve
 from samplerzoo.bench.results import ResultsFile
@@ -128,9 +128,9 @@ def test_option_grids_are_sweep_axes_recorded_in_rows_and_reports(tmp_path: Path
 
 
 def test_the_new_fields_stay_out_of_a_points_key_at_their_defaults_so_old_results_files_resume() -> None:
-    plain = json.loads(harness.Point("digits", "euler", "karras", 10, 100, 0).key())
+    plain = json.loads(grid.Point("digits", "euler", "karras", 10, 100, 0).key())
     assert not {"extractor_weights", "schedule_options", "reference_id"} & set(plain)
-    changed = harness.Point("digits", "euler", "karras", 10, 100, 0, schedule_options={"rho": 5},
+    changed = grid.Point("digits", "euler", "karras", 10, 100, 0, schedule_options={"rho": 5},
                             reference_id="folder-0123", extractor_weights="w.pth")
     assert json.loads(changed.key()) == {**plain, "schedule_options": {"rho": 5}, "reference_id": "folder-0123",
                                          "extractor_weights": "w.pth"}

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from samplerzoo.bench.harness import Point
+from samplerzoo.bench.grid import Point
 from samplerzoo.bench.plots import frontier, pareto, plot
 from samplerzoo.bench.report import csv_text, markdown, read_results
 from samplerzoo.bench.results import ResultsFile

@@ -9,7 +9,6 @@ Sweeps sharing a results file split its points: each point is claimed while it i
 from __future__ import annotations
 
 import contextlib
-import json
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,65 +21,25 @@ from typing import Any
 
 from ..acceleration import accelerate
 from ..checkpoints import load
-from ..checks import positive, unique
+from ..checks import positive
 from ..data import digits, to_uint8
 from ..denoiser import Checkpoint, Denoiser, decode
 from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..finite import count_nonfinite
 from ..guidance import condition, require_unconditional
-from ..noise import NOISE_SOURCES
-from ..plugins import get_sampler, get_schedule, provenance, schedule_name
+from ..plugins import get_sampler, provenance
 from ..precision import DTYPES, dtype_named, in_dtype
-from ..sampling import FINAL_STEPS, generate, nonfinite_reason, sampling_plan
+from ..sampling import generate, nonfinite_reason, sampling_plan
 from ..schedule_files import schedule_record
 from . import distributed
-from .extractors import check_extractor
-from .metrics import DIGITS_EXTRACTOR, ISC_SPLITS, METRICS, PRC_NEIGHBOURS, Features, Meter, TensorImages, concat
+from .grid import Point, points
+from .metrics import Features, Meter, TensorImages, concat
 from .prompts import PromptSet
 from .references import DIGITS, Reference, resolve
 from .results import ResultsFile
 from .shards import shard
 
-__all__ = ["DTYPES", "Point", "Progress", "base_row", "points", "reference_images", "run_point", "sweep"]
-KEY_DEFAULTS: dict[str, Any] = {"extractor_weights": None, "schedule_options": {}, "reference_id": "", "labels": None,
-                                "prompts": None, "distilled_guidance": None}
-"""Fields a point's key leaves out at these values, so results files written before the fields existed resume."""
-
-
-@dataclass(frozen=True)
-class Point:
-    """One cell of a sweep; its JSON is the key that identifies a finished point in the results file."""
-
-    checkpoint: str
-    sampler: str
-    schedule: str
-    nfe: int
-    samples: int
-    seed: int
-    final_step: str = "auto"
-    metric_names: tuple[str, ...] = ("fid", "kid")
-    extractor: str = DIGITS_EXTRACTOR
-    reference: str = "digits-train"
-    dtype: str = "float32"
-    guidance_scale: float | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    noise: str = "counter"
-    """generate()'s per-sample noise source (samplerzoo.noise.NOISE_SOURCES); rows without it were drawn by "torch"."""
-    extractor_weights: str | None = None
-    """The extractor's weights file as given (``None``: shipped, or torch-fidelity's download)."""
-    schedule_options: dict[str, Any] = field(default_factory=dict)
-    reference_id: str = ""
-    """A folder's or npz's content hash (references.py): a changed reference is a different point."""
-    labels: tuple[int, ...] | None = None
-    """Class labels, sample with seed s taking labels[s % L]; None: a class-conditional model's seed % classes."""
-    prompts: str | None = None
-    """The identity (``PromptSet.identity``, a hash) of the sweep's prompts and negative prompts; None: no prompts."""
-    distilled_guidance: float | None = None
-    """The guidance scale a guidance-distilled network embeds (Flux dev; None: its default), not CFG."""
-
-    def key(self) -> str:
-        fields = {k: v for k, v in asdict(self).items() if k not in KEY_DEFAULTS or v != KEY_DEFAULTS[k]}
-        return json.dumps(fields, sort_keys=True)
+__all__ = ["DTYPES", "Progress", "base_row", "reference_images", "run_point", "sweep"]
 
 
 def conditioned(model: Checkpoint, point: Point, seeds: Sequence[int], prompts: PromptSet | None) -> Denoiser:
@@ -251,55 +210,6 @@ def point_provenance(point: Point) -> dict[str, dict[str, str]]:
         checkpoint = {"path": point.checkpoint}
     return {"sampler": provenance("sampler", point.sampler), "schedule": provenance("schedule", point.schedule),
             "checkpoint": checkpoint}
-
-
-def option_sets(options: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """One set of options, or a list of them (an axis of the sweep, like NFE)."""
-    if options is None:
-        return [{}]
-    return [options] if isinstance(options, dict) else list(options) or [{}]
-
-
-def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: list[int], samples: int, seed: int,
-           **common: Any) -> Iterator[Point]:
-    """The sweep's grid, checked before any work: names resolved (an alias, or a name given twice, runs once), NFE
-    positive, the options taken by every sampler and schedule (with values of the types their signatures
-    declare), the final step, noise source, metrics, extractor and reference known. ``options`` and
-    ``schedule_options`` may be lists of option sets: sweep axes, like NFE."""
-    sampler_names = unique("sampler", samplers, lambda name: get_sampler(name).name)
-    schedule_names = unique("schedule", schedules, schedule_name)
-    budgets = unique("NFE", [positive("NFE", nfe, "network evaluations") for nfe in nfes])
-    sampler_sets, schedule_sets = option_sets(common.pop("options", None)), option_sets(
-        common.pop("schedule_options", None))
-    for name in sampler_names:
-        for options in sampler_sets:
-            get_sampler(name).check_options(options)
-    for name in schedule_names:
-        for options in schedule_sets:
-            get_schedule(name).check_options(options)
-    if common.get("final_step", "auto") not in FINAL_STEPS:
-        raise UnknownNameError("final step", common["final_step"], FINAL_STEPS)
-    if common.get("noise", "counter") not in NOISE_SOURCES:
-        raise UnknownNameError("noise source", common["noise"], NOISE_SOURCES)
-    for metric in common.get("metric_names", ()):
-        if metric not in METRICS:
-            raise UnknownNameError("metric", metric, METRICS)
-    if "prc" in common.get("metric_names", ()) and samples <= PRC_NEIGHBOURS:
-        raise SamplerzooError(f"--samples {samples}: prc (precision / recall, k = {PRC_NEIGHBOURS}) needs at least "
-                              f"{PRC_NEIGHBOURS + 1} samples a point")
-    if "isc" in common.get("metric_names", ()) and samples < ISC_SPLITS:
-        raise SamplerzooError(f"--samples {samples}: isc (the Inception Score, over {ISC_SPLITS} splits) needs at "
-                              f"least {ISC_SPLITS} samples a point")
-    check_extractor(common.get("extractor", DIGITS_EXTRACTOR), common.get("extractor_weights"))
-    reference = resolve(common.get("reference", "digits-train"))
-    identity = reference.identity if reference.kind in ("folder", "npz") else ""
-    for sampler in sampler_names:
-        for options in sampler_sets:
-            for schedule in schedule_names:
-                for schedule_options in schedule_sets:
-                    for nfe in budgets:
-                        yield Point(checkpoint, sampler, schedule, nfe, samples, seed, options=options,
-                                    schedule_options=schedule_options, reference_id=identity, **common)
 
 
 def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prompts: PromptSet | None = None,

@@ -18,7 +18,7 @@ from .output import print_json, stderr, stdout, table
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from ..bench.harness import Point
+    from ..bench.grid import Point
 
 ENDS = {"zero": "0", "sigma_min": "sigma_min", "denoise": "D(sigma_min)"}
 DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
