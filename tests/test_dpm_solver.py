@@ -25,7 +25,7 @@ from samplerzoo import laws, testing
 from samplerzoo.analytic import GaussianMixture
 from samplerzoo.denoiser import CountingDenoiser
 from samplerzoo.noise import BrownianTreeNoise, NoiseSampler, SeededNoise, TorchsdeBrownianNoise
-from samplerzoo.samplers.dpm_solver import phi
+from samplerzoo.samplers.exponential import phi
 from samplerzoo.schedules import SigmaRange, karras
 
 SEEDS = (3, 1, 4, 1)
@@ -324,7 +324,7 @@ def test_brownian_samplers_need_their_path_only_where_draws_overlap(name: str, o
 # -------------------------------------------------------------------------------------------- 3M's second difference
 
 def test_multistep_terms_are_exact_on_a_quadratic() -> None:
-    from samplerzoo.samplers.dpm_solver import multistep_terms
+    from samplerzoo.samplers.exponential import multistep_terms
 
     lambdas = [torch.tensor(v, dtype=torch.float64) for v in (0.4, 0.1, -0.5)]
     values = [3 + 2 * lam + 5 * lam**2 for lam in lambdas]  # f' = 2 + 10 lambda, f'' = 10
@@ -384,7 +384,8 @@ def test_diffusers_dpm_solver_sde_skeleton(spacing: str, steps_offset: int, n: i
 def test_diffusers_singlestep_agreement(prediction: str, algorithm: str, n: int) -> None:
     from diffusers import DPMSolverSinglestepScheduler
 
-    from samplerzoo.samplers.dpm_solver import evaluate, half_log_snr, singlestep_update
+    from samplerzoo.samplers.dpm_solver import singlestep_update
+    from samplerzoo.samplers.exponential import evaluate, half_log_snr
 
     scheduler = DPMSolverSinglestepScheduler(**driver.BETAS, solver_order=2, algorithm_type=algorithm,
                                              lower_order_final=False, final_sigmas_type="sigma_min")

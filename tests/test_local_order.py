@@ -18,7 +18,7 @@ from torch import Tensor
 
 from samplerzoo import testing
 from samplerzoo.denoiser import Denoiser
-from samplerzoo.samplers.dpm_solver import data_step, half_log_snr, multistep_terms
+from samplerzoo.samplers.exponential import data_step, half_log_snr, multistep_terms
 from samplerzoo.samplers.multistep import (
     Weights,
     deis_weights,

@@ -30,7 +30,7 @@ from ..noise import NoiseSampler, gaussian_noise_like
 from ..noise_schedules import ContinuousVP
 from ..registry import SamplerSpec
 from ..steps import Callback, ancestral_split, denoise, guided_pair, notify, to_d
-from .dpm_solver import phi
+from .exponential import phi
 
 
 def lagrange_integrals(nodes: Tensor, a: Tensor, b: Tensor) -> Tensor:

@@ -21,7 +21,7 @@ from ..denoiser import Denoiser
 from ..noise import NoiseSampler
 from ..registry import SamplerSpec
 from ..steps import Callback, denoise, notify
-from .dpm_solver import check_choice, check_order, data_step, half_log_snr, phi
+from .exponential import check_choice, check_order, data_step, half_log_snr, phi
 
 VARIANTS = ("bh1", "bh2")
 
