@@ -57,7 +57,7 @@ def unipc(variant: str, corrector: bool = True) -> testing.LocalStep:
 
 
 def dpmpp_3m(second_difference: str) -> testing.LocalStep:
-    """multistep_data_prediction's third-order step: divided differences of D in lambda, then the data step."""
+    """multistep_dpm_solver's third-order step: divided differences of D in lambda, then the data step."""
     def step(model: Denoiser, xs: list[Tensor], sigmas: list[Tensor], sigma_next: Tensor) -> Tensor:
         values = [denoise(model, x, s) for x, s in zip(xs, sigmas, strict=True)]
         lambdas = [half_log_snr(s) for s in sigmas]

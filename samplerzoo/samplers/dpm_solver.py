@@ -30,34 +30,46 @@ from .exponential import (
     half_log_snr,
     lambda_point,
     multistep_terms,
+    noise_step,
     per_sample,
 )
+from .wrappers import with_options
 
 # --- multistep DPM-Solver++ (ODE and SDE) -------------------------------------------------------------------
 
-def multistep_data_prediction(model: Denoiser, x: Tensor, sigmas: Tensor, order: int, noise: NoiseSampler | None,
-                              callback: Callback | None, eta: float = 0.0, s_noise: float = 1.0,
-                              solver_type: str = "midpoint", second_difference: str = "reference") -> Tensor:
-    """DPM-Solver++(kM), k = ``order``: one evaluation per step, earlier denoised outputs give the derivatives.
+def multistep_dpm_solver(model: Denoiser, x: Tensor, sigmas: Tensor, order: int, noise: NoiseSampler | None,
+                         callback: Callback | None, eta: float = 0.0, s_noise: float = 1.0,
+                         solver_type: str = "midpoint", second_difference: str = "reference",
+                         prediction: str = "data", lower_order_final: bool = False) -> Tensor:
+    """Multistep DPM-Solver(++)(kM), k = ``order``: one evaluation per step, earlier outputs give the derivatives.
 
-    Lower orders on the first steps (no history yet) and on a step to sigma = 0 (x = D). ``eta`` > 0 is the
-    SDE variant: damping e^{-eta h} and fresh noise sigma_next sqrt(1 - e^{-2 eta h}) s_noise z.
+    ``prediction="data"`` integrates D (DPM-Solver++, Lu et al. 2022b, Alg. 2), ``"noise"`` eps = (x - D) / sigma
+    (the multistep DPM-Solver of the authors' code; diffusers' algorithm_type="dpmsolver"), with the same divided
+    differences. Lower orders on the first steps (no history yet), on a step to sigma = 0 (x = D) and, with
+    ``lower_order_final``, on step i of N at most N - i. ``eta`` > 0 (data prediction only) is the SDE variant:
+    damping e^{-eta h} and fresh noise sigma_next sqrt(1 - e^{-2 eta h}) s_noise z.
     """
     check_choice("solver_type", solver_type, SOLVER_TYPES)
     check_choice("second_difference", second_difference, SECOND_DIFFERENCES)
+    check_choice("prediction", prediction, PREDICTIONS)
     noise = noise or gaussian_noise_like(x)
     history: list[Tensor] = []
     lambdas: list[float] = []
-    for i in range(len(sigmas) - 1):
+    steps = len(sigmas) - 1
+    for i in range(steps):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
-        denoised = denoise(model, x, sigmas[i])
+        denoised, f = evaluate(model, x, sigmas[i], prediction)
         notify(callback, x, i, sigmas[i], sigmas[i], denoised)
-        history, lambdas = [denoised, *history][:order], [half_log_snr(sigma), *lambdas][:order]
-        terms = [denoised]
+        history, lambdas = [f, *history][:order], [half_log_snr(sigma), *lambdas][:order]
+        terms = [f]
         if sigma_next > 0:
             h = half_log_snr(sigma_next) - lambdas[0]
-            terms = multistep_terms(history, lambdas, h, second_difference)
+            k = min(order, steps - i) if lower_order_final else order
+            terms = multistep_terms(history[:k], lambdas[:k], h, second_difference)
         midpoint = solver_type == "midpoint" and len(terms) == 2  # third-order steps always weight with phi_2
+        if prediction == "noise":
+            x = noise_step(x, sigmas[i], sigmas[i + 1], terms, first_weight_only=midpoint)
+            continue
         x_next = data_step(x, sigma, sigma_next, terms, eta, first_weight_only=midpoint)
         if eta > 0 and sigma_next > 0:
             x_next = x_next + noise(sigmas[i], sigmas[i + 1]) * (sigma_next * math.sqrt(-math.expm1(-2 * eta * h))
@@ -66,49 +78,65 @@ def multistep_data_prediction(model: Denoiser, x: Tensor, sigmas: Tensor, order:
     return x
 
 
+Prediction = Literal["data", "noise"]
+
+
 def sample_dpmpp_2m(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
-                    callback: Callback | None = None,
-                    solver_type: Literal["midpoint", "heun"] = "midpoint") -> Tensor:
+                    callback: Callback | None = None, solver_type: Literal["midpoint", "heun"] = "midpoint",
+                    prediction: Prediction = "data", lower_order_final: bool = False, afs: bool = False,
+                    thresholding: bool = False, dynamic_thresholding_ratio: float = 0.995,
+                    sample_max_value: float = 1.0) -> Tensor:
     """DPM-Solver++(2M), Lu et al. 2022b, Alg. 2: D_i + (D_i - D_{i-1}) h_i / (2 h_{i-1}) in the DDIM step.
 
     ``solver_type="heun"`` weights the difference with h phi_2(-h) instead (diffusers' option); first step and
-    step to sigma = 0 are first order (DDIM).
+    step to sigma = 0 are first order (DDIM). ``prediction="noise"``: the same multistep in eps (DPM-Solver-2M,
+    diffusers' "dpmsolver", diff-sampler's predict_x0=False). ``lower_order_final``: the last step first order
+    (diffusers' default below 15 steps; off, as k-diffusion and ComfyUI). ``afs``: the analytical first step;
+    ``thresholding``: dynamic thresholding of D (``wrappers.py``).
     """
-    return multistep_data_prediction(model, x, sigmas, 2, noise, callback, solver_type=solver_type)
+    model = with_options(model, afs, thresholding, dynamic_thresholding_ratio, sample_max_value)
+    return multistep_dpm_solver(model, x, sigmas, 2, noise, callback, solver_type=solver_type,
+                                prediction=prediction, lower_order_final=lower_order_final)
 
 
 def sample_dpmpp_3m(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                     callback: Callback | None = None, solver_type: Literal["midpoint", "heun"] = "heun",
-                    second_difference: Literal["reference", "taylor"] = "reference") -> Tensor:
+                    second_difference: Literal["reference", "taylor"] = "reference", prediction: Prediction = "data",
+                    lower_order_final: bool = False, afs: bool = False, thresholding: bool = False,
+                    dynamic_thresholding_ratio: float = 0.995, sample_max_value: float = 1.0) -> Tensor:
     """DPM-Solver++(3M), Lu et al. 2022b's multistep third order (their code); orders 1, 2 on the first steps.
 
     The defaults reproduce k-diffusion (dpmpp_3m_sde, eta = 0); ``solver_type`` is the rule of the second-order
     warm-up step (diffusers' solver_order=3 uses its default "midpoint" there). As published its second difference
     has half the Taylor weight, so its steps are second order (fitted 2.75 over 8..64 steps on the Gaussian test
     problem, 2.0 asymptotically); ``second_difference="taylor"`` restores third-order steps (``multistep_terms``).
+    ``prediction``, ``lower_order_final`` (the last two steps at orders 1 and 2), ``afs`` and ``thresholding``
+    as for :func:`sample_dpmpp_2m`.
     """
-    return multistep_data_prediction(model, x, sigmas, 3, noise, callback, solver_type=solver_type,
-                                     second_difference=second_difference)
+    model = with_options(model, afs, thresholding, dynamic_thresholding_ratio, sample_max_value)
+    return multistep_dpm_solver(model, x, sigmas, 3, noise, callback, solver_type=solver_type,
+                                second_difference=second_difference, prediction=prediction,
+                                lower_order_final=lower_order_final)
 
 
 def sample_dpmpp_2m_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                         callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0,
                         solver_type: Literal["midpoint", "heun"] = "midpoint") -> Tensor:
     """SDE-DPM-Solver++(2M) (Lu et al. 2022b; diffusers' sde-dpmsolver++): eta = 1 the reverse SDE, 0 the ODE."""
-    return multistep_data_prediction(model, x, sigmas, 2, noise, callback, eta, s_noise, solver_type)
+    return multistep_dpm_solver(model, x, sigmas, 2, noise, callback, eta, s_noise, solver_type)
 
 
 def sample_dpmpp_2m_sde_heun(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                              callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
     """SDE-DPM-Solver++(2M) with the h phi_2 ("heun") weight, Lu et al. 2022b (ComfyUI's dpmpp_2m_sde_heun)."""
-    return multistep_data_prediction(model, x, sigmas, 2, noise, callback, eta, s_noise, "heun")
+    return multistep_dpm_solver(model, x, sigmas, 2, noise, callback, eta, s_noise, "heun")
 
 
 def sample_dpmpp_3m_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                         callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0,
                         second_difference: Literal["reference", "taylor"] = "reference") -> Tensor:
     """SDE-DPM-Solver++(3M): the 3M step with h_hat = (1 + eta) h, plus noise (k-diffusion's dpmpp_3m_sde)."""
-    return multistep_data_prediction(model, x, sigmas, 3, noise, callback, eta, s_noise, "heun", second_difference)
+    return multistep_dpm_solver(model, x, sigmas, 3, noise, callback, eta, s_noise, "heun", second_difference)
 
 
 # --- singlestep DPM-Solver++(2S) and the stochastic DPM-Solver++ ----------------------------------------------
@@ -326,10 +354,11 @@ def sample_dpm_adaptive(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: No
 LU_A = "Lu et al. 2022a, DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model Sampling"
 LU_B = "Lu et al. 2022b, DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models"
 SPECS = [
-    SamplerSpec("dpmpp_2m", sample_dpmpp_2m, order=2, stochastic=False,
+    SamplerSpec("dpmpp_2m", sample_dpmpp_2m, order=2, stochastic=False, analytic_first_step=True,
                 aliases=("DPMSolverMultistepScheduler", "dpm++_2m"), paper=f"{LU_B}, Alg. 2",
                 reference="k_diffusion.sampling.sample_dpmpp_2m; diffusers.DPMSolverMultistepScheduler"),
     SamplerSpec("dpmpp_3m", sample_dpmpp_3m, order=3, global_order=2, stochastic=False, aliases=("dpm++_3m",),
+                analytic_first_step=True,
                 paper=f"{LU_B} (multistep third order, authors' code)",
                 reference="k_diffusion.sampling.sample_dpmpp_3m_sde(eta=0); "
                           "diffusers.DPMSolverMultistepScheduler(solver_order=3)"),
