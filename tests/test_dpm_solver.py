@@ -301,8 +301,9 @@ def compare_with_diffusers(sampler: str, options: dict[str, Any], scheduler_name
 # solver_order 3 the one before to 2): our lower_order_final=True, step i of N at order <= N - i.
 @pytest.mark.filterwarnings("ignore:algorithm_type dpmsolver is deprecated:FutureWarning")
 @pytest.mark.parametrize("n", [4, 10])
-@pytest.mark.parametrize(("order", "algorithm", "final"), [(2, "dpmsolver++", "sigma_min"), (3, "dpmsolver++", "zero"),
-                                                           (3, "dpmsolver++", "sigma_min"), (3, "dpmsolver", "sigma_min")])
+@pytest.mark.parametrize(("order", "algorithm", "final"), [
+    (2, "dpmsolver++", "sigma_min"), (3, "dpmsolver++", "zero"), (3, "dpmsolver++", "sigma_min"),
+    (3, "dpmsolver", "sigma_min")])
 def test_diffusers_lower_order_final(order: int, algorithm: str, final: str, n: int) -> None:
     options = {"lower_order_final": True, "solver_type": "midpoint",
                "prediction": "data" if algorithm == "dpmsolver++" else "noise"}

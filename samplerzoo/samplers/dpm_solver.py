@@ -356,12 +356,15 @@ LU_B = "Lu et al. 2022b, DPM-Solver++: Fast Solver for Guided Sampling of Diffus
 SPECS = [
     SamplerSpec("dpmpp_2m", sample_dpmpp_2m, order=2, stochastic=False, analytic_first_step=True,
                 aliases=("DPMSolverMultistepScheduler", "dpm++_2m"), paper=f"{LU_B}, Alg. 2",
-                reference="k_diffusion.sampling.sample_dpmpp_2m; diffusers.DPMSolverMultistepScheduler"),
+                reference="k_diffusion.sampling.sample_dpmpp_2m; diffusers.DPMSolverMultistepScheduler "
+                          "(algorithm_type 'dpmsolver++' and 'dpmsolver', thresholding, lower_order_final); "
+                          "zju-pi/diff-sampler dpm_pp_sampler (afs, predict_x0)"),
     SamplerSpec("dpmpp_3m", sample_dpmpp_3m, order=3, global_order=2, stochastic=False, aliases=("dpm++_3m",),
                 analytic_first_step=True,
                 paper=f"{LU_B} (multistep third order, authors' code)",
                 reference="k_diffusion.sampling.sample_dpmpp_3m_sde(eta=0); "
-                          "diffusers.DPMSolverMultistepScheduler(solver_order=3)"),
+                          "diffusers.DPMSolverMultistepScheduler(solver_order=3) (both algorithm types, thresholding, "
+                          "lower_order_final); zju-pi/diff-sampler dpm_pp_sampler (afs, predict_x0)"),
     SamplerSpec("dpmpp_2m_sde", sample_dpmpp_2m_sde, order=1, stochastic=True, brownian=True, weak_order=2,
                 reverse_sde=True,
                 aliases=("dpmpp_2m_sde_gpu", "dpm++_2m_sde"), paper=f"{LU_B} (SDE-DPM-Solver++(2M))",

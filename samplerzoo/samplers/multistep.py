@@ -385,8 +385,10 @@ SPECS = [
                 reference="zju-pi/diff-sampler get_ipndm_v; ComfyUI sample_ipndm_v"),
     SamplerSpec("deis", sample_deis, order=3, global_order=2, stochastic=False, aliases=("DEISMultistepScheduler",),
                 analytic_first_step=True,
-                paper="Zhang & Chen 2023, Fast Sampling of Diffusion Models with Exponential Integrator, tAB-DEIS",
-                reference="diffusers.DEISMultistepScheduler (variable='log_rho'); ComfyUI sample_deis (tAB)"),
+                paper="Zhang & Chen 2023, Fast Sampling of Diffusion Models with Exponential Integrator, tAB-DEIS "
+                      "(orders 1-4)",
+                reference="diffusers.DEISMultistepScheduler (variable='log_rho', orders 1-3); ComfyUI sample_deis "
+                          "(tAB); zju-pi/diff-sampler deis_sampler (max_order 4, afs)"),
     SamplerSpec("plms", sample_plms, order=4, global_order=2, stochastic=False,
                 paper=f"{LIU}, PLMS with a Heun start",
                 reference="diffusers.PNDMScheduler(skip_prk_steps=True)",

@@ -116,9 +116,11 @@ SPECS = [
     SamplerSpec("unipc", sample_unipc, order=3, global_order=2, stochastic=False, analytic_first_step=True,
                 aliases=("uni_pc", "UniPCMultistepScheduler"),
                 paper=f"{ZHAO} (UniPC-p, B1(h))",
-                reference="diffusers.UniPCMultistepScheduler(solver_type='bh1'); ComfyUI uni_pc"),
+                reference="diffusers.UniPCMultistepScheduler(solver_type='bh1') (predict_x0 both ways, "
+                          "thresholding); ComfyUI uni_pc; zju-pi/diff-sampler unipc_sampler (afs)"),
     SamplerSpec("unipc_bh2", sample_unipc_bh2, order=3, global_order=2, stochastic=False, aliases=("uni_pc_bh2",),
                 analytic_first_step=True,
                 paper=f"{ZHAO} (UniPC-p, B2(h) = exp(-h) - 1)",
-                reference="diffusers.UniPCMultistepScheduler(solver_type='bh2'); ComfyUI uni_pc_bh2"),
+                reference="diffusers.UniPCMultistepScheduler(solver_type='bh2') (predict_x0 both ways, "
+                          "thresholding); ComfyUI uni_pc_bh2; zju-pi/diff-sampler unipc_sampler (afs)"),
 ]
