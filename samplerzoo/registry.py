@@ -98,6 +98,10 @@ class SamplerSpec:
     dsigma + sqrt(2 sigma) dW backwards in sigma (Anderson 1982; Song et al. 2021, Eq. 6): its output given its start
     then follows the forward process's posterior p(x_0 | x_T), which the kit checks, not only the marginal. False for
     samplers whose noise only preserves the marginals (EDM's churn, Restart, Langevin, eta < 1) and for ODE solvers."""
+    analytic_first_step: bool = False
+    """The sampler takes the option ``afs`` (AMED's analytical first step, diff-sampler's ``afs``): with afs=True its
+    first evaluation is a closed form (``samplers.wrappers.AnalyticFirstStep``), so a run costs one call less and a
+    budget buys one more step's worth (``nfe`` and ``steps_for_nfe`` count it)."""
     law_options: Mapping[str, Any] = field(default_factory=dict)
     """Options under which the law checks run, where the defaults deliberately miss the target law: EDM's S_noise > 1
     adds excess noise, Restart's default backward passes take a fixed number of steps whatever the schedule."""
@@ -115,6 +119,8 @@ class SamplerSpec:
             raise RegistrationError(f"sampler {self.name!r}: declare both nfe_fn and steps_fn, or neither")
         if self.nfe_fn is not None and not self.cost_formula:
             raise RegistrationError(f"sampler {self.name!r}: an nfe_fn needs a cost_formula for users to read")
+        if self.analytic_first_step and (self.nfe_fn is not None or self.adaptive):
+            raise RegistrationError(f"sampler {self.name!r}: analytic_first_step needs the default per-step cost")
 
     def option_names(self) -> tuple[str, ...] | None:
         """The sampler's options (its function's keyword parameters); ``None`` when it takes any (``**options``)."""
@@ -155,7 +161,11 @@ class SamplerSpec:
             return self.nfe_fn(sigmas, **options)
         steps = len(sigmas) - 1
         saved = self.evals_per_step - self.final_evals if float(sigmas[-1]) == 0 else 0
-        return self.evals_per_step * steps - saved
+        return self.evals_per_step * steps - saved - self.analytic_evals(options)
+
+    def analytic_evals(self, options: Mapping[str, Any]) -> int:
+        """1 when ``options`` turn on the analytical first step (``afs``), which answers one call without the model."""
+        return int(self.analytic_first_step and bool(options.get("afs", False)))
 
     def steps_for_nfe(self, nfe: int, to_zero: bool = True, **options: Any) -> int:
         """Number of steps whose schedule (ending at 0 when ``to_zero``) costs exactly ``nfe`` calls."""
@@ -166,8 +176,9 @@ class SamplerSpec:
         if self.steps_fn is not None:
             return self.steps_fn(nfe, to_zero, **options)
         # N steps cost evals_per_step * N, less what a final step onto sigma = 0 saves
-        saved = self.evals_per_step - self.final_evals if to_zero else 0
-        return steps_for_budget(self.name, nfe, self.evals_per_step, -saved, self.cost)
+        saved = (self.evals_per_step - self.final_evals if to_zero else 0) + self.analytic_evals(options)
+        return steps_for_budget(self.name, nfe, self.evals_per_step, -saved,
+                                f"{self.cost}-1 (afs)" if self.analytic_evals(options) else self.cost)
 
 
 @dataclass(frozen=True)

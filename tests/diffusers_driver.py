@@ -112,7 +112,7 @@ def sample_diffusers(scheduler: SchedulerMixin, net: EpsNet, **step_kwargs) -> T
 
 
 def assert_agreement(sampler: str, sigmas: Tensor, their_sigmas: Tensor, ours: Tensor, theirs: Tensor,
-                     our_net: EpsNet, their_net: EpsNet, **options) -> None:
+                     our_net: EpsNet, their_net: EpsNet, atol: float = ATOL, **options) -> None:
     torch.testing.assert_close(sigmas, their_sigmas.to(torch.float64), rtol=SIGMA_RTOL, atol=SIGMA_ATOL)
     nfe = get_sampler(sampler).nfe(sigmas, **options)  # N, or 2N - 1 for heun and dpm2 (Euler on the step to 0)
     assert our_net.calls == their_net.calls == nfe, (our_net.calls, their_net.calls, nfe)
@@ -120,4 +120,4 @@ def assert_agreement(sampler: str, sigmas: Tensor, their_sigmas: Tensor, ours: T
                                torch.tensor(their_net.timesteps, dtype=torch.float64), rtol=0, atol=TIMESTEP_ATOL)
     diff = (ours - theirs).abs().max().item()
     print(f"{sampler}: max |ours - diffusers| = {diff:.2e}")
-    assert diff <= ATOL, f"{sampler}: max |ours - diffusers| = {diff:.3e} > {ATOL:.0e}"
+    assert diff <= atol, f"{sampler}: max |ours - diffusers| = {diff:.3e} > {atol:.0e}"

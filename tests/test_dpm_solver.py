@@ -25,7 +25,7 @@ from samplerzoo import laws, testing
 from samplerzoo.analytic import GaussianMixture
 from samplerzoo.denoiser import CountingDenoiser
 from samplerzoo.noise import BrownianTreeNoise, NoiseSampler, SeededNoise, TorchsdeBrownianNoise
-from samplerzoo.samplers.dpm_solver import phi
+from samplerzoo.samplers.exponential import phi
 from samplerzoo.schedules import SigmaRange, karras
 
 SEEDS = (3, 1, 4, 1)
@@ -228,16 +228,56 @@ DIFFUSERS_CASES: dict[str, tuple[str, dict[str, Any], str, dict[str, Any]]] = {
     "unipc_bh2_3": ("unipc_bh2", {}, "UniPCMultistepScheduler", {"solver_order": 3}),
     "unipc_bh2_3_sigma_min": ("unipc_bh2", {}, "UniPCMultistepScheduler",
                               {"solver_order": 3, "final_sigmas_type": "sigma_min"}),
+    # Noise prediction (eps integrated, diffusers' algorithm_type="dpmsolver", UniPC predict_x0=False): diffusers
+    # allows only final_sigmas_type="sigma_min" for "dpmsolver" (and its default lower_order_final=True would lower
+    # the last step there below 15 steps; lowered orders are compared in test_diffusers_lower_order_final).
+    **{f"dpmpp_{o}m_noise_{solver}": (f"dpmpp_{o}m", {"prediction": "noise", "solver_type": solver},
+                                      "DPMSolverMultistepScheduler",
+                                      {"algorithm_type": "dpmsolver", "solver_order": o, "solver_type": solver,
+                                       "lower_order_final": False, "final_sigmas_type": "sigma_min"})
+       for o in (2, 3) for solver in ("midpoint", "heun")},
+    **{f"unipc_{variant}_noise": (f"unipc{'_bh2' if variant == 'bh2' else ''}", {"prediction": "noise"},
+                                  "UniPCMultistepScheduler",
+                                  {"solver_order": 3, "solver_type": variant, "predict_x0": False,
+                                   "final_sigmas_type": "sigma_min"})
+       for variant in ("bh1", "bh2")},
+    # Imagen's dynamic thresholding of D (diffusers' thresholding=True): |D| reaches ~4 on this network, so it clips.
+    "dpmpp_2m_thresholding": ("dpmpp_2m", {"thresholding": True}, "DPMSolverMultistepScheduler",
+                              {"algorithm_type": "dpmsolver++", "solver_order": 2, "thresholding": True}),
+    "dpmpp_3m_thresholding": ("dpmpp_3m", {"solver_type": "midpoint", "thresholding": True,
+                                           "dynamic_thresholding_ratio": 0.9, "sample_max_value": 1.5},
+                              "DPMSolverMultistepScheduler",
+                              {"algorithm_type": "dpmsolver++", "solver_order": 3, "lower_order_final": False,
+                               "thresholding": True, "dynamic_thresholding_ratio": 0.9, "sample_max_value": 1.5}),
+    "dpmpp_2m_noise_thresholding": ("dpmpp_2m", {"prediction": "noise", "thresholding": True},
+                                    "DPMSolverMultistepScheduler",
+                                    {"algorithm_type": "dpmsolver", "solver_order": 2, "lower_order_final": False,
+                                     "final_sigmas_type": "sigma_min", "thresholding": True}),
+    "unipc_bh2_thresholding": ("unipc_bh2", {"thresholding": True, "sample_max_value": 2.0},
+                               "UniPCMultistepScheduler",
+                               {"solver_order": 3, "thresholding": True, "sample_max_value": 2.0}),
 }
+TIGHT = {case: 2e-5 if case.startswith("unipc") and "noise" in case else 1e-5
+         for case in DIFFUSERS_CASES if "noise" in case or "thresholding" in case}
+"""Cases held tighter than driver.ATOL (float32, |x| up to ~4): up to 7e-6 seen; UniPC's noise form 1.2e-5 (bh2,
+linspace, N = 10: from sigma 157 its steps x - sigma_next (e^h - 1) eps cancel in float32 on both sides)."""
 
 
+@pytest.mark.filterwarnings("ignore:algorithm_type dpmsolver is deprecated:FutureWarning")
 @pytest.mark.parametrize("n", driver.STEPS)
 @pytest.mark.parametrize(("spacing", "steps_offset"), [("linspace", 0), driver.LEADING_OFFSET, driver.TRAILING])
 @pytest.mark.parametrize("case", DIFFUSERS_CASES)
 def test_diffusers_agreement(case: str, spacing: str, steps_offset: int, n: int) -> None:
+    sampler, options, scheduler_name, config = DIFFUSERS_CASES[case]
+    compare_with_diffusers(sampler, options, scheduler_name, config, spacing, steps_offset, n,
+                           TIGHT.get(case, driver.ATOL))
+
+
+def compare_with_diffusers(sampler: str, options: dict[str, Any], scheduler_name: str, config: dict[str, Any],
+                           spacing: str, steps_offset: int, n: int, atol: float) -> None:
+    """Our sampler and diffusers' scheduler on the same network and timesteps (the scheduler's own)."""
     import diffusers
 
-    sampler, options, scheduler_name, config = DIFFUSERS_CASES[case]
     config = {"final_sigmas_type": "zero", **config}
     scheduler = getattr(diffusers, scheduler_name)(**driver.BETAS, **config, timestep_spacing=spacing,
                                                    steps_offset=steps_offset)
@@ -253,7 +293,23 @@ def test_diffusers_agreement(case: str, spacing: str, steps_offset: int, n: int)
     theirs = driver.sample_diffusers(scheduler, their_net)
     ours, _ = driver.sample_ours(sampler, model, sigmas, float((1 + sigmas[0] ** 2).sqrt()), **options)
     ours = ours / float((1 + sigmas[-1] ** 2).sqrt())  # to the VP frame (a no-op at sigma = 0)
-    driver.assert_agreement(sampler, sigmas, scheduler.sigmas, ours, theirs, our_net, their_net, **options)
+    driver.assert_agreement(sampler, sigmas, scheduler.sigmas, ours, theirs, our_net, their_net, atol=atol,
+                            **options)
+
+
+# diffusers' default lower_order_final=True lowers the orders of the last steps below 15 steps (the last to 1, for
+# solver_order 3 the one before to 2): our lower_order_final=True, step i of N at order <= N - i.
+@pytest.mark.filterwarnings("ignore:algorithm_type dpmsolver is deprecated:FutureWarning")
+@pytest.mark.parametrize("n", [4, 10])
+@pytest.mark.parametrize(("order", "algorithm", "final"), [
+    (2, "dpmsolver++", "sigma_min"), (3, "dpmsolver++", "zero"), (3, "dpmsolver++", "sigma_min"),
+    (3, "dpmsolver", "sigma_min")])
+def test_diffusers_lower_order_final(order: int, algorithm: str, final: str, n: int) -> None:
+    options = {"lower_order_final": True, "solver_type": "midpoint",
+               "prediction": "data" if algorithm == "dpmsolver++" else "noise"}
+    config = {"algorithm_type": algorithm, "solver_order": order, "final_sigmas_type": final}
+    compare_with_diffusers(f"dpmpp_{order}m", options, "DPMSolverMultistepScheduler", config, *driver.TRAILING, n,
+                           1e-5)
 
 
 # -------------------------------------------------------------------------------------------- Brownian noise
@@ -324,7 +380,7 @@ def test_brownian_samplers_need_their_path_only_where_draws_overlap(name: str, o
 # -------------------------------------------------------------------------------------------- 3M's second difference
 
 def test_multistep_terms_are_exact_on_a_quadratic() -> None:
-    from samplerzoo.samplers.dpm_solver import multistep_terms
+    from samplerzoo.samplers.exponential import multistep_terms
 
     lambdas = [torch.tensor(v, dtype=torch.float64) for v in (0.4, 0.1, -0.5)]
     values = [3 + 2 * lam + 5 * lam**2 for lam in lambdas]  # f' = 2 + 10 lambda, f'' = 10
@@ -384,7 +440,8 @@ def test_diffusers_dpm_solver_sde_skeleton(spacing: str, steps_offset: int, n: i
 def test_diffusers_singlestep_agreement(prediction: str, algorithm: str, n: int) -> None:
     from diffusers import DPMSolverSinglestepScheduler
 
-    from samplerzoo.samplers.dpm_solver import evaluate, half_log_snr, singlestep_update
+    from samplerzoo.samplers.dpm_solver import singlestep_update
+    from samplerzoo.samplers.exponential import evaluate, half_log_snr
 
     scheduler = DPMSolverSinglestepScheduler(**driver.BETAS, solver_order=2, algorithm_type=algorithm,
                                              lower_order_final=False, final_sigmas_type="sigma_min")

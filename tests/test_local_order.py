@@ -18,7 +18,7 @@ from torch import Tensor
 
 from samplerzoo import testing
 from samplerzoo.denoiser import Denoiser
-from samplerzoo.samplers.dpm_solver import data_step, half_log_snr, multistep_terms
+from samplerzoo.samplers.exponential import evaluate, exponential_step, half_log_snr, multistep_terms
 from samplerzoo.samplers.multistep import (
     Weights,
     deis_weights,
@@ -42,27 +42,29 @@ def adams(weights: Weights) -> testing.LocalStep:
     return step
 
 
-def unipc(variant: str, corrector: bool = True) -> testing.LocalStep:
-    """UniP-p from the history's denoised values, then (as sample_unipc does at the next evaluation) UniC-p with
-    the denoised value at the predicted point."""
+def unipc(variant: str, corrector: bool = True, prediction: str = "data") -> testing.LocalStep:
+    """UniP-p from the history's outputs (D, or eps for ``prediction="noise"``), then (as sample_unipc does at the
+    next evaluation) UniC-p with the output at the predicted point."""
     def step(model: Denoiser, xs: list[Tensor], sigmas: list[Tensor], sigma_next: Tensor) -> Tensor:
-        values = [denoise(model, x, s) for x, s in zip(xs, sigmas, strict=True)]
+        values = [evaluate(model, x, s, prediction)[1] for x, s in zip(xs, sigmas, strict=True)]
         lambdas = [half_log_snr(s) for s in sigmas]
-        predicted = unipc_update(xs[0], sigmas[0], sigma_next, values, lambdas, variant)
+        predicted = unipc_update(xs[0], sigmas[0], sigma_next, values, lambdas, variant, prediction=prediction)
         if not corrector:
             return predicted
         return unipc_update(xs[0], sigmas[0], sigma_next, values, lambdas, variant,
-                            denoise(model, predicted, sigma_next))
+                            evaluate(model, predicted, sigma_next, prediction)[1], prediction)
     return step
 
 
-def dpmpp_3m(second_difference: str) -> testing.LocalStep:
-    """multistep_data_prediction's third-order step: divided differences of D in lambda, then the data step."""
+def dpmpp_3m(second_difference: str, prediction: str = "data") -> testing.LocalStep:
+    """multistep_dpm_solver's step from len(history) outputs (D, or eps): divided differences in lambda, then the
+    data or noise step (with two outputs the phi_2 weight, solver_type "heun")."""
     def step(model: Denoiser, xs: list[Tensor], sigmas: list[Tensor], sigma_next: Tensor) -> Tensor:
-        values = [denoise(model, x, s) for x, s in zip(xs, sigmas, strict=True)]
+        values = [evaluate(model, x, s, prediction)[1] for x, s in zip(xs, sigmas, strict=True)]
         lambdas = [half_log_snr(s) for s in sigmas]
         h = half_log_snr(sigma_next) - lambdas[0]
-        return data_step(xs[0], sigmas[0], sigma_next, multistep_terms(values, lambdas, h, second_difference))
+        terms = multistep_terms(values, lambdas, h, second_difference)
+        return exponential_step(prediction, xs[0], sigmas[0], sigma_next, terms)
     return step
 
 
@@ -88,28 +90,39 @@ LOCAL_CASES: dict[str, tuple[testing.LocalStep, int, str, int]] = {
     # DEIS order 3, eps extrapolated in VP time (tAB, the default) and in log rho (diffusers)
     "deis_t": (adams(deis_weights("t", VP)), 3, "log", 4),
     "deis_log_rho": (adams(deis_weights("log_rho", VP)), 3, "log", 4),
+    # DEIS order 4 (diff-sampler's max_order=4): four eps in VP time
+    # (fitted 4.63 over h = 0.1..0.025 in log rho, 4.83 over 0.05..0.0125: smaller steps reach the asymptote)
+    "deis_t_order4": (adams(deis_weights("t", VP)), 4, "log_fine", 5),
+    "deis_log_rho_order4": (adams(deis_weights("log_rho", VP)), 4, "log_fine", 5),
+    # DPM-Solver multistep in eps (prediction="noise"): 2M second order; 3M as published second order (as in D)
+    "dpm_noise_2m": (dpmpp_3m("reference", "noise"), 2, "log", 3),
+    "dpm_noise_3m_taylor": (dpmpp_3m("taylor", "noise"), 3, "log", 4),
     # UniPC-3: UniP-3 is third order, UniC-3 raises it to four (Zhao et al. 2023, Thm. 3.1)
     "unipc_predictor": (unipc("bh1", corrector=False), 3, "log", 4),
     "unipc": (unipc("bh1"), 3, "log", 5),
     "unipc_bh2": (unipc("bh2"), 3, "log", 5),
+    "unipc_noise_predictor": (unipc("bh1", corrector=False, prediction="noise"), 3, "log", 4),
+    "unipc_noise": (unipc("bh1", prediction="noise"), 3, "log", 5),
+    "unipc_bh2_noise": (unipc("bh2", prediction="noise"), 3, "log", 5),
 }
-STEP_SIZES = {"log": (0.1, 0.05, 0.025), "linear": (0.05, 0.025, 0.0125)}
+STEP_SIZES = {"log": (0.1, 0.05, 0.025), "log_fine": (0.05, 0.025, 0.0125), "linear": (0.05, 0.025, 0.0125)}
 
 
 @pytest.mark.parametrize("case", LOCAL_CASES)
 def test_interior_steps_have_their_local_order(case: str) -> None:
     step, history, spacing, expected = LOCAL_CASES[case]
-    fitted = testing.local_order(step, history, STEP_SIZES[spacing], spacing=spacing)
+    fitted = testing.local_order(step, history, STEP_SIZES[spacing], spacing=spacing.removesuffix("_fine"))
     print(f"{case}: local order {fitted:.3f}")
     assert abs(fitted - expected) < 0.3, f"{case}: fitted local order {fitted:.2f}, expected {expected}"
 
 
+@pytest.mark.parametrize("prediction", ["data", "noise"])
 @pytest.mark.parametrize(("second_difference", "expected"), [("reference", 3), ("taylor", 4)])
-def test_3m_second_difference_order(second_difference: str, expected: int) -> None:
+def test_3m_second_difference_order(second_difference: str, expected: int, prediction: str) -> None:
     """DPM-Solver++(3M)'s third-order step, equal steps h in lambda from sigma 2: local error O(h^4) needs the Taylor
     weight of f''; the published weight (half) leaves O(h^3), hence global order 2 for DPM-Solver++(3M) as
     published (k-diffusion, diffusers), 3 with "taylor"."""
-    fitted = testing.local_order(dpmpp_3m(second_difference), 3, (0.1, 0.05), sigma=2.0)
+    fitted = testing.local_order(dpmpp_3m(second_difference, prediction), 3, (0.1, 0.05), sigma=2.0)
     print(f"{second_difference}: local order {fitted:.3f}")
     assert abs(fitted - expected) < 0.3, f"{second_difference}: local order {fitted:.2f}"
 

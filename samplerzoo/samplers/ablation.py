@@ -28,7 +28,7 @@ from ..noise import NoiseSampler, gaussian_noise_like
 from ..noise_schedules import ContinuousVP
 from ..registry import SamplerSpec, steps_for_budget
 from ..steps import Callback, churn, denoise, notify
-from .dpm_solver import check_choice
+from .exponential import check_choice
 from .multistep import edm_fitted_vp
 
 NOISE_SCHEDULES = ("linear", "vp", "ve")

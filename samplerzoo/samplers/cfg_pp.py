@@ -18,7 +18,8 @@ from ..guidance import require_unconditional
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec
 from ..steps import Callback, UnconditionalView, ancestral_split, ancestral_step, denoise_pair, notify
-from .dpm_solver import data_step, dpmpp_2s_step, half_log_snr
+from .dpm_solver import dpmpp_2s_step
+from .exponential import data_step, half_log_snr
 from .multistep import res_multistep_sampling
 from .ode import gradient_estimation_sampling
 

@@ -1,183 +1,75 @@
-"""Exponential integrators in log-SNR: DPM-Solver, DPM-Solver++ and their stochastic variants.
-
-In the sigma frame (alpha = 1) the half log-SNR is lambda = -log sigma, and a step sigma -> sigma_next has
-h = lambda_next - lambda = log(sigma / sigma_next). The probability-flow ODE is solved exactly in its linear
-part (Lu et al. 2022a, Eq. 3.4); only the network's output is approximated, by a Taylor polynomial in lambda
-(Lu et al. 2022a, App. B, Eq. B.4):
-
-* data prediction (DPM-Solver++, Lu et al. 2022b), with derivatives taken along lambda:
-  x_next = e^{-h} x + sum_k h phi_{k+1}(-h) (h^k D^(k));
-* noise prediction (DPM-Solver, Lu et al. 2022a), eps = (x - D) / sigma:
-  x_next = x - sigma_next sum_k h phi_{k+1}(h) (h^k eps^(k)).
+"""DPM-Solver, DPM-Solver++ and their stochastic variants (coefficients: :mod:`.exponential`).
 
 The SDE variants (SDE-DPM-Solver++ of the DPM-Solver authors' code: diffusers' "sde-dpmsolver++", k-diffusion's
-dpmpp_2m_sde / dpmpp_3m_sde with eta) damp x by an extra e^{-eta h}
-and add fresh noise: their deterministic part is the data-prediction formula with h_hat = (1 + eta) h in
-place of h (the h^k D^(k) scaling stays in h). The first-order ++ step x_next = (sigma_next/sigma) x +
-(1 - e^{-h}) D is DDIM; the first-order noise step x_next = x + (sigma_next - sigma) eps is Euler.
+dpmpp_2m_sde / dpmpp_3m_sde with eta) damp x by an extra e^{-eta h} and add fresh noise: their deterministic part
+is the data-prediction formula with h_hat = (1 + eta) h in place of h (the h^k D^(k) scaling stays in h).
 A step landing on sigma = 0 (h = inf) is x_next = D in every variant.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Literal, TypeVar
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from ..denoiser import Denoiser
-from ..errors import UnknownNameError
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec, steps_for_budget
 from ..steps import Callback, ancestral_split, denoise, denoise_then_step, notify
-
-SOLVER_TYPES = ("midpoint", "heun")
-SECOND_DIFFERENCES = ("reference", "taylor")
-
-
-# --- exponential-integrator coefficients -------------------------------------------------------------------
-
-Scalar = TypeVar("Scalar", float, Tensor)
-"""Step coefficients are Python floats for a whole-batch step (no tiny tensor ops), tensors for per-sample steps."""
-
-
-def half_log_snr(sigma: Scalar) -> Scalar:
-    """lambda = -log sigma: half the log signal-to-noise ratio log(alpha / sigma) in the sigma frame."""
-    return -math.log(sigma) if isinstance(sigma, float) else -sigma.log()
-
-
-def exp(z: Scalar) -> Scalar:
-    return math.exp(z) if isinstance(z, float) else z.exp()
-
-
-def expm1(z: Scalar) -> Scalar:
-    return math.expm1(z) if isinstance(z, float) else z.expm1()
-
-
-def phi(k: int, z: Scalar) -> Scalar:
-    """phi_k(z) = int_0^1 e^{(1-t) z} t^{k-1} / (k-1)! dt, by phi_0 = e^z, phi_{k+1} = (phi_k - 1/k!) / z.
-
-    These are the weights of the exponential integrators (Lu et al. 2022a, App. B, Eq. B.2; Hochbruck &
-    Ostermann 2010): int_0^h e^{z(h-u)/h} u^k / k! du = h^{k+1} phi_{k+1}(z).
-    """
-    if k == 0:
-        return exp(z)
-    value = expm1(z) / z
-    for j in range(1, k):
-        value = (value - 1 / math.factorial(j)) / z
-    return value
-
-
-def data_weight(k: int, h_hat: Scalar) -> Scalar:
-    """Weight of h^k D^(k) in the data-prediction step: h_hat phi_{k+1}(-h_hat) (1 - e^{-h_hat} for k = 0)."""
-    return -expm1(-h_hat) if k == 0 else h_hat * phi(k + 1, -h_hat)
-
-
-def noise_weight(k: int, h: Tensor) -> Tensor:
-    """Weight of sigma_next h^k eps^(k) in the noise-prediction step: h phi_{k+1}(h) (e^h - 1 for k = 0)."""
-    return h.expm1() if k == 0 else h * phi(k + 1, h)
-
-
-def data_step(x: Tensor, sigma: Tensor | float, sigma_next: Tensor | float, terms: Sequence[Tensor], eta: float = 0.0,
-              first_weight_only: bool = False) -> Tensor:
-    """DPM-Solver++ step sigma -> sigma_next: e^{-h_hat} x + sum_k data_weight(k, h_hat) terms[k].
-
-    ``terms[k]`` estimates h^k D^(k) (h = lambda_next - lambda, derivatives along lambda); h_hat = (1 + eta) h
-    (eta > 0: the deterministic part of the SDE step). ``first_weight_only`` weights terms[1] with
-    (1 - e^{-h_hat}) / 2 instead of h_hat phi_2(-h_hat): the paper's 2M/"midpoint" rule (Lu et al. 2022b, Alg. 2).
-    Landing on sigma = 0 gives D = terms[0]. One sigma per batch (a float or 0-dim tensor) gives float weights;
-    per-sample sigmas give tensor weights.
-    """
-    if any(isinstance(s, Tensor) and s.dim() > 0 for s in (sigma, sigma_next)):
-        sigma, sigma_next = (torch.as_tensor(s, dtype=torch.float64) for s in (sigma, sigma_next))
-        return data_combination(x, (1 + eta) * (half_log_snr(sigma_next) - half_log_snr(sigma)), terms,
-                                first_weight_only)
-    if float(sigma_next) == 0:
-        return terms[0]
-    return data_combination(x, (1 + eta) * math.log(float(sigma) / float(sigma_next)), terms, first_weight_only)
-
-
-def data_combination(x: Tensor, h_hat: Scalar, terms: Sequence[Tensor], first_weight_only: bool) -> Tensor:
-    """e^{-h_hat} x + sum_k data_weight(k, h_hat) terms[k]: the body of :func:`data_step`."""
-    x = exp(-h_hat) * x + data_weight(0, h_hat) * terms[0]
-    for k, term in enumerate(terms[1:], start=1):
-        weight = data_weight(0, h_hat) / 2 if first_weight_only and k == 1 else data_weight(k, h_hat)
-        x = x + weight * term
-    return x
-
-
-def noise_step(x: Tensor, sigma: Tensor, sigma_next: Tensor, terms: Sequence[Tensor],
-               first_weight_only: bool = False) -> Tensor:
-    """DPM-Solver step sigma -> sigma_next: x - sigma_next sum_k noise_weight(k, h) terms[k], terms[k] ~ h^k eps^(k).
-
-    ``first_weight_only`` weights terms[1] with (e^h - 1) / 2 (DPM-Solver-2, Lu et al. 2022a, Alg. 1).
-    Landing on sigma = 0 gives D = x - sigma eps.
-    """
-    if sigma_next.dim() == 0 and sigma_next == 0:
-        return x - sigma * terms[0]
-    h = half_log_snr(sigma_next) - half_log_snr(sigma)
-    x = x - sigma_next * noise_weight(0, h) * terms[0]
-    for k, term in enumerate(terms[1:], start=1):
-        weight = noise_weight(0, h) / 2 if first_weight_only and k == 1 else noise_weight(k, h)
-        x = x - sigma_next * weight * term
-    return x
-
-
-def multistep_terms(values: Sequence[Tensor], lambdas: Sequence[Scalar], h: Scalar,
-                    second_difference: str = "reference") -> list[Tensor]:
-    """Terms h^k f^(k), k < len(values), from the latest values of f at lambdas (newest first), by divided
-    differences (Lu et al. 2022b, Alg. 2 for two points; three points as in the authors' 3M code).
-
-    With three points the slopes s0, s1 of the last two intervals give f'' ~ 2 (s0 - s1) / (h0 + h1) and
-    f' ~ s0 + h0 f'' / 2. DPM-Solver++(3M) as published (and in k-diffusion and diffusers) uses half that
-    f'' (``second_difference="reference"``), which is exact only to first order: that solver then converges
-    with order 2, not 3. ``"taylor"`` uses the Taylor coefficient and converges with order 3.
-    """
-    terms = [values[0]]
-    if len(values) >= 2:
-        h0 = lambdas[0] - lambdas[1]
-        slope0 = (values[0] - values[1]) / h0
-        if len(values) == 2:
-            return [values[0], h * slope0]
-        h1 = lambdas[1] - lambdas[2]
-        second = 2 * (slope0 - (values[1] - values[2]) / h1) / (h0 + h1)
-        terms += [h * (slope0 + h0 / 2 * second), second * (h**2 * (0.5 if second_difference == "reference" else 1))]
-    return terms
-
-
-def check_choice(kind: str, value: str, known: Sequence[str]) -> None:
-    """Raise UnknownNameError unless ``value`` is one of ``known``."""
-    if value not in known:
-        raise UnknownNameError(kind, value, known)
-
+from .exponential import (
+    PREDICTIONS,
+    SECOND_DIFFERENCES,
+    SOLVER_TYPES,
+    check_choice,
+    check_order,
+    data_step,
+    evaluate,
+    exponential_step,
+    half_log_snr,
+    lambda_point,
+    multistep_terms,
+    noise_step,
+    per_sample,
+)
+from .wrappers import with_options
 
 # --- multistep DPM-Solver++ (ODE and SDE) -------------------------------------------------------------------
 
-def multistep_data_prediction(model: Denoiser, x: Tensor, sigmas: Tensor, order: int, noise: NoiseSampler | None,
-                              callback: Callback | None, eta: float = 0.0, s_noise: float = 1.0,
-                              solver_type: str = "midpoint", second_difference: str = "reference") -> Tensor:
-    """DPM-Solver++(kM), k = ``order``: one evaluation per step, earlier denoised outputs give the derivatives.
+def multistep_dpm_solver(model: Denoiser, x: Tensor, sigmas: Tensor, order: int, noise: NoiseSampler | None,
+                         callback: Callback | None, eta: float = 0.0, s_noise: float = 1.0,
+                         solver_type: str = "midpoint", second_difference: str = "reference",
+                         prediction: str = "data", lower_order_final: bool = False) -> Tensor:
+    """Multistep DPM-Solver(++)(kM), k = ``order``: one evaluation per step, earlier outputs give the derivatives.
 
-    Lower orders on the first steps (no history yet) and on a step to sigma = 0 (x = D). ``eta`` > 0 is the
-    SDE variant: damping e^{-eta h} and fresh noise sigma_next sqrt(1 - e^{-2 eta h}) s_noise z.
+    ``prediction="data"`` integrates D (DPM-Solver++, Lu et al. 2022b, Alg. 2), ``"noise"`` eps = (x - D) / sigma
+    (the multistep DPM-Solver of the authors' code; diffusers' algorithm_type="dpmsolver"), with the same divided
+    differences. Lower orders on the first steps (no history yet), on a step to sigma = 0 (x = D) and, with
+    ``lower_order_final``, on step i of N at most N - i. ``eta`` > 0 (data prediction only) is the SDE variant:
+    damping e^{-eta h} and fresh noise sigma_next sqrt(1 - e^{-2 eta h}) s_noise z.
     """
     check_choice("solver_type", solver_type, SOLVER_TYPES)
     check_choice("second_difference", second_difference, SECOND_DIFFERENCES)
+    check_choice("prediction", prediction, PREDICTIONS)
     noise = noise or gaussian_noise_like(x)
     history: list[Tensor] = []
     lambdas: list[float] = []
-    for i in range(len(sigmas) - 1):
+    steps = len(sigmas) - 1
+    for i in range(steps):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
-        denoised = denoise(model, x, sigmas[i])
+        denoised, f = evaluate(model, x, sigmas[i], prediction)
         notify(callback, x, i, sigmas[i], sigmas[i], denoised)
-        history, lambdas = [denoised, *history][:order], [half_log_snr(sigma), *lambdas][:order]
-        terms = [denoised]
+        history, lambdas = [f, *history][:order], [half_log_snr(sigma), *lambdas][:order]
+        terms = [f]
         if sigma_next > 0:
             h = half_log_snr(sigma_next) - lambdas[0]
-            terms = multistep_terms(history, lambdas, h, second_difference)
+            k = min(order, steps - i) if lower_order_final else order
+            terms = multistep_terms(history[:k], lambdas[:k], h, second_difference)
         midpoint = solver_type == "midpoint" and len(terms) == 2  # third-order steps always weight with phi_2
+        if prediction == "noise":
+            x = noise_step(x, sigmas[i], sigmas[i + 1], terms, first_weight_only=midpoint)
+            continue
         x_next = data_step(x, sigma, sigma_next, terms, eta, first_weight_only=midpoint)
         if eta > 0 and sigma_next > 0:
             x_next = x_next + noise(sigmas[i], sigmas[i + 1]) * (sigma_next * math.sqrt(-math.expm1(-2 * eta * h))
@@ -186,57 +78,68 @@ def multistep_data_prediction(model: Denoiser, x: Tensor, sigmas: Tensor, order:
     return x
 
 
+Prediction = Literal["data", "noise"]
+
+
 def sample_dpmpp_2m(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
-                    callback: Callback | None = None,
-                    solver_type: Literal["midpoint", "heun"] = "midpoint") -> Tensor:
+                    callback: Callback | None = None, solver_type: Literal["midpoint", "heun"] = "midpoint",
+                    prediction: Prediction = "data", lower_order_final: bool = False, afs: bool = False,
+                    thresholding: bool = False, dynamic_thresholding_ratio: float = 0.995,
+                    sample_max_value: float = 1.0) -> Tensor:
     """DPM-Solver++(2M), Lu et al. 2022b, Alg. 2: D_i + (D_i - D_{i-1}) h_i / (2 h_{i-1}) in the DDIM step.
 
     ``solver_type="heun"`` weights the difference with h phi_2(-h) instead (diffusers' option); first step and
-    step to sigma = 0 are first order (DDIM).
+    step to sigma = 0 are first order (DDIM). ``prediction="noise"``: the same multistep in eps (DPM-Solver-2M,
+    diffusers' "dpmsolver", diff-sampler's predict_x0=False). ``lower_order_final``: the last step first order
+    (diffusers' default below 15 steps; off, as k-diffusion and ComfyUI). ``afs``: the analytical first step;
+    ``thresholding``: dynamic thresholding of D (``wrappers.py``).
     """
-    return multistep_data_prediction(model, x, sigmas, 2, noise, callback, solver_type=solver_type)
+    model = with_options(model, afs, thresholding, dynamic_thresholding_ratio, sample_max_value)
+    return multistep_dpm_solver(model, x, sigmas, 2, noise, callback, solver_type=solver_type,
+                                prediction=prediction, lower_order_final=lower_order_final)
 
 
 def sample_dpmpp_3m(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                     callback: Callback | None = None, solver_type: Literal["midpoint", "heun"] = "heun",
-                    second_difference: Literal["reference", "taylor"] = "reference") -> Tensor:
+                    second_difference: Literal["reference", "taylor"] = "reference", prediction: Prediction = "data",
+                    lower_order_final: bool = False, afs: bool = False, thresholding: bool = False,
+                    dynamic_thresholding_ratio: float = 0.995, sample_max_value: float = 1.0) -> Tensor:
     """DPM-Solver++(3M), Lu et al. 2022b's multistep third order (their code); orders 1, 2 on the first steps.
 
     The defaults reproduce k-diffusion (dpmpp_3m_sde, eta = 0); ``solver_type`` is the rule of the second-order
     warm-up step (diffusers' solver_order=3 uses its default "midpoint" there). As published its second difference
     has half the Taylor weight, so its steps are second order (fitted 2.75 over 8..64 steps on the Gaussian test
     problem, 2.0 asymptotically); ``second_difference="taylor"`` restores third-order steps (``multistep_terms``).
+    ``prediction``, ``lower_order_final`` (the last two steps at orders 1 and 2), ``afs`` and ``thresholding``
+    as for :func:`sample_dpmpp_2m`.
     """
-    return multistep_data_prediction(model, x, sigmas, 3, noise, callback, solver_type=solver_type,
-                                     second_difference=second_difference)
+    model = with_options(model, afs, thresholding, dynamic_thresholding_ratio, sample_max_value)
+    return multistep_dpm_solver(model, x, sigmas, 3, noise, callback, solver_type=solver_type,
+                                second_difference=second_difference, prediction=prediction,
+                                lower_order_final=lower_order_final)
 
 
 def sample_dpmpp_2m_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                         callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0,
                         solver_type: Literal["midpoint", "heun"] = "midpoint") -> Tensor:
     """SDE-DPM-Solver++(2M) (Lu et al. 2022b; diffusers' sde-dpmsolver++): eta = 1 the reverse SDE, 0 the ODE."""
-    return multistep_data_prediction(model, x, sigmas, 2, noise, callback, eta, s_noise, solver_type)
+    return multistep_dpm_solver(model, x, sigmas, 2, noise, callback, eta, s_noise, solver_type)
 
 
 def sample_dpmpp_2m_sde_heun(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                              callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
     """SDE-DPM-Solver++(2M) with the h phi_2 ("heun") weight, Lu et al. 2022b (ComfyUI's dpmpp_2m_sde_heun)."""
-    return multistep_data_prediction(model, x, sigmas, 2, noise, callback, eta, s_noise, "heun")
+    return multistep_dpm_solver(model, x, sigmas, 2, noise, callback, eta, s_noise, "heun")
 
 
 def sample_dpmpp_3m_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                         callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0,
                         second_difference: Literal["reference", "taylor"] = "reference") -> Tensor:
     """SDE-DPM-Solver++(3M): the 3M step with h_hat = (1 + eta) h, plus noise (k-diffusion's dpmpp_3m_sde)."""
-    return multistep_data_prediction(model, x, sigmas, 3, noise, callback, eta, s_noise, "heun", second_difference)
+    return multistep_dpm_solver(model, x, sigmas, 3, noise, callback, eta, s_noise, "heun", second_difference)
 
 
 # --- singlestep DPM-Solver++(2S) and the stochastic DPM-Solver++ ----------------------------------------------
-
-def lambda_point(sigma: Tensor, sigma_next: Tensor, r: float) -> Tensor:
-    """The sigma at lambda + r h between sigma and sigma_next: sigma^{1-r} sigma_next^r."""
-    return (half_log_snr(sigma) + r * (half_log_snr(sigma_next) - half_log_snr(sigma))).neg().exp()
-
 
 def dpmpp_2s_step(model: Denoiser, x: Tensor, denoised: Tensor, sigma: Tensor, sigma_next: Tensor,
                   r: float = 0.5) -> Tensor:
@@ -304,35 +207,7 @@ def sde_substep(x: Tensor, denoised: Tensor, sigma: Tensor, sigma_next: Tensor, 
     return x + noise(sigma, sigma_next) * (s_noise * sigma_up) if sigma_up > 0 else x
 
 
-# --- Brownian noise, seeded per sample --------------------------------------------------------------------
-
 # --- singlestep DPM-Solver-1, 2, 3 (noise or data prediction), DPM-Solver-fast and -adaptive ----------------
-
-PREDICTIONS = ("noise", "data")
-
-
-def per_sample(sigma: Tensor, x: Tensor) -> Tensor:
-    """A (batch,) sigma reshaped to broadcast against x; a scalar (0-dim) sigma as it is."""
-    return sigma if sigma.dim() == 0 else sigma.reshape(-1, *[1] * (x.dim() - 1))
-
-
-def evaluate(model: Denoiser, x: Tensor, sigma: Tensor, prediction: str) -> tuple[Tensor, Tensor]:
-    """D(x, sigma) and the output the solver integrates: D itself ("data") or eps = (x - D) / sigma ("noise").
-
-    ``sigma`` is a scalar or one level per sample, shape (batch,).
-    """
-    denoised = denoise(model, x, sigma)
-    return denoised, denoised if prediction == "data" else (x - denoised) / per_sample(sigma, x)
-
-
-def exponential_step(prediction: str, x: Tensor, sigma: Tensor, sigma_next: Tensor, terms: Sequence[Tensor],
-                     first_weight_only: bool = False) -> Tensor:
-    """``data_step`` or ``noise_step``; sigmas are scalars or (batch,) levels, one per sample."""
-    sigma, sigma_next = per_sample(sigma, x), per_sample(sigma_next, x)
-    if prediction == "data":
-        return data_step(x, sigma, sigma_next, terms, first_weight_only=first_weight_only)
-    return noise_step(x, sigma, sigma_next, terms, first_weight_only)
-
 
 def singlestep_update(model: Denoiser, x: Tensor, sigma: Tensor, sigma_next: Tensor, f0: Tensor, order: int,
                       prediction: str, r1: float, r2: float = 2 / 3) -> tuple[Tensor, Tensor]:
@@ -353,11 +228,6 @@ def singlestep_update(model: Denoiser, x: Tensor, sigma: Tensor, sigma_next: Ten
     u2 = exponential_step(prediction, x, sigma, sigma_2, [f0, r2 / r1 * (f1 - f0)])
     _, f2 = evaluate(model, u2, sigma_2, prediction)
     return exponential_step(prediction, x, sigma, sigma_next, [f0, (f2 - f0) / r2]), second
-
-
-def check_order(order: int, known: Sequence[int] = (1, 2, 3)) -> None:
-    if order not in known:
-        raise UnknownNameError("order", str(order), [str(k) for k in known])
 
 
 def sample_dpm_solver(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
@@ -484,13 +354,17 @@ def sample_dpm_adaptive(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: No
 LU_A = "Lu et al. 2022a, DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model Sampling"
 LU_B = "Lu et al. 2022b, DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models"
 SPECS = [
-    SamplerSpec("dpmpp_2m", sample_dpmpp_2m, order=2, stochastic=False,
+    SamplerSpec("dpmpp_2m", sample_dpmpp_2m, order=2, stochastic=False, analytic_first_step=True,
                 aliases=("DPMSolverMultistepScheduler", "dpm++_2m"), paper=f"{LU_B}, Alg. 2",
-                reference="k_diffusion.sampling.sample_dpmpp_2m; diffusers.DPMSolverMultistepScheduler"),
+                reference="k_diffusion.sampling.sample_dpmpp_2m; diffusers.DPMSolverMultistepScheduler "
+                          "(algorithm_type 'dpmsolver++' and 'dpmsolver', thresholding, lower_order_final); "
+                          "zju-pi/diff-sampler dpm_pp_sampler (afs, predict_x0)"),
     SamplerSpec("dpmpp_3m", sample_dpmpp_3m, order=3, global_order=2, stochastic=False, aliases=("dpm++_3m",),
+                analytic_first_step=True,
                 paper=f"{LU_B} (multistep third order, authors' code)",
                 reference="k_diffusion.sampling.sample_dpmpp_3m_sde(eta=0); "
-                          "diffusers.DPMSolverMultistepScheduler(solver_order=3)"),
+                          "diffusers.DPMSolverMultistepScheduler(solver_order=3) (both algorithm types, thresholding, "
+                          "lower_order_final); zju-pi/diff-sampler dpm_pp_sampler (afs, predict_x0)"),
     SamplerSpec("dpmpp_2m_sde", sample_dpmpp_2m_sde, order=1, stochastic=True, brownian=True, weak_order=2,
                 reverse_sde=True,
                 aliases=("dpmpp_2m_sde_gpu", "dpm++_2m_sde"), paper=f"{LU_B} (SDE-DPM-Solver++(2M))",

@@ -30,7 +30,8 @@ from ..noise import NoiseSampler, gaussian_noise_like
 from ..noise_schedules import ContinuousVP
 from ..registry import SamplerSpec
 from ..steps import Callback, ancestral_split, denoise, guided_pair, notify, to_d
-from .dpm_solver import phi
+from .exponential import phi
+from .wrappers import with_options
 
 
 def lagrange_integrals(nodes: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -136,18 +137,22 @@ def sample_lms(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSample
 
 
 def sample_ipndm(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
-                 callback: Callback | None = None, order: int = 4, denoise_to_zero: bool = True) -> Tensor:
+                 callback: Callback | None = None, order: int = 4, denoise_to_zero: bool = True,
+                 afs: bool = False) -> Tensor:
     """Improved PNDM: x_{i+1} = x_i + (s_{i+1} - s_i) sum_j b_j d_{i-j} with the fixed Adams-Bashforth b_j and lower
     order warm-up (Zhang & Chen 2023, DEIS, iPNDM); the step to sigma = 0 returns D (Euler, as diff-sampler).
 
     ``denoise_to_zero=False`` takes the Adams-Bashforth step to sigma = 0 as well: diffusers' IPNDMScheduler.
+    ``afs``: the first slope analytical (AMED's analytical first step, ``wrappers.py``), as diff-sampler's ipndm,
+    ipndm_v and deis offer it; that slope stays in the history.
     """
     check_order("ipndm", order)
-    return adams_sampling(model, x, sigmas, fixed_step_weights, order, callback, denoise_to_zero)
+    return adams_sampling(with_options(model, afs), x, sigmas, fixed_step_weights, order, callback, denoise_to_zero)
 
 
 def sample_ipndm_v(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
-                   callback: Callback | None = None, order: int = 4, denoise_to_zero: bool = True) -> Tensor:
+                   callback: Callback | None = None, order: int = 4, denoise_to_zero: bool = True,
+                   afs: bool = False) -> Tensor:
     """Variable-step iPNDM: iPNDM (Zhang & Chen 2023) with the exact variable-step Adams-Bashforth weights (Hairer,
     Norsett & Wanner 1993, Sec. III.5); on uniform sigma steps it is iPNDM. Unlike lms, the step to 0 returns D.
 
@@ -158,7 +163,8 @@ def sample_ipndm_v(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSa
     and previous steps).
     """
     check_order("ipndm_v", order)
-    return adams_sampling(model, x, sigmas, variable_step_weights, order, callback, denoise_to_zero)
+    return adams_sampling(with_options(model, afs), x, sigmas, variable_step_weights, order, callback,
+                          denoise_to_zero)
 
 
 DEIS_VARIABLES = ("t", "rho", "log_rho")
@@ -196,15 +202,16 @@ def deis_weights(variable: str, vp: ContinuousVP) -> Weights:
 
 def sample_deis(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                 callback: Callback | None = None, order: int = 3, variable: str = "t",
-                lower_order_final: bool = False, vp: ContinuousVP | None = None) -> Tensor:
+                lower_order_final: bool = False, vp: ContinuousVP | None = None, afs: bool = False) -> Tensor:
     """DEIS multistep, x_{i+1} = x_i + sum_j [int_{s_i}^{s_{i+1}} l_j(v) d rho] eps_{i-j} (Zhang & Chen 2023, tAB-
     and rhoAB-DEIS, in the sigma frame); the step to sigma = 0 is Euler, as in diff-sampler.
 
     ``variable``: "t" (tAB, VP time of ``vp``, by default the VP SDE fitted to EDM's sigma range as in
-    diff-sampler/ComfyUI), "rho" or "log_rho" (diffusers' DEISMultistepScheduler). ``lower_order_final`` caps the
-    last two steps at orders 1 and 2 (diffusers does so below 15 steps).
+    diff-sampler/ComfyUI), "rho" or "log_rho" (diffusers' DEISMultistepScheduler). ``order`` 1-4: 4 is
+    diff-sampler's default (max_order=4, tAB-DEIS's fourth order), diffusers stops at 3. ``lower_order_final``
+    caps step i of N at order N - i (diffusers does so below 15 steps). ``afs`` as for :func:`sample_ipndm`.
     """
-    check_order("deis", order, 3)
+    check_order("deis", order)
     if variable not in DEIS_VARIABLES:
         raise UnknownNameError("deis variable", variable, DEIS_VARIABLES)
     inner = deis_weights(variable, vp or edm_fitted_vp())
@@ -212,7 +219,7 @@ def sample_deis(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampl
 
     def weights(sigmas: Tensor, i: int, k: int) -> Tensor:
         return inner(sigmas, i, min(k, steps - i) if lower_order_final else k)
-    return adams_sampling(model, x, sigmas, weights, order, callback, denoise_to_zero=True)
+    return adams_sampling(with_options(model, afs), x, sigmas, weights, order, callback, denoise_to_zero=True)
 
 
 # ---------------------------------------------------------------------------------------------------- PNDM
@@ -370,14 +377,18 @@ SPECS = [
                 paper="Karras et al. 2022, Eq. 3 integrated by variable-step Adams-Bashforth (k-diffusion's LMS)",
                 reference="k_diffusion.sampling.sample_lms; diffusers.LMSDiscreteScheduler"),
     SamplerSpec("ipndm", sample_ipndm, order=4, global_order=2, stochastic=False, aliases=("IPNDMScheduler",),
+                analytic_first_step=True,
                 paper="Zhang & Chen 2023, Fast Sampling of Diffusion Models with Exponential Integrator (DEIS), iPNDM",
                 reference="zju-pi/diff-sampler get_ipndm; ComfyUI sample_ipndm; diffusers.IPNDMScheduler"),
-    SamplerSpec("ipndm_v", sample_ipndm_v, order=4, global_order=2, stochastic=False,
+    SamplerSpec("ipndm_v", sample_ipndm_v, analytic_first_step=True, order=4, global_order=2, stochastic=False,
                 paper="Zhang & Chen 2023 (iPNDM), variable-step Adams-Bashforth weights (Hairer et al. 1993, III.5)",
                 reference="zju-pi/diff-sampler get_ipndm_v; ComfyUI sample_ipndm_v"),
     SamplerSpec("deis", sample_deis, order=3, global_order=2, stochastic=False, aliases=("DEISMultistepScheduler",),
-                paper="Zhang & Chen 2023, Fast Sampling of Diffusion Models with Exponential Integrator, tAB-DEIS",
-                reference="diffusers.DEISMultistepScheduler (variable='log_rho'); ComfyUI sample_deis (tAB)"),
+                analytic_first_step=True,
+                paper="Zhang & Chen 2023, Fast Sampling of Diffusion Models with Exponential Integrator, tAB-DEIS "
+                      "(orders 1-4)",
+                reference="diffusers.DEISMultistepScheduler (variable='log_rho', orders 1-3); ComfyUI sample_deis "
+                          "(tAB); zju-pi/diff-sampler deis_sampler (max_order 4, afs)"),
     SamplerSpec("plms", sample_plms, order=4, global_order=2, stochastic=False,
                 paper=f"{LIU}, PLMS with a Heun start",
                 reference="diffusers.PNDMScheduler(skip_prk_steps=True)",

@@ -11,12 +11,17 @@ from ..denoiser import Denoiser
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec, steps_for_budget
 from ..steps import Callback, churn, denoise, dpm2_step, guided_pair, notify, to_d
+from .wrappers import with_options
 
 
 def sample_euler(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                  callback: Callback | None = None, s_churn: float = 0.0, s_tmin: float = 0.0,
-                 s_tmax: float = math.inf, s_noise: float = 1.0) -> Tensor:
-    """Euler's method, x_{i+1} = x_hat + (sigma_{i+1} - sigma_hat) d_i (Karras et al. 2022, Alg. 1; churn: Alg. 2)."""
+                 s_tmax: float = math.inf, s_noise: float = 1.0, afs: bool = False) -> Tensor:
+    """Euler's method, x_{i+1} = x_hat + (sigma_{i+1} - sigma_hat) d_i (Karras et al. 2022, Alg. 1; churn: Alg. 2).
+
+    ``afs``: the first slope analytical (AMED's analytical first step, ``wrappers.py``; diff-sampler's euler), as
+    for heun and dpm2."""
+    model = with_options(model, afs)
     noise = noise or gaussian_noise_like(x)
     for i in range(len(sigmas) - 1):
         x, sigma_hat = churn(x, sigmas, i, noise, s_churn, s_tmin, s_tmax, s_noise)
@@ -28,8 +33,9 @@ def sample_euler(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSamp
 
 def sample_heun(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                 callback: Callback | None = None, s_churn: float = 0.0, s_tmin: float = 0.0,
-                s_tmax: float = math.inf, s_noise: float = 1.0) -> Tensor:
+                s_tmax: float = math.inf, s_noise: float = 1.0, afs: bool = False) -> Tensor:
     """Heun's 2nd-order method; the step to sigma = 0 is Euler, so N steps cost 2N - 1 (Karras et al. 2022, Alg. 2)."""
+    model = with_options(model, afs)
     noise = noise or gaussian_noise_like(x)
     for i in range(len(sigmas) - 1):
         x_hat, sigma_hat = churn(x, sigmas, i, noise, s_churn, s_tmin, s_tmax, s_noise)
@@ -45,8 +51,9 @@ def sample_heun(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampl
 
 def sample_dpm2(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                 callback: Callback | None = None, s_churn: float = 0.0, s_tmin: float = 0.0,
-                s_tmax: float = math.inf, s_noise: float = 1.0) -> Tensor:
+                s_tmax: float = math.inf, s_noise: float = 1.0, afs: bool = False) -> Tensor:
     """DPM-Solver-2: midpoint in log sigma (Lu et al. 2022, Alg. 1; Karras et al. 2022, Sec. 3); Euler to sigma = 0."""
+    model = with_options(model, afs)
     noise = noise or gaussian_noise_like(x)
     for i in range(len(sigmas) - 1):
         x_hat, sigma_hat = churn(x, sigmas, i, noise, s_churn, s_tmin, s_tmax, s_noise)
@@ -125,15 +132,17 @@ def gradient_estimation_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, cal
 KARRAS = "Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models"
 SPECS = [
     # Flow Euler (x_t' = x_t + (t' - t) v) is this step too: both are DDIM, x_t' = (1 - t') D + t' eps_hat.
-    SamplerSpec("euler", sample_euler, order=1, stochastic=False,
+    SamplerSpec("euler", sample_euler, analytic_first_step=True, order=1, stochastic=False,
                 aliases=("EulerDiscreteScheduler", "FlowMatchEulerDiscreteScheduler", "flow_euler"),
                 paper=f"{KARRAS}, Alg. 1 (churn: Alg. 2)",
                 reference="k_diffusion.sampling.sample_euler; diffusers.EulerDiscreteScheduler, "
                           "FlowMatchEulerDiscreteScheduler"),
     SamplerSpec("heun", sample_heun, order=2, stochastic=False, evals_per_step=2, final_step_evals=1,
+                analytic_first_step=True,
                 aliases=("HeunDiscreteScheduler", "edm_heun"), paper=f"{KARRAS}, Alg. 2",
                 reference="k_diffusion.sampling.sample_heun; diffusers.HeunDiscreteScheduler"),
     SamplerSpec("dpm2", sample_dpm2, order=2, stochastic=False, evals_per_step=2, final_step_evals=1,
+                analytic_first_step=True,
                 aliases=("dpm_2", "KDPM2DiscreteScheduler", "DPM2"),
                 paper="Lu et al. 2022, DPM-Solver, Alg. 1 (DPM-Solver-2, r=1/2) in the sigma frame",
                 reference="k_diffusion.sampling.sample_dpm_2; diffusers.KDPM2DiscreteScheduler"),

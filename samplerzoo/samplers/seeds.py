@@ -3,7 +3,7 @@ SEEDS: Exponential SDE Solvers for Fast High-Quality Sampling from Diffusion Mod
 prediction), and the exponential Heun method, their r = 1 case.
 
 In the sigma frame (lambda = -log sigma, h = lambda_next - lambda) one step goes through stages at lambda + r_k h.
-A stage to r takes the data-prediction step with h_hat = (1 + eta) r h (:func:`dpm_solver.data_step`): e^{-h_hat} x
+A stage to r takes the data-prediction step with h_hat = (1 + eta) r h (:func:`exponential.data_step`): e^{-h_hat} x
 + (1 - e^{-h_hat}) D + h_hat phi_2(-h_hat) (r / r_last) (D_last - D), the last term from the latest stage's
 evaluation D_last at r_last (none at the first stage). With eta > 0 each stage adds sigma_r s_noise w_r, w one
 Ornstein-Uhlenbeck path over the step: w_r = e^{-(r - r_prev) eta h} w_prev + sqrt(1 - e^{-2 (r - r_prev) eta h}) z,
@@ -24,7 +24,7 @@ from ..errors import SamplerzooError
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec
 from ..steps import Callback, denoise, denoise_then_step
-from .dpm_solver import data_step, lambda_point
+from .exponential import data_step, lambda_point
 
 SOLVER_TYPES = ("phi_1", "phi_2")
 

@@ -20,17 +20,8 @@ from ..denoiser import Denoiser
 from ..noise import NoiseSampler
 from ..registry import SamplerSpec
 from ..steps import Callback, notify
-from .dpm_solver import (
-    LU_A,
-    LU_B,
-    PREDICTIONS,
-    SOLVER_TYPES,
-    check_choice,
-    check_order,
-    evaluate,
-    exponential_step,
-    half_log_snr,
-)
+from .dpm_solver import LU_A, LU_B
+from .exponential import PREDICTIONS, SOLVER_TYPES, check_choice, check_order, evaluate, exponential_step, half_log_snr
 
 
 def singlestep_orders(steps: int, order: int, lower_order_final: bool, to_zero: bool) -> list[int]:
