@@ -25,6 +25,14 @@ class UnreachableNFEError(SamplerzooError, ValueError):
     """The requested number of network evaluations cannot be spent exactly by this sampler."""
 
 
+class ScheduleLengthError(SamplerzooError, ValueError):
+    """A fixed-length schedule (a schedule file) was asked for another number of levels; ``sigmas`` holds its own."""
+
+    def __init__(self, message: str, sigmas: tuple[float, ...]) -> None:
+        super().__init__(message)
+        self.sigmas = sigmas
+
+
 class RegistrationError(SamplerzooError, ValueError):
     """A plugin registered a malformed or clashing sampler or schedule."""
 

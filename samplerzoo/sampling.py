@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .denoiser import CountingDenoiser, Denoiser
-from .errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
+from .errors import NonFiniteError, SamplerzooError, ScheduleLengthError, UnknownNameError, UnreachableNFEError
 from .finite import FiniteWatch, takes_callback
 from .guidance import require_unconditional
 from .noise import BrownianTreeNoise, NoiseSampler, NoiseSource, seeded_noise
@@ -155,11 +155,18 @@ def sampling_plan(model: Denoiser, sampler: SamplerSpec | str, nfe: int, schedul
         sigmas = build(steps if final == "zero" else steps + 1, model, **(schedule_options or {}))
         return sigmas if final == "zero" else sigmas[:-1]
 
-    # Only a model with sigma_max = inf starts there, and a schedule that does so does it at any length: then the
-    # step from infinity spends one call of the budget and the sampler's own steps follow it. (Probing a finite
-    # model would ask a fixed-length schedule file for one level.)
-    infinite = (not spec.starts_at_infinity and math.isinf(model.sigma_max)
-                and from_infinity(levels(1, "zero")))
+    def starts_at_infinity() -> bool:
+        """Only a model with sigma_max = inf starts there, and a schedule that does so does it at any length (a
+        fixed-length schedule file answers with its own levels): then the step from infinity spends one call of
+        the budget and the sampler's own steps follow it."""
+        if spec.starts_at_infinity or not math.isinf(model.sigma_max):
+            return False
+        try:
+            return from_infinity(levels(1, "zero"))
+        except ScheduleLengthError as fixed_length:
+            return math.isinf(fixed_length.sigmas[0])
+
+    infinite = starts_at_infinity()
     budget = nfe - 1 if infinite else nfe
     if infinite and budget == 0 and final_step in ("auto", "zero"):
         return "zero", levels(1, "zero")

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import SamplerzooError
+from .errors import SamplerzooError, ScheduleLengthError
 from .files import atomic_write
 from .schedules import HasSigmaRange, append_zero
 
@@ -99,8 +99,9 @@ def file_schedule(n: int, model: HasSigmaRange, schedule_file: ScheduleFile | No
         raise SamplerzooError("schedule 'file' needs the path of a schedule file: file:PATH")
     levels = schedule_file.levels
     if len(levels) != n:
-        raise SamplerzooError(f"schedule file {path} holds {len(levels)} noise levels ({schedule_file.describe()}), "
-                              f"but this run needs {n}: tune for this sampler and NFE")
+        raise ScheduleLengthError(f"schedule file {path} holds {len(levels)} noise levels "
+                                  f"({schedule_file.describe()}), but this run needs {n}: tune for this sampler and "
+                                  "NFE", levels)
     return append_zero(torch.tensor(levels, dtype=torch.float64))
 
 

@@ -179,3 +179,18 @@ def test_a_sweep_refuses_a_schedule_file_for_another_nfe_before_any_work(tmp_pat
         sweep("digits-ideal", ["euler"], [f"file:{path}"], [3, 4], 16, 0, tmp_path / "rows.jsonl",
               metric_names=("fid",))
     assert not (tmp_path / "rows.jsonl").exists() or not (tmp_path / "rows.jsonl").read_text().strip()
+
+
+def test_a_schedule_file_plans_on_a_model_that_starts_at_infinity(tmp_path: Path) -> None:
+    """A flow checkpoint's sigma_max is inf: the plan reads a fixed-length file's own levels to see where it starts,
+    instead of asking it for one level (which it refuses), and spends the whole budget on the file's steps."""
+    from samplerzoo.sampling import sampling_plan
+
+    flow = sz.load("digits-flow")
+    assert math.isinf(flow.sigma_max)
+    path = tmp_path / "s.json"
+    write_schedule_file(path, ScheduleFile((999.0, 1.2, 0.5), "gits", "dpmpp_2m", "digits-flow", 3, "zero"))
+    final, sigmas = sampling_plan(flow, "dpmpp_2m", 3, f"file:{path}")
+    assert final == "zero" and sigmas.tolist() == [999.0, 1.2, 0.5, 0.0]
+    with pytest.raises(sz.SamplerzooError, match=r"holds 3 noise levels .* this run needs 4"):
+        sampling_plan(flow, "dpmpp_2m", 4, f"file:{path}")
