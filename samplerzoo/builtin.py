@@ -21,12 +21,14 @@ from .samplers import (
     ablation,
     ancestral,
     cfg_pp,
+    consistency,
     dpm_solver,
     flow,
     langevin,
     multistep,
     ode,
     reference,
+    sa_solver,
     sde,
     seeds,
     singlestep,
@@ -35,7 +37,8 @@ from .samplers import (
 
 KARRAS_2022 = "Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models"
 SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, flow, cfg_pp, singlestep,
-                   ablation, seeds)
+                   ablation, seeds,
+                   consistency, sa_solver)
 
 
 @hookimpl

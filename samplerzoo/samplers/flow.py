@@ -18,6 +18,7 @@ from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec
 from ..steps import Callback, ddim_step, denoise, notify
 from .ancestral import ancestral_sampling
+from .consistency import consistency_split
 from .reference import HEUN, MIDPOINT, Tableau, combine, rk_stages
 
 EULER = Tableau(c=(0,), a=((),), b=(1,))
@@ -147,7 +148,7 @@ def sample_lcm(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSample
     model, the exact one included) the samples are under-dispersed: on N(mu, s^2) the variance follows
     V' = r^2 V + sigma_next^2, r = s^2 / (s^2 + sigma^2), instead of staying s^2 + sigma^2.
     """
-    return ancestral_sampling(model, x, sigmas, lambda i: (sigmas[i + 1] * 0, sigmas[i + 1]), noise, callback)
+    return ancestral_sampling(model, x, sigmas, lambda i: consistency_split(sigmas[i + 1], 0.0), noise, callback)
 
 
 ESSER = "Esser et al. 2024, Scaling Rectified Flow Transformers for High-Resolution Image Synthesis (SD3)"
