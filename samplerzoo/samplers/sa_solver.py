@@ -32,7 +32,7 @@ from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec, steps_for_budget
 from ..steps import Callback, denoise, notify
 from ..time_schedules import model_time
-from .dpm_solver import phi
+from .exponential import phi
 
 
 def adams_weights(nodes: Sequence[float], lambda_s: float, h: float, tau: float, simple_order_2: bool) -> list[float]:
