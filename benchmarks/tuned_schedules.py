@@ -32,6 +32,13 @@ def tuned_file(args: argparse.Namespace, checkpoint: str, nfe: int) -> Path:
     return path
 
 
+def verdict(checkpoint: str, method: str, wins: list[tuple[int, bool]]) -> str:
+    """One line per checkpoint: at which NFE the tuned schedule scored below karras."""
+    better = [str(nfe) for nfe, won in wins if won]
+    return (f"- {checkpoint}: {method} below karras at {len(better)} of {len(wins)} NFE"
+            + (f" ({', '.join(better)})." if better else "."))
+
+
 def fid(row: dict[str, Any]) -> str:
     return f"{row['metrics']['fid']:.3f}" if row.get("status") == "ok" else f"- ({row.get('status')})"
 
@@ -60,19 +67,24 @@ def main() -> None:
     begin = time.perf_counter()
     lines = [f"| checkpoint | NFE | karras FID | {args.method} FID | search cost (NFE x trajectories) |",
              "|---|---:|---:|---:|---:|"]
+    verdicts = []
     for checkpoint in args.checkpoints:
         results = args.results / f"{checkpoint}.jsonl"
+        wins = []
         for nfe in args.nfe:
             path = tuned_file(args, checkpoint, nfe)
             rows = sweep(checkpoint, [args.sampler], ["karras", f"file:{path}"], [nfe], args.samples, 0, results,
                          batch=args.batch, device=args.device)
             karras_row, tuned_row = rows
+            if karras_row.get("status") == tuned_row.get("status") == "ok":
+                wins.append((nfe, tuned_row["metrics"]["fid"] < karras_row["metrics"]["fid"]))
             cost = read_schedule_file(path).cost
             lines.append(f"| {checkpoint} | {nfe} | {fid(karras_row)} | {fid(tuned_row)} | "
                          f"{cost['nfe']} x {cost['trajectories']} |")
             print(lines[-1], f"({time.perf_counter() - begin:.0f} s so far)", flush=True)
+        verdicts.append(verdict(checkpoint, args.method, wins))
     header = [f"# {args.sampler}: {args.method}-tuned schedule against karras", "",
-              f"Command: `python {' '.join(sys.argv)}`", "",
+              f"Command: `python benchmarks/tuned_schedules.py {' '.join(sys.argv[1:])}`", "",
               f"Machine: {platform.machine()}, Python {platform.python_version()}, {args.threads} thread(s); "
               f"{args.samples} samples a point "
               f"(seeds 0..{args.samples - 1}), FID on the digits classifier's features; search seeded at "
@@ -81,7 +93,7 @@ def main() -> None:
               f"reused; each file records its search's seconds). Rows: {args.results}/; schedule files: "
               f"{args.schedules}/.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(header + lines) + "\n")
+    args.out.write_text("\n".join(header + lines + [""] + verdicts) + "\n")
     print("\n".join(lines))
 
 
