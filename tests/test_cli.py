@@ -120,4 +120,4 @@ def test_every_listing_prints_json(command: list[str], field: str) -> None:
     data = json.loads(result.stdout)
     assert all(field in row for row in (data if isinstance(data, list) else [data]))
     if command[0] == "info":
-        assert data["name"] == "dpm2" and data["options"] == ["s_churn", "s_tmin", "s_tmax", "s_noise"]
+        assert data["name"] == "dpm2" and data["options"] == ["s_churn", "s_tmin", "s_tmax", "s_noise", "afs"]

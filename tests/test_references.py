@@ -151,7 +151,7 @@ def test_the_new_fields_stay_out_of_a_points_key_at_their_defaults_so_old_result
     (["--metrics", "prc", "--samples", "3"], "error: --samples 3: prc (precision / recall, k = 3) needs at least 4"),
     (["--metrics", "isc", "--samples", "9"], "error: --samples 9: isc (the Inception Score, over 10 splits) needs"),
     (["--metrics", "fid,lpips"], "error: unknown metric 'lpips'; did you mean isc? known: fid, isc, kid, prc"),
-    (["--option", "eta=0.5"], "error: sampler 'euler' has no option 'eta'; accepted: s_churn, s_noise, s_tmax, "),
+    (["--option", "eta=0.5"], "error: sampler 'euler' has no option 'eta'; accepted: afs, s_churn, s_noise, s_tmax, "),
     (["--option", "s_churn=lots"], "error: sampler 'euler': option s_churn='lots' is a str; accepted: float"),
     (["--schedule-option", "rho=true"], "error: schedule 'karras': option rho=True is a bool; accepted: float"),
     (["--schedule-option", "sigma=1"], "error: schedule 'karras' has no option 'sigma'; accepted: rho"),
