@@ -170,7 +170,13 @@ def sampling_plan(model: Denoiser, sampler: SamplerSpec | str, nfe: int, schedul
     budget = nfe - 1 if infinite else nfe
     if infinite and budget == 0 and final_step in ("auto", "zero"):
         return "zero", levels(1, "zero")
-    final, steps = resolve_final_step(model, spec, budget, final_step, **options)
+    try:
+        final, steps = resolve_final_step(model, spec, budget, final_step, **options)
+    except UnreachableNFEError as unreachable:
+        if not infinite:
+            raise
+        raise UnreachableNFEError(f"{unreachable} (the sampler's own budget: on this model the first call of NFE {nfe} "
+                                  "is the step from sigma = inf; add 1 to each for the total)") from None
     return final, levels(steps + infinite, final)
 
 

@@ -181,6 +181,14 @@ def test_budget_from_infinity_counts_the_first_step(sampler: str, nfe: int, step
         torch.testing.assert_close(run.samples, prior_mean.expand(3, 3), atol=1e-12, rtol=0)
 
 
+def test_an_unreachable_budget_from_infinity_says_the_step_from_infinity_is_counted() -> None:
+    """pc (2 calls a step) from inf: NFE 10 leaves 9 for its steps; the line says so, so 8 and 10 are not read as
+    totals (they are 9 and 11)."""
+    with pytest.raises(sz.UnreachableNFEError, match=r"NFE 9 is unreachable; nearest reachable: 8, 10 .*first call of "
+                                                     r"NFE 10 is the step from sigma = inf; add 1"):
+        generate(MODELS["flow"](), "pc", 10, range(2), (3,), schedule="normal")
+
+
 def test_schedules_start_where_the_model_starts() -> None:
     flow = MODELS["flow"]()
     vp = NetworkDenoiser(lambda x, t: x, "epsilon", DiscreteVP.linear_betas())
