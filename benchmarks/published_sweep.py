@@ -13,6 +13,7 @@ points.
     python benchmarks/published_sweep.py --checkpoint digits
     python benchmarks/published_sweep.py --checkpoint digits-flow        # --schedules normal,karras for both
     python benchmarks/published_sweep.py --checkpoint digits-latent --guidance-scale 2   # -> digits-latent-cfg2.jsonl
+    python benchmarks/published_sweep.py --checkpoint digits --noise torch --samplers NEW,...  # add samplers
     zoo report results/sweeps/digits.jsonl results/sweeps/digits-ideal.jsonl
 """
 
@@ -49,6 +50,8 @@ def main() -> None:
     parser.add_argument("--samplers", help="comma-separated subset (default: every registered sampler)")
     parser.add_argument("--schedules", help="comma-separated (default: karras; normal for a flow checkpoint)")
     parser.add_argument("--guidance-scale", type=float, help="classifier-free guidance (class-conditional models)")
+    parser.add_argument("--noise", default="counter", help="per-sample noise: counter, or torch (the digits and "
+                        "digits-ideal sweeps' first rows; keep it when adding samplers to them)")
     parser.add_argument("--deterministic-nfe", default=",".join(map(str, DETERMINISTIC_NFE)))
     parser.add_argument("--stochastic-nfe", default=",".join(map(str, STOCHASTIC_NFE)))
     args = parser.parse_args()
@@ -64,7 +67,7 @@ def main() -> None:
     for samplers, nfes in groups:
         for name in samplers:  # one sampler at a time, so progress shows in the results file as it goes
             rows = sweep(args.checkpoint, [name], schedules, nfes, args.samples, 0, results, batch=args.batch,
-                         device=args.device, guidance_scale=scale)
+                         device=args.device, guidance_scale=scale, noise=args.noise)
             fids = ", ".join(f"{r['schedule']}/{r['requested_nfe']}:{r['metrics']['fid']:.3f}" if r["status"] == "ok"
                              else f"{r['schedule']}/{r['requested_nfe']}:-" for r in rows)
             print(f"{name:28s} {fids}  ({time.perf_counter() - begin:.0f} s so far)", flush=True)
