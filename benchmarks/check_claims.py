@@ -12,7 +12,8 @@ wording no longer fits (a different sampler wins, a range is no longer a range) 
 
     python benchmarks/check_claims.py          # exit status 1 if any claim or cell is wrong
 
-Covered: results/sweeps/README.md (claims_sweeps.py) and results/additional-layer.md (claims_layer.py: its tables
+Covered: results/sweeps/README.md (claims_sweeps.py; claims_checkpoints.py for digits-flow, digits-latent and
+the digits-edm subset) and results/additional-layer.md (claims_layer.py: its tables
 against bench.json, bench-seed2000.json and the layers' training records, and its verdict). The other results pages
 are written whole, prose included, by the script named at their top (digits-quality.md, overhead.md,
 harness-overhead.md, law-power.md, mutants.md, sweeps/NAME.md by `zoo report`), so rerunning it is their check.
@@ -23,12 +24,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+import claims_checkpoints
 import claims_layer
 import claims_sweeps
 from claims_core import ROOT, Table, check_claim, check_row_table, check_table
 
-CLAIMS = claims_sweeps.CLAIMS + claims_layer.CLAIMS
-TABLES: list[Table] = claims_sweeps.TABLES
+CLAIMS = claims_sweeps.CLAIMS + claims_checkpoints.CLAIMS + claims_layer.CLAIMS
+TABLES: list[Table] = claims_sweeps.TABLES + claims_checkpoints.TABLES
 ROW_TABLES = claims_layer.ROW_TABLES
 
 

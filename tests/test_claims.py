@@ -40,7 +40,7 @@ def test_a_changed_figure_is_caught_and_fixed(tmp_path: Path, monkeypatch: pytes
     assert check_claims.main() == 1
     out = capsys.readouterr().out
     assert "claims 'At NFE 3-5 every solver is far from the floor (FID 5-30).'" in out
-    assert "README.md:36: dpmpp_2m at NFE 5: '14.9', data give 14.637" in out and "2 problem(s)" in out
+    assert "dpmpp_2m at NFE 5: '14.9', data give 14.637" in out and "2 problem(s)" in out
     monkeypatch.setattr(sys, "argv", ["check_claims.py", "--fix"])
     check_claims.main()
     assert copy.read_text() == readme
