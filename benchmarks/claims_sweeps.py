@@ -221,7 +221,7 @@ CLAIMS = [
                   "other jobs: {worst} s per NFE of 2,000 images at worst, {best} s at best;", digits_per_nfe),
     Claim(README, "From NFE 20 on every deterministic sampler lands between {low} and {high}: {worst} are the worst "
                   "({worst_20} at NFE 20, {worst_35} at 35), the others stay below {rest_high}", digits_from_20),
-    Claim(README, "On the trained network {winner} wins from NFE {first} to {last}",
+    Claim(README, "On the trained network the best from NFE {first} to {last} are {winner}",
           lambda: wins("digits", [6, 8, 10, 15, 20])),
     Claim(README, "fall behind DEIS and DPM-Solver++(2M) at NFE {where}:", third_order_behind),
     Claim(README, "At NFE 3-5 every solver is far from the floor (FID {low}-{high}).",

@@ -28,7 +28,7 @@ def test_a_changed_figure_is_caught_and_fixed(tmp_path: Path, monkeypatch: pytes
                                               capsys: pytest.CaptureFixture[str]) -> None:
     # One figure of a sentence and one table cell off, in a copy of the README: both reported, --fix restores them.
     readme = (ROOT / "results/sweeps/README.md").read_text()
-    wrong = readme.replace("(FID 4.9-36)", "(FID 5-30)").replace("| 14.6 | **2.16** |", "| 14.9 | **2.16** |")
+    wrong = readme.replace("(FID 4.4-43)", "(FID 5-30)").replace("| 14.6 | **2.16** |", "| 14.9 | **2.16** |")
     assert wrong != readme and wrong.count("(FID 5-30)") == 1
     copy = tmp_path / "results" / "sweeps" / "README.md"
     copy.parent.mkdir(parents=True)
