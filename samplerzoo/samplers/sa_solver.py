@@ -87,13 +87,12 @@ def check_orders(predictor_order: int, corrector_order: int) -> None:
                               f"and {corrector_order}")
 
 
-def sample_sa_solver(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
-                     callback: Callback | None = None, predictor_order: int = 3, corrector_order: int = 4,
-                     eta: float = 1.0, sde_start_percent: float = 0.2, sde_end_percent: float = 0.8,
-                     s_noise: float = 1.0, simple_order_2: bool = False, use_pece: bool = False) -> Tensor:
-    """SA-Solver (Xue et al. 2023, Alg. 1, data prediction): SA-Predictor of order ``predictor_order``, then at the
-    next evaluation the SA-Corrector of order ``corrector_order`` (0: none), ComfyUI's loop and defaults. eta = 0 is
-    the deterministic Adams predictor-corrector of the probability-flow ODE."""
+def sa_solver_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, noise: NoiseSampler | None,
+                       callback: Callback | None, predictor_order: int, corrector_order: int, eta: float,
+                       sde_start_percent: float, sde_end_percent: float, s_noise: float, simple_order_2: bool,
+                       use_pece: bool) -> Tensor:
+    """The loop of both samplers below; ``use_pece`` evaluates each corrected state again (a second call a step, so
+    it is chosen by the sampler's name, which declares its cost, not by an option)."""
     check_orders(predictor_order, corrector_order)
     noise = noise or gaussian_noise_like(x)
     tau_of = tau_window(model, eta, sde_start_percent, sde_end_percent)
@@ -128,16 +127,25 @@ def sample_sa_solver(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: Noise
     return x_pred
 
 
+def sample_sa_solver(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
+                     callback: Callback | None = None, predictor_order: int = 3, corrector_order: int = 4,
+                     eta: float = 1.0, sde_start_percent: float = 0.2, sde_end_percent: float = 0.8,
+                     s_noise: float = 1.0, simple_order_2: bool = False) -> Tensor:
+    """SA-Solver (Xue et al. 2023, Alg. 1, data prediction): SA-Predictor of order ``predictor_order``, then at the
+    next evaluation the SA-Corrector of order ``corrector_order`` (0: none), ComfyUI's loop and defaults. eta = 0 is
+    the deterministic Adams predictor-corrector of the probability-flow ODE."""
+    return sa_solver_sampling(model, x, sigmas, noise, callback, predictor_order, corrector_order, eta,
+                              sde_start_percent, sde_end_percent, s_noise, simple_order_2, use_pece=False)
+
+
 def sample_sa_solver_pece(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                           callback: Callback | None = None, predictor_order: int = 3, corrector_order: int = 4,
                           eta: float = 1.0, sde_start_percent: float = 0.2, sde_end_percent: float = 0.8,
                           s_noise: float = 1.0, simple_order_2: bool = False) -> Tensor:
     """SA-Solver in PECE mode: the corrected state is evaluated again and that D replaces the predicted one (Xue et
     al. 2023, Sec. 4; ComfyUI's sa_solver_pece): every step after the first costs two evaluations."""
-    return sample_sa_solver(model, x, sigmas, noise=noise, callback=callback, predictor_order=predictor_order,
-                            corrector_order=corrector_order, eta=eta, sde_start_percent=sde_start_percent,
-                            sde_end_percent=sde_end_percent, s_noise=s_noise, simple_order_2=simple_order_2,
-                            use_pece=True)
+    return sa_solver_sampling(model, x, sigmas, noise, callback, predictor_order, corrector_order, eta,
+                              sde_start_percent, sde_end_percent, s_noise, simple_order_2, use_pece=True)
 
 
 def pece_nfe(sigmas: Tensor, corrector_order: int = 4, **options: Any) -> int:
