@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from claims_core import Claim, Fields, Table, fixed, names, ranked, require, sweep
+from claims_core import Claim, Fields, Table, best_each, fixed, names, ranked, require, sweep
 
 import samplerzoo as sz
 
@@ -26,12 +26,6 @@ TABLES = [
 
 def built_in(name: str) -> bool:
     return sz.get_sampler(name).plugin == "samplerzoo"
-
-
-def best_each(checkpoint: str, stochastic: bool) -> Fields:
-    s = sweep(checkpoint)
-    return {f"at_{n}": f"{name} ({fixed(value, 3)})" for n in s.nfes(stochastic)
-            for name, value in [s.best(n, stochastic)]}
 
 
 def flow_at_3() -> Fields:

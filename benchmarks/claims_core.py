@@ -49,6 +49,12 @@ def sweep(name: str) -> Sweep:
     return Sweep(tuple(json.loads(line) for line in (SWEEPS / f"{name}.jsonl").read_text().splitlines() if line))
 
 
+def best_each(checkpoint: str, stochastic: bool) -> dict[str, str]:
+    """Fields at_N: the best sampler of one kind at each NFE of a sweep, with its FID to 3 places."""
+    s = sweep(checkpoint)
+    return {f"at_{n}": f"{name} ({value:.3f})" for n in s.nfes(stochastic) for name, value in [s.best(n, stochastic)]}
+
+
 def is_stochastic(sampler: str) -> bool:
     return sz.get_sampler(sampler).stochastic
 

@@ -8,6 +8,7 @@ from claims_core import (
     Claim,
     Fields,
     Table,
+    best_each,
     fixed,
     names,
     ranked,
@@ -89,20 +90,6 @@ def digits_stochastic_50() -> Fields:
             "best_name": order[0], "best": fixed(at[order[0]], 3), "restart": fixed(at["restart"], 3),
             "sde_low": fixed(min(at[n] for n in sde), 2), "sde_high": fixed(max(at[n] for n in sde), 2),
             "worst": f"{order[-1]} {fixed(at[order[-1]], 2)}"}
-
-
-def ideal_best_overall() -> Fields:
-    s = sweep("digits-ideal")
-    fields = {}
-    for n in s.nfes(False):
-        name, value = s.best(n, False)
-        fields[f"at_{n}"] = f"{name} ({fixed(value, 3)})"
-    return fields
-
-
-def ideal_stochastic_best() -> Fields:
-    s = sweep("digits-ideal")
-    return {f"at_{n}": f"{name} ({fixed(value, 3)})" for n in s.nfes(True) for name, value in [s.best(n, True)]}
 
 
 def ideal_not_monotone() -> Fields:
@@ -236,7 +223,7 @@ CLAIMS = [
                   "{high}); {far} do not (their worst from NFE 20 on); the best reach {best}.", ideal_reaches_floor),
     Claim(README, "Best deterministic sampler at each NFE: {at_3} at 3, {at_4} at 4, {at_5} at 5, {at_6} at 6, "
                   "{at_8} at 8, {at_10} at 10, {at_15} at 15, {at_20} at 20, {at_35} at 35, {at_50} at 50.",
-          ideal_best_overall),
+          lambda: best_each("digits-ideal", False)),
     Claim(README, "({second} ties {first} at 3: {second_fid} against {first_fid}.)", ideal_tie_at_3),
     Claim(README, "at NFE 5 the four multistep solvers (3M, UniPC, DEIS, iPNDM) are the best four of these eight on "
                   "digits-ideal and four of the best five on CIFAR-10; Euler is last on digits-ideal at NFE 5 and 10 "
@@ -246,7 +233,7 @@ CLAIMS = [
                   "10, while iPNDM leads on CIFAR-10; DPM-Solver-2, {ratio}x the best at NFE 5, is {place} at NFE 10 "
                   "({dpm2_10} against {best_10}).", diff_sampler_differences),
     Claim(README, "Best stochastic sampler: {at_10} at NFE 10, {at_20} at 20, {at_50} at 50.",
-          ideal_stochastic_best),
+          lambda: best_each("digits-ideal", True)),
     Claim(README, "{count} of the {of} deterministic samplers that reach both score worse at NFE 4 than at 3 "
                   "(dpmpp_2m {example}). With the karras schedule and a final step to 0, NFE 3 steps through {three}; "
                   "NFE 4 through {four}.", ideal_not_monotone),
