@@ -11,8 +11,8 @@ from typing import Any
 from . import gits_schedules, published_schedules, schedule_files, schedules, time_schedules
 from .analytic import GaussianMixture, finite_dataset
 from .checkpoints import CheckpointSpec
-from .checkpoints.diffusers_format import load_diffusers, noise_schedule
-from .checkpoints.families import load_builtin
+from .checkpoints.diffusers_format import noise_schedule
+from .checkpoints.families import load_builtin, load_diffusers
 from .data import digits
 from .denoiser import Checkpoint
 from .hookspecs import hookimpl

@@ -1,13 +1,15 @@
 """Files samplerzoo writes: checked before any work starts, and replaced atomically so a crash never leaves half
-a file (write a temporary file beside the target, fsync it, then ``os.replace``)."""
+a file (write a temporary file beside the target, fsync it, then ``os.replace``); and the JSON objects it reads."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .errors import SamplerzooError
 
@@ -72,3 +74,18 @@ def file_hash(path: Path) -> str:
     """The SHA-256 of a file (hashed once a process for each size and modification time)."""
     stat = path.stat()
     return _sha256(str(path), stat.st_size, stat.st_mtime)
+
+
+def read_json_object(path: Path, label: str, error: type[SamplerzooError], expected: str = "a JSON object"
+                     ) -> dict[str, Any]:
+    """The JSON object in ``path``, or a one-line ``error`` that starts with ``label``: missing file, not JSON, or
+    not ``expected``."""
+    if not path.is_file():
+        raise error(f"{label}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{label}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise error(f"{label}: expected {expected}")
+    return data

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .errors import SamplerzooError, ScheduleLengthError
-from .files import atomic_write
+from .files import atomic_write, read_json_object
 from .schedules import HasSigmaRange, append_zero
 
 FORMAT = "samplerzoo-schedule"
@@ -67,14 +67,10 @@ def check_sigmas(sigmas: list[Any], where: str) -> tuple[float, ...]:
 
 def read_schedule_file(path: Path) -> ScheduleFile:
     """The schedule file at ``path``, or a one-line error naming what is wrong with it."""
-    if not path.is_file():
-        raise SamplerzooError(f"schedule file {path}: file not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SamplerzooError(f"schedule file {path}: not JSON ({exc})") from None
-    if not isinstance(data, dict) or "sigmas" not in data:
-        raise SamplerzooError(f"schedule file {path}: expected a JSON object with 'sigmas' (as zoo tune writes)")
+    expected = "a JSON object with 'sigmas' (as zoo tune writes)"
+    data = read_json_object(path, f"schedule file {path}", SamplerzooError, expected)
+    if "sigmas" not in data:
+        raise SamplerzooError(f"schedule file {path}: expected {expected}")
     known = {k: data[k] for k in ScheduleFile.__dataclass_fields__ if k in data and k != "sigmas"}
     try:
         return ScheduleFile(check_sigmas(data["sigmas"], f"schedule file {path}"), **known)

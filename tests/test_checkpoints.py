@@ -13,7 +13,8 @@ from PIL import Image
 
 import samplerzoo as sz
 from samplerzoo.checkpoints.betas import alphas_cumprod
-from samplerzoo.checkpoints.diffusers_format import UNetNetwork, load_diffusers, save_diffusers
+from samplerzoo.checkpoints.diffusers_format import UNetNetwork, save_diffusers
+from samplerzoo.checkpoints.families import load_diffusers
 from samplerzoo.cli import main
 from samplerzoo.noise_schedules import EDM, SubVP
 from samplerzoo.training import Recipe, denoising_loss, train

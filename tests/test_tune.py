@@ -127,7 +127,7 @@ def test_zoo_tune_writes_a_file_that_file_path_runs(tmp_path: Path, monkeypatch:
 
 @pytest.mark.parametrize(("content", "message"), [
     (None, "file not found"),
-    ("{not json", "not JSON"),
+    ("{not json", "not valid JSON"),
     ('{"levels": [1, 0]}', "expected a JSON object with 'sigmas'"),
     ('{"sigmas": [1, 2, 0]}', "must decrease strictly"),
     ('{"sigmas": [1, "a", 0]}', "must be a non-empty list of numbers"),

@@ -12,8 +12,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..adapters import NetworkDenoiser, parameterization
-from ..denoiser import Checkpoint
 from ..errors import CheckpointError, UnknownNameError
+from ..files import read_json_object
 from ..flow import FLOW_SCHEDULERS, TRIGFLOW_SCHEDULERS, flow_match_from_config, trigflow_from_config
 from ..noise_schedules import EDM, DiscreteVP, NoiseSchedule, SigmaToT
 from .betas import alphas_cumprod
@@ -27,15 +27,7 @@ EDM_SCHEDULERS = ("EDMEulerScheduler", "EDMDPMSolverMultistepScheduler")
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return data
+    return read_json_object(path, str(path), CheckpointError)
 
 
 class UNetNetwork(nn.Module):
@@ -121,17 +113,6 @@ def load_unet_denoiser(unet_dir: Path, scheduler_path: Path, sigma_to_t: SigmaTo
     return NetworkDenoiser(network, prediction, schedule, sample_shape=shape,
                            num_classes=embeddings - (null_label is not None),
                            null_label=None if null_label is None else int(null_label))
-
-
-def load_diffusers(directory: Path, sigma_to_t: SigmaToT = "log") -> Checkpoint:
-    """A Checkpoint from a local diffusers directory: a pipeline (``model_index.json``, through its family), a
-    bare UNet2DModel with its scheduler config, or the legacy root layout."""
-    from .families import load_pipeline
-
-    directory = Path(directory)
-    if (directory / "model_index.json").is_file():
-        return load_pipeline(directory)
-    return load_unet_denoiser(directory, directory / "scheduler_config.json", sigma_to_t)
 
 
 def save_diffusers(denoiser: NetworkDenoiser, directory: Path, scheduler_config: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from ..errors import CheckpointError
 from ..plugins import registry
 from ..registry import CheckpointSpec
 from .description import DESCRIPTION_SUFFIXES, load_described
-from .diffusers_format import load_diffusers
+from .families import load_diffusers
 from .hub import is_hub_id, resolve
 
 __all__ = ["CheckpointSpec", "get_checkpoint", "get_checkpoints", "load"]

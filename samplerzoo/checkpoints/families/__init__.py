@@ -5,29 +5,19 @@ encoders. A plugin adds a family with the ``load_pipeline`` hook; no sampler kno
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...denoiser import Checkpoint
 from ...errors import CheckpointError
-
-
-@dataclass(frozen=True)
-class Family:
-    """A pipeline family: the ``_class_name`` values it loads, the component folders it needs, and its builder."""
-
-    name: str
-    pipelines: tuple[str, ...]
-    components: tuple[str, ...]
-    build: Callable[[Path], Checkpoint]
-    description: str
+from ...noise_schedules import SigmaToT
+from ...plugins import plugin_manager
+from ..diffusers_format import load_unet_denoiser, read_json
+from . import dit, flux, sd, sd3, sdxl, unet2d
+from .family import Family
 
 
 def builtin_families() -> tuple[Family, ...]:
-    from . import dit, flux, sd, sd3, sdxl, unet2d
-
     return unet2d.FAMILY, sd.FAMILY, sdxl.FAMILY, dit.FAMILY, sd3.FAMILY, flux.FAMILY
 
 
@@ -56,9 +46,6 @@ def load_builtin(directory: Path, model_index: dict[str, Any]) -> Checkpoint | N
 
 def load_pipeline(directory: Path) -> Checkpoint:
     """A pipeline directory (``model_index.json``) through the first plugin or built-in family that claims it."""
-    from ...plugins import plugin_manager
-    from ..diffusers_format import read_json
-
     index_path = directory / "model_index.json"
     model_index = read_json(index_path)
     class_name = model_index.get("_class_name")
@@ -69,3 +56,12 @@ def load_pipeline(directory: Path) -> Checkpoint:
         raise CheckpointError(f"{index_path}: pipeline class {class_name!r} is not supported; supported families: "
                               f"{supported()}")
     return checkpoint
+
+
+def load_diffusers(directory: Path, sigma_to_t: SigmaToT = "log") -> Checkpoint:
+    """A Checkpoint from a local diffusers directory: a pipeline (``model_index.json``, through its family), a
+    bare UNet2DModel with its scheduler config, or the legacy root layout."""
+    directory = Path(directory)
+    if (directory / "model_index.json").is_file():
+        return load_pipeline(directory)
+    return load_unet_denoiser(directory, directory / "scheduler_config.json", sigma_to_t)

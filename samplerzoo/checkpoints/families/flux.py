@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ...adapters import NetworkDenoiser
 from ...errors import CheckpointError
-from . import Family
+from .family import Family
 from .pipeline import VAEDecoder, from_pretrained, scheduler_schedule
 from .sd import Prompts
 

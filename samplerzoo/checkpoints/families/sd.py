@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ...adapters import NetworkDenoiser
 from ...denoiser import Denoiser
 from ...guidance import bind, guided, no_distilled_guidance, prompts_for
-from . import Family
+from .family import Family
 from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_schedule
 
 

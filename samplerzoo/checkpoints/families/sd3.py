@@ -9,7 +9,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ...adapters import NetworkDenoiser
-from . import Family
+from .family import Family
 from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_schedule
 from .sd import Prompts
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from torch import Tensor
 
 from ...adapters import NetworkDenoiser
-from . import Family
+from .family import Family
 from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_schedule
 from .sd import ConditionalUNet, Prompts
 

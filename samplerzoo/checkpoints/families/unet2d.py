@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ...denoiser import Checkpoint
 from ..diffusers_format import load_unet_denoiser
-from . import Family
+from .family import Family
 
 
 def build(directory: Path) -> Checkpoint:
