@@ -25,7 +25,6 @@ from .adapters import NetworkDenoiser
 from .checkpoints.diffusers_format import UNetNetwork, noise_schedule, save_diffusers
 from .data import digits
 from .denoiser import noised
-from .noise_schedules import DiscreteVP
 
 DIGITS_UNET: dict[str, Any] = {
     "sample_size": 8, "in_channels": 1, "out_channels": 1, "block_out_channels": [32, 64], "layers_per_block": 1,
@@ -52,9 +51,6 @@ class Recipe:
     label_dropout: float = 0.0
     seed: int = 0
     threads: int = 1
-    continuous_time: bool = False
-    """Draw a discrete-time schedule's t uniformly on [0, T-1] rather than from the integers (see
-    :func:`continuous_timesteps`)."""
 
 
 RECIPES = {r.name: r for r in [
@@ -70,8 +66,6 @@ RECIPES = {r.name: r for r in [
     # Rectified flow with SD3's logit-normal t (m = 0, s = 1): the velocity loss ||v_hat - (eps - x0)||^2.
     Recipe("digits-flow", RECTIFIED_FLOW),
     # Zero terminal SNR (Lin et al. 2024): rescaled linear betas, v-prediction, trailing timesteps recorded.
-    # digits' network and schedule, trained on fractional timesteps: the likelihood's control (results/likelihood.md).
-    Recipe("digits-ct", {**LINEAR_BETAS, "prediction_type": "epsilon"}, continuous_time=True),
     Recipe("digits-zsnr", {**LINEAR_BETAS, "_class_name": "DDIMScheduler", "prediction_type": "v_prediction",
                            "rescale_betas_zero_snr": True, "timestep_spacing": "trailing", "set_alpha_to_one": True}),
 ]}
@@ -82,14 +76,6 @@ def denoising_loss(model: NetworkDenoiser, x0: Tensor, sigma: Tensor, noise: Ten
     a zero-terminal-SNR level, the model sees the normalised state n)."""
     _, c_out, _ = model.coefficients(sigma, x0.ndim)
     return ((model(noised(x0, sigma.reshape(c_out.shape), noise), sigma, **cond) - x0) / c_out).pow(2).mean()
-
-
-def continuous_timesteps(schedule: DiscreteVP, n: int, generator: torch.Generator) -> Tensor:
-    """sigma(t) for t ~ U[0, T-1]: a discrete-time schedule trained in continuous time, its levels interpolated by the
-    schedule's own sigma <-> t map, so that the network's time input (the fractional t) covers the continuum the
-    probability-flow ODE passes through (score_sde's continuous-time DDPM training, Song et al. 2021, Sec. 3)."""
-    t = torch.rand(n, generator=generator, dtype=torch.float64) * (len(schedule.sigma_table) - 1)
-    return schedule.sigma(t).float()
 
 
 def optimize(optimizer: torch.optim.Optimizer, loss: Tensor, losses: list[float], step: int,
@@ -104,7 +90,7 @@ def optimize(optimizer: torch.optim.Optimizer, loss: Tensor, losses: list[float]
 
 
 def fit(model: NetworkDenoiser, data: Tensor, labels: Tensor, *, steps: int, batch: int, lr: float, ema: float,
-        label_dropout: float, null_label: int | None, generator: torch.Generator, continuous_time: bool = False,
+        label_dropout: float, null_label: int | None, generator: torch.Generator,
         log: Callable[[int, float], None] | None = None) -> tuple[NetworkDenoiser, list[float]]:
     """Adam on the denoising loss of random batches of ``data`` (with their ``labels`` when the model is
     class-conditional, dropped to ``null_label`` with probability ``label_dropout``); returns the EMA model and
@@ -121,11 +107,7 @@ def fit(model: NetworkDenoiser, data: Tensor, labels: Tensor, *, steps: int, bat
         if model.num_classes:
             drop = torch.rand(batch, generator=generator) < label_dropout
             cond["class_labels"] = labels[index] if null_label is None else torch.where(drop, null_label, labels[index])
-        schedule = model.schedule
-        if continuous_time and isinstance(schedule, DiscreteVP):
-            sigma = continuous_timesteps(schedule, batch, generator)
-        else:
-            sigma = schedule.training_sigmas(batch, generator)
+        sigma = model.schedule.training_sigmas(batch, generator)
         noise = torch.randn(data[index].shape, generator=generator)
         optimize(optimizer, denoising_loss(model, data[index], sigma, noise, **cond), losses, step, log)
         with torch.no_grad():
@@ -160,8 +142,7 @@ def train(recipe: Recipe, log: Callable[[int, float], None] | None = None) -> tu
                             null_label=null_label)
     start = time.time()
     ema, losses = fit(model, images, labels, steps=recipe.steps, batch=recipe.batch, lr=recipe.lr, ema=recipe.ema,
-                      label_dropout=recipe.label_dropout, null_label=null_label, generator=generator,
-                      continuous_time=recipe.continuous_time, log=log)
+                      label_dropout=recipe.label_dropout, null_label=null_label, generator=generator, log=log)
     record = {"recipe": asdict(recipe), "seconds": round(time.time() - start, 1), **loss_record(losses),
               "parameters": sum(p.numel() for p in model.parameters()), **machine()}
     return ema, record
