@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .denoiser import Denoiser
+from .denoiser import Denoiser, per_sample
 from .guidance import condition_on_labels
 
 
@@ -103,7 +103,7 @@ class Gaussian(GaussianMixture):
         self.mean, self.std = self.means[0], std
 
     def __call__(self, x: Tensor, sigma: Tensor, class_labels: Tensor | None = None, **cond: Any) -> Tensor:
-        s = sigma.reshape(-1, *[1] * (x.ndim - 1)).to(x)
+        s = per_sample(sigma, x).to(x)
         mean = self.mean.to(x)
         return mean + self.std**2 / (self.std**2 + s**2) * (x - mean)
 

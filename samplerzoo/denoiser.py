@@ -74,6 +74,12 @@ def forwards_per_call(denoiser: Denoiser) -> int:
     return int(getattr(denoiser, "forwards_per_call", 1))
 
 
+def per_sample(v: Tensor, x: Tensor) -> Tensor:
+    """A (batch,) coefficient (sigma, a step size, an acceptance mask) shaped to broadcast against x; a scalar
+    (0-dim) one as it is."""
+    return v.reshape(-1, *[1] * (x.ndim - 1)) if v.ndim else v
+
+
 def noised(x0: Tensor, sigma: Tensor, noise: Tensor) -> Tensor:
     """x0 + sigma n, and at sigma = inf the normalised state n itself (``sigma`` broadcasts against x0)."""
     return torch.where(torch.isinf(sigma), noise, x0 + torch.where(torch.isinf(sigma), 0, sigma) * noise)

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import Tensor
 
-from .denoiser import Denoiser, forwards_per_call
+from .denoiser import Denoiser, forwards_per_call, per_sample
 from .errors import SamplerzooError
 
 Classifier = Callable[[Tensor, Tensor], Tensor]
@@ -124,7 +124,7 @@ class ClassifierGuidance(_Wrapper):
             x_in = x.detach().clone().requires_grad_(True)
             log_p = self.classifier(x_in, sigma.clone()).log_softmax(-1)
             (grad,) = torch.autograd.grad(log_p.gather(1, class_labels[:, None]).sum(), x_in)
-        return self.model(x, sigma, **cond) + self.scale * sigma.reshape(-1, *[1] * (x.ndim - 1)) ** 2 * grad
+        return self.model(x, sigma, **cond) + self.scale * per_sample(sigma, x) ** 2 * grad
 
 
 class Conditioned(_Wrapper):

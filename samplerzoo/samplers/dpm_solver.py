@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ..denoiser import Denoiser
+from ..denoiser import Denoiser, per_sample
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec, steps_for_budget
 from ..steps import Callback, ancestral_split, denoise, denoise_then_step, notify
@@ -31,7 +31,6 @@ from .exponential import (
     lambda_point,
     multistep_terms,
     noise_step,
-    per_sample,
 )
 from .wrappers import with_options
 

@@ -23,7 +23,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-from ..denoiser import Denoiser
+from ..denoiser import Denoiser, per_sample
 from ..errors import UnknownNameError
 from ..steps import denoise
 
@@ -150,11 +150,6 @@ def lambda_point(sigma: Tensor, sigma_next: Tensor, r: float) -> Tensor:
 
 
 PREDICTIONS = ("noise", "data")
-
-
-def per_sample(sigma: Tensor, x: Tensor) -> Tensor:
-    """A (batch,) sigma reshaped to broadcast against x; a scalar (0-dim) sigma as it is."""
-    return sigma if sigma.dim() == 0 else sigma.reshape(-1, *[1] * (x.dim() - 1))
 
 
 def evaluate(model: Denoiser, x: Tensor, sigma: Tensor, prediction: str) -> tuple[Tensor, Tensor]:

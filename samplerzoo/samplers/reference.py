@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ..denoiser import Denoiser
+from ..denoiser import Denoiser, per_sample
 from ..errors import NonFiniteError
 from ..noise import NoiseSampler
 from ..registry import SamplerSpec
@@ -52,11 +52,6 @@ DORMAND_PRINCE = Tableau(
     b_low=(5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40),
 )
 """Dormand & Prince 1980, RK5(4)7M: the 7th stage is the slope at the new point (first same as last)."""
-
-
-def per_sample(v: Tensor, x: Tensor) -> Tensor:
-    """A scalar or per-sample (batch,) coefficient, shaped to broadcast against x."""
-    return v.reshape(-1, *[1] * (x.ndim - 1)) if v.ndim else v
 
 
 def rk_stages(f: Callable[[Tensor, Tensor], Tensor], x: Tensor, t: Tensor, h: Tensor, k1: Tensor,

@@ -12,9 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..denoiser import Denoiser
+from ..denoiser import Denoiser, per_sample
 from ..errors import SamplerzooError
-from .exponential import per_sample
 
 
 class Wrapped:
