@@ -202,6 +202,8 @@ def generate(model: Denoiser, sampler: SamplerSpec | str, nfe: int, seeds: Seque
     if spec.needs_unconditional:  # CFG++: refuse an unguided model before any work
         require_unconditional(model, spec.name)
     callback = options.pop("callback", None)
+    if spec.check is not None:
+        spec.check(tuple(sample_shape), **options)
     final_step, sigmas = sampling_plan(model, spec, nfe, schedule, final_step, schedule_options, **options)
     steps_noise: NoiseSampler = start
     if spec.brownian:

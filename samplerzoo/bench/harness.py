@@ -239,8 +239,11 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prom
     for point in {(p.labels, p.guidance_scale, p.distilled_guidance): p for p in pending}.values():
         conditioned(model, point, [0], prompts)  # labels, prompts or a guidance scale the model cannot take fail here
     for point in pending:
-        if get_sampler(point.sampler).needs_unconditional:  # CFG++ needs classifier-free guidance
+        spec = get_sampler(point.sampler)
+        if spec.needs_unconditional:  # CFG++ needs classifier-free guidance
             require_unconditional(conditioned(model, point, [0], prompts), point.sampler)
+        if spec.check is not None:
+            spec.check(tuple(model.sample_shape), **point.options)
         check_plan(model, point)
     model = accelerate(model, compile=compile, channels_last=channels_last, device=device,
                        dtype=dtype_named(first.dtype), batch=min(batch, first.samples), labels=first.labels,

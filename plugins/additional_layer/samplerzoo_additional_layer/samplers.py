@@ -45,16 +45,32 @@ def denoised_from_v(x: Tensor, sigma: Tensor, v: Tensor) -> Tensor:
     return alpha * (alpha * x) - sigma * alpha * v
 
 
-def checked_layer(layer: Layer | None, x: Tensor, sampler: str) -> Layer:
+def checked_layer(layer: Layer | None, sample_shape: tuple[int, ...], sampler: str) -> Layer:
     """The given layer, or the shipped one; a trained layer must match the sample shape it was trained on."""
     add_net = shipped_layer() if layer is None else layer
-    if isinstance(add_net, AdditionalLayer):
-        if tuple(x.shape[1:]) != add_net.sample_shape:
-            raise SamplerzooError(f"{sampler}: its layer was trained on {add_net.checkpoint or 'a model'} with samples "
-                                  f"of shape {add_net.sample_shape}, got {tuple(x.shape[1:])}; pass layer=... "
-                                  "trained for this model (or identity_layer)")
-        add_net.to(x.device)
+    if isinstance(add_net, AdditionalLayer) and sample_shape != add_net.sample_shape:
+        raise SamplerzooError(f"{sampler}: its layer was trained on {add_net.checkpoint or 'a model'} with samples "
+                              f"of shape {add_net.sample_shape}, got {sample_shape}; pass layer=... "
+                              "trained for this model (or identity_layer)")
     return add_net
+
+
+def on_device(layer: Layer, device: torch.device) -> Layer:
+    """A trained layer moved to the samples' device; a plain function (identity_layer) as it is."""
+    return layer.to(device) if isinstance(layer, AdditionalLayer) else layer
+
+
+def check_v1(sample_shape: tuple[int, ...], *, layer: Layer | None = None, **_: object) -> None:
+    """additional_layer_v1's options against the sample shape, before any work (``SamplerSpec.check``)."""
+    checked_layer(layer, sample_shape, "additional_layer_v1")
+
+
+def check_v2(sample_shape: tuple[int, ...], *, layer: Layer | None = None, group: int = 100,
+             perturbation: str = "additive", **_: object) -> None:
+    """additional_layer_v2's options against the sample shape, before any work (``SamplerSpec.check``)."""
+    checked_layer(layer, sample_shape, "additional_layer_v2")
+    fan_out_factors(group)
+    perturbation_named(perturbation)
 
 
 def seed_classes(noise: NoiseSampler | None, batch: int) -> Tensor:
@@ -70,7 +86,7 @@ def sample_additional_layer_v1(model: Denoiser, x: Tensor, sigmas: Tensor, *, no
                                callback: Callback | None = None, eta: float = 0.0, layer: Layer | None = None,
                                classes: Tensor | None = None) -> Tensor:
     """Seed 002's sample_new_v1: eta-DDIM with v = add_net(v, classes) for steps i <= steps // 2."""
-    add_net = checked_layer(layer, x, "additional_layer_v1")
+    add_net = on_device(checked_layer(layer, tuple(x.shape[1:]), "additional_layer_v1"), x.device)
     classes = (seed_classes(noise, len(x)) if classes is None else classes).to(x.device)
     noise = noise or gaussian_noise_like(x)
     steps = len(sigmas) - 1
@@ -139,14 +155,20 @@ PERTURBATIONS: dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {"additive
                                                                        "multiplicative": multiplicative}
 
 
+def perturbation_named(name: str) -> Callable[[Tensor, Tensor, float], Tensor]:
+    """The perturbation of additional_layer_v2's copies called ``name``; one line naming the known ones otherwise."""
+    if name not in PERTURBATIONS:
+        raise UnknownNameError("perturbation", name, PERTURBATIONS)
+    return PERTURBATIONS[name]
+
+
 def sample_additional_layer_v2(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                                callback: Callback | None = None, eta: float = 0.0, layer: Layer | None = None,
                                group: int = 100, perturbation: Perturbation = "additive", w: float = 0.01) -> Tensor:
     """Seed 002's sample_new_v2: each group of samples grows from its first sample's noise, fanned out through
     add_net into the 10 classes at step 0 and by the prime factors of group / 10 at the next steps."""
-    add_net, factors, steps = checked_layer(layer, x, "additional_layer_v2"), fan_out_factors(group), len(sigmas) - 1
-    if perturbation not in PERTURBATIONS:
-        raise UnknownNameError("perturbation", perturbation, PERTURBATIONS)
+    add_net = on_device(checked_layer(layer, tuple(x.shape[1:]), "additional_layer_v2"), x.device)
+    factors, steps, perturb = fan_out_factors(group), len(sigmas) - 1, perturbation_named(perturbation)
     if len(x) % group or len(factors) >= steps:
         raise SamplerzooError(f"additional_layer_v2: a group of {group} needs a batch that is a multiple of it (got "
                               f"{len(x)}) and at least {len(factors) + 1} steps (got {steps})")
@@ -160,7 +182,7 @@ def sample_additional_layer_v2(model: Denoiser, x: Tensor, sigmas: Tensor, *, no
             n = factors[i - 1]
             x, v, classes = tile(x, groups, n), tile(v, groups, n), tile(classes, groups, n)
             xi = group_noise(noise, groups, len(x) // groups)(sigmas[i], sigmas[i + 1])
-            v = keep_originals(v, add_net(PERTURBATIONS[perturbation](v, xi, w), classes), groups, n)
+            v = keep_originals(v, add_net(perturb(v, xi, w), classes), groups, n)
         elif i <= steps // 2:
             v = add_net(v, classes)
         denoised = denoised_from_v(x, sigmas[i], v)
@@ -172,13 +194,14 @@ def sample_additional_layer_v2(model: Denoiser, x: Tensor, sigmas: Tensor, *, no
 
 
 SPECS = [
-    SamplerSpec("additional_layer_v1", sample_additional_layer_v1, order=1, stochastic=False,
+    SamplerSpec("additional_layer_v1", sample_additional_layer_v1, order=1, stochastic=False, check=check_v1,
                 paper="Fast Sampling Diffusion on large quantities of images using an additional layer (seed 002), "
                       "Sec. 4.2 c, sample_new_v1",
                 reference="seed 002's sample_new_v1 (add_net on v for i <= steps // 2); samplerzoo ddim with "
                           "identity_layer"),
-    SamplerSpec("additional_layer_v2", sample_additional_layer_v2, order=1, stochastic=True,
+    SamplerSpec("additional_layer_v2", sample_additional_layer_v2, order=1, stochastic=True, check=check_v2,
                 paper="Fast Sampling Diffusion on large quantities of images using an additional layer (seed 002), "
                       "Sec. 4.2 c, sample_new_v2",
                 reference="seed 002's sample_new_v2 (fan-out 1 -> 10 -> 10 n_1 -> ... -> group)"),
 ]
+

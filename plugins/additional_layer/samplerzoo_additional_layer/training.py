@@ -111,7 +111,8 @@ def train_layer(recipe: LayerRecipe, log: Callable[[int, float], None] | None = 
     images, labels = digits("train")
     layer = AdditionalLayer(images.shape[1], images.shape[-1], final_relu=recipe.final_relu)
     optimizer = torch.optim.Adam(layer.parameters(), lr=recipe.lr)
-    losses, start = [], time.time()
+    losses: list[float] = []
+    start = time.time()
     for step in range(recipe.steps):
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr * (1 - step / recipe.steps)

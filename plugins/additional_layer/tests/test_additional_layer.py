@@ -15,6 +15,7 @@ import pytest
 import samplerzoo as sz
 import torch
 from samplerzoo import conformance, testing
+from samplerzoo.cli import main as zoo_main
 from samplerzoo.noise import SeededNoise
 from samplerzoo.plugins import registry
 from samplerzoo.schedules import SigmaRange, karras
@@ -198,6 +199,23 @@ def test_bad_input_is_one_line(sampler: str, batch: int, steps: int, options: di
     with pytest.raises(sz.SamplerzooError, match=message) as error:
         run(sampler, range(batch), karras(steps, SigmaRange(0.05, 10.0)), **options)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("sampler", [V1, V2])
+def test_a_layer_for_another_model_is_refused_before_any_work(sampler: str, tmp_path: Any,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # digits-latent samples latents of shape (2, 4, 4): the shipped layer (digits-v's pixels) cannot serve it, and
+    # SamplerSpec.check says so before any point is measured (before, euler's point was measured and written first).
+    results = tmp_path / "latent.jsonl"
+    monkeypatch.setattr(sys, "argv", ["zoo", "bench", "--checkpoint", "digits-latent", "--sampler", f"euler,{sampler}",
+                                      "--nfe", "4", "--samples", "100", "--results", str(results)])
+    with pytest.raises(SystemExit) as exit_info:
+        zoo_main()
+    out, err = capsys.readouterr()
+    assert exit_info.value.code != 0 and "Traceback" not in out + err
+    assert f"{sampler}: its layer was trained on digits-v with samples of shape (1, 8, 8), got (2, 4, 4)" in err
+    assert not results.exists()
 
 
 def test_v1_needs_seeds_or_classes() -> None:
