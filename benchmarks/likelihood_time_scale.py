@@ -1,14 +1,16 @@
-"""The likelihood's NFE on a VP model against the scale of its network's time input (results/likelihood.md).
+"""The likelihood's NFE on a VP model against its network's time input (results/likelihood.md).
 
 digits' recipe (network, linear-beta schedule, epsilon prediction, 4000 steps, seed 0), trained with the time input
-c_noise = t * scale, t the (fractional) training timestep in 0..999; scale = 1 is diffusers' convention and the shipped
-digits. Each trained network is then measured as ``zoo nll --samples 100`` measures one: the first 100 test images,
+c_noise = t * scale, t the (fractional) training timestep in 0..999, drawn from the integers (Ho et al. 2020, Alg. 1)
+or, with ``--continuous``, uniformly on [0, 999] through the schedule's sigma(t) (continuous-time DDPM training,
+Song et al. 2021, Sec. 3). scale = 1 on the integers is diffusers' convention and reproduces the shipped digits.
+Each trained network is then measured as ``zoo nll --samples 100`` measures one: the first 100 test images,
 Hutchinson with one Rademacher probe, dopri5 at rtol = atol = 1e-5, the smooth sigma -> t map. EDM feeds its UNet
 ln(sigma) / 4, which spans 2.7 over its range; scale = 1/250 spans 4.
 
 Run from the repository root (about 10 minutes of one CPU core a scale)::
 
-    python benchmarks/likelihood_time_scale.py [--scales 0.004] [--steps 4000]
+    python benchmarks/likelihood_time_scale.py [--scales 1 0.004] [--continuous] [--steps 4000]
 """
 
 from __future__ import annotations
@@ -30,23 +32,31 @@ from samplerzoo.noise_schedules import DiscreteVP
 from samplerzoo.training import RECIPES, fit
 
 
-def time_scaled(scale: float) -> type[DiscreteVP]:
-    """DiscreteVP whose network time input is t * scale (the sigma <-> t maps unchanged)."""
+def time_scaled(scale: float, continuous: bool) -> type[DiscreteVP]:
+    """DiscreteVP whose network time input is t * scale (the sigma <-> t maps unchanged), trained on fractional t
+    where ``continuous``."""
 
     class TimeScaledVP(DiscreteVP):
         def c_noise(self, sigma: Tensor) -> Tensor:
             return super().c_noise(sigma) * scale
 
+        def training_sigmas(self, n: int, generator: torch.Generator) -> Tensor:
+            if not continuous:
+                return super().training_sigmas(n, generator)
+            return self.sigma(torch.rand(n, generator=generator, dtype=torch.float64) * (len(self.sigma_table) - 1))\
+                .float()
+
     return TimeScaledVP
 
 
-def trained(scale: float, steps: int) -> NetworkDenoiser:
-    """digits' recipe with the time input scaled by ``scale``; deterministic given the recipe's seed."""
+def trained(scale: float, continuous: bool, steps: int) -> NetworkDenoiser:
+    """digits' recipe with the time input scaled by ``scale`` (fractional training timesteps where ``continuous``);
+    deterministic given the recipe's seed."""
     recipe = RECIPES["digits"]
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
     images, labels = digits("train")
-    schedule = time_scaled(scale).linear_betas()
+    schedule = time_scaled(scale, continuous).linear_betas()
     model = NetworkDenoiser(UNetNetwork(UNet2DModel(**recipe.unet)), "epsilon", schedule,
                             sample_shape=tuple(images.shape[1:]))
     ema, _ = fit(model, images, labels, steps=steps, batch=recipe.batch, lr=recipe.lr, ema=recipe.ema,
@@ -56,20 +66,23 @@ def trained(scale: float, steps: int) -> NetworkDenoiser:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scales", type=float, nargs="*", default=[0.004])
+    parser.add_argument("--scales", type=float, nargs="*", default=[1.0, 0.004])
+    parser.add_argument("--continuous", action="store_true", help="train on t ~ U[0, 999], not on the integers")
     parser.add_argument("--steps", type=int, default=RECIPES["digits"].steps)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     images = digits("test")[0][:100]
     print(f"Command: `{shlex.join(['python', *sys.argv])}`\n")
-    print("| time input | training s | bits/dim | calls | likelihood CPU s |\n|---|---:|---:|---:|---:|")
+    print("| time input | training t | training s | bits/dim | calls | likelihood CPU s |\n"
+          "|---|---|---:|---:|---:|---:|")
     for scale in args.scales:
         start = time.process_time()
-        model = trained(scale, args.steps)
+        model = trained(scale, args.continuous, args.steps)
         train_s, start = time.process_time() - start, time.process_time()
         result = image_bits_per_dim(model, images, range(100), divergence="hutchinson")
         bpd = result.bpd.double()
-        print(f"| t * {scale:g} | {train_s:.0f} | {bpd.mean():.4f} +- {bpd.std() / len(bpd) ** 0.5:.4f} | "
+        drawn = "U[0, 999]" if args.continuous else "integers"
+        print(f"| t * {scale:g} | {drawn} | {train_s:.0f} | {bpd.mean():.4f} +- {bpd.std() / len(bpd) ** 0.5:.4f} | "
               f"{result.nfe} | {time.process_time() - start:.1f} |", flush=True)
 
 
