@@ -1,6 +1,6 @@
 """One command for one GPU: samplerzoo's speed on the device, written to results/gpu.md.
 
-1. Per-call sampler overhead against k-diffusion and diffusers on the device (benchmarks/overhead.py's trivial
+1. Per-call sampler overhead against k-diffusion and diffusers on the device (benchmarks/overhead_sides.py's trivial
    denoiser D = 0.9 x, so the step math, Python and noise are all that is timed; every run waits for the device).
 2. Host-device synchronisation inside a step: each sampler is run under ``torch.cuda.set_sync_debug_mode("warn")``
    at two budgets and the synchronising calls are counted; (calls at the larger - calls at the smaller) / (steps
@@ -41,9 +41,9 @@ import torch
 from torch import Tensor
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]  # throughput.py and overhead.py; the tiny pipeline builder
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]  # throughput.py and overhead_sides.py; the tiny pipeline builder
 
-import overhead  # noqa: E402
+import overhead_sides  # noqa: E402
 import throughput  # noqa: E402
 
 from samplerzoo.noise import BrownianTreeNoise, CounterNoise  # noqa: E402
@@ -69,48 +69,53 @@ class Clock:
 
 # ---------------------------------------------------------------------------------------------- 1. overhead
 
-def synced(prepare: overhead.Prepare, device: str) -> overhead.Prepare:
+def synced(prepare: overhead_sides.Prepare, device: str) -> overhead_sides.Prepare:
     """The run waits for the device at its end (the timer starts after prepare, on an idle device)."""
     def ready() -> Callable[[], object]:
         run = prepare()
         throughput.synchronize(device)
-        return lambda: (run(), throughput.synchronize(device))
+
+        def run_and_wait() -> None:
+            run()
+            throughput.synchronize(device)
+        return run_and_wait
     return ready
 
 
 def overhead_rows(samplers: list[str], batch: int, shape: tuple[int, ...], nfe: int, repeats: int,
                   device: str) -> list[str]:
-    ks = overhead.k_sampling()
+    ks = overhead_sides.k_sampling()
     rows = []
     for name in samplers:
         spec = get_sampler(name)
-        options = overhead.OPTIONS.get(spec.name, {})
+        options = overhead_sides.OPTIONS.get(spec.name, {})
         if spec.adaptive:
             continue
-        target, steps = overhead.reachable(spec, nfe, options)
-        model = overhead.Trivial()
-        sigmas = get_schedule("karras")(steps, overhead.SIGMA_RANGE)
+        target, steps = overhead_sides.reachable(spec, nfe, options)
+        model = overhead_sides.Trivial()
+        sigmas = get_schedule("karras")(steps, overhead_sides.SIGMA_RANGE)
         x0 = torch.randn(batch, *shape, device=device) * float(sigmas[0])
-        sides: dict[str, overhead.Side] = {
-            "samplerzoo": overhead.Side(synced(counter_run(spec, model, x0, sigmas, options), device))}
-        refs = overhead.references(spec, ks)
+        sides: dict[str, overhead_sides.Side] = {
+            "samplerzoo": overhead_sides.Side(synced(counter_run(spec, model, x0, sigmas, options), device))}
+        refs = overhead_sides.references(spec, ks)
         if "k_diffusion" in refs:
             fn, kwargs = refs["k_diffusion"]
-            sides["k-diffusion"] = overhead.Side(synced(overhead.k_diffusion(fn, kwargs, model, x0, sigmas), device))
+            k_run = overhead_sides.k_diffusion(fn, kwargs, model, x0, sigmas)
+            sides["k-diffusion"] = overhead_sides.Side(synced(k_run, device))
         if "diffusers" in refs:
             cls, config = refs["diffusers"]
-            prepare, _ = overhead.diffusers_side(cls, config, model, x0, target)
-            sides["diffusers"] = overhead.Side(synced(prepare, device))
+            prepare, _ = overhead_sides.diffusers_side(cls, config, model, x0, target)
+            sides["diffusers"] = overhead_sides.Side(synced(prepare, device))
         for side in sides.values():
-            side.nfe = overhead.counted(side, model)
-        overhead.measure(list(sides.values()), repeats, warmup=1)
+            side.nfe = overhead_sides.counted(side, model)
+        overhead_sides.measure(list(sides.values()), repeats, warmup=1)
         us = {k: f"{s.per_nfe_us():.0f}" for k, s in sides.items()}
         rows.append(f"| {spec.name} | {target} | {us['samplerzoo']} | {us.get('k-diffusion', '-')} | "
                     f"{us.get('diffusers', '-')} |")
     return rows
 
 
-def counter_run(spec: Any, model: Any, x0: Tensor, sigmas: Tensor, options: dict[str, Any]) -> overhead.Prepare:
+def counter_run(spec: Any, model: Any, x0: Tensor, sigmas: Tensor, options: dict[str, Any]) -> overhead_sides.Prepare:
     """Our sampler with generate()'s noise on x0's device: CounterNoise, or the Brownian tree for SDE samplers."""
     seeds, shape, device = range(x0.shape[0]), x0.shape[1:], x0.device
     lowest = float(sigmas[sigmas > 0].min())
@@ -142,9 +147,9 @@ def sampler_run(name: str, nfe: int, batch: int, shape: tuple[int, ...], device:
     """A sampling run of ``name`` at ``nfe`` on ``device`` as generate() makes it (minus the final NaN count), and
     its number of steps."""
     spec = get_sampler(name)
-    model = overhead.Trivial()
-    options = overhead.OPTIONS.get(spec.name, {})
-    _, sigmas = sampling_plan(model, spec.name, overhead.reachable(spec, nfe, options)[0], "karras", **options)
+    model = overhead_sides.Trivial()
+    options = overhead_sides.OPTIONS.get(spec.name, {})
+    _, sigmas = sampling_plan(model, spec.name, overhead_sides.reachable(spec, nfe, options)[0], "karras", **options)
     seeds = range(batch)
     x = CounterNoise(seeds, shape, device=device).randn() * float(sigmas[0])
     noise = (BrownianTreeNoise(seeds, shape, float(sigmas[sigmas > 0].min()), float(sigmas[0]), device=device)
