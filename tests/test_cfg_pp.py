@@ -2,7 +2,9 @@
 
 * Under guidance with identical halves (conditional = unconditional) every CFG++ sampler is its base sampler, to
   rounding: the guidance vector vanishes and the steps are the base ones (ComfyUI's code reduces the same way).
-* euler_cfg_pp is Chung et al. 2024's Alg. 1 (DDIM-CFG++), written here in the VP frame with epsilon predictions.
+* euler_cfg_pp is Chung et al. 2024's Alg. 1 (DDIM-CFG++), written here in the VP frame with epsilon predictions;
+  dpmpp_2m_cfg_pp and res_multistep(_ancestral)_cfg_pp are ComfyUI's recursions, written here at a guidance scale
+  where D_w and D_u differ.
 * A model without classifier-free guidance is refused in one line before any denoiser call.
 """
 
@@ -83,6 +85,68 @@ def test_euler_cfg_pp_is_ddim_cfg_pp_in_the_vp_frame() -> None:
         eps_u = (x_vp - math.sqrt(ab) * denoised_u) / math.sqrt(1 - ab)
         x_vp = math.sqrt(ab_next) * x0_w + math.sqrt(1 - ab_next) * eps_u
     torch.testing.assert_close(ours, x_vp, rtol=0, atol=1e-12)
+
+
+def test_dpmpp_2m_cfg_pp_is_comfyuis_recursion() -> None:
+    # ComfyUI's sample_dpmpp_2m_cfg_pp in t = -log sigma, h = t_next - t, r = h_last / h:
+    # x <- D_w - e^{-h} D_u - expm1(-h) (D_w - D_u,prev) / (2 r) + e^{-h} x, without the history term on the first
+    # step and on the step to 0. Its history is the unconditional D_u; at a scale other than 1 a guided one differs.
+    labels, scale = torch.tensor([0, 1, 0, 1]), 0.6
+    sigmas = karras(6, RANGE)
+    x = start(4, float(sigmas[0]))
+    ours = sz.get_sampler("dpmpp_2m_cfg_pp").fn(guided(scale, labels), x, sigmas)
+    t = -sigmas.log()  # inf at sigma = 0, where e^{-h} = 0
+    previous = None
+    for i in range(len(sigmas) - 1):
+        level = torch.full((4,), float(sigmas[i]), dtype=torch.float64)
+        denoised_c = TwoGaussians()(x, level, class_labels=labels)
+        denoised_u = TwoGaussians()(x, level, class_labels=torch.full_like(labels, NULL))
+        denoised_w = denoised_u + scale * (denoised_c - denoised_u)
+        h = t[i + 1] - t[i]
+        mix = -torch.exp(-h) * denoised_u
+        if previous is not None and sigmas[i + 1] > 0:
+            r = (t[i] - t[i - 1]) / h
+            mix = mix - torch.expm1(-h) / (2 * r) * (denoised_w - previous)
+        x = denoised_w + mix + torch.exp(-h) * x
+        previous = denoised_u
+    torch.testing.assert_close(ours, x, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "eta"), [("res_multistep_cfg_pp", 0.0), ("res_multistep_ancestral_cfg_pp", 1.0)])
+def test_res_multistep_cfg_pp_is_comfyuis_recursion(name: str, eta: float) -> None:
+    # ComfyUI's res_multistep(cfg_pp=True): an ancestral split (sigma_down, sigma_up) of each step; the first step
+    # and a step to sigma_down = 0 are x <- D_w + (x - D_u) / sigma * sigma_down; the others, in t = -log sigma with
+    # h = t(sigma_down) - t(sigma), c2 = (t(sigma_prev) - t(sigma_down,prev)) / h, phi_1(-h) = expm1(-h) / -h and
+    # phi_2(-h) = (phi_1(-h) - 1) / -h, are x <- e^{-h} (x + D_w - D_u) + h ((phi_1 - phi_2 / c2) D_u
+    # + phi_2 / c2 D_u,prev); then noise of std sigma_up. The history is the unconditional D_u.
+    labels, scale = torch.tensor([0, 1, 0, 1]), 0.6
+    sigmas = karras(6, RANGE)
+    x = start(4, float(sigmas[0]))
+    ours = sz.get_sampler(name).fn(guided(scale, labels), x, sigmas,
+                                   noise=SeededNoise(range(4), (3,), dtype=torch.float64))
+    noise = SeededNoise(range(4), (3,), dtype=torch.float64)
+    previous = previous_down = None
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        sigma_up = torch.minimum(sigma_next, eta * (sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2).sqrt())
+        sigma_down = (sigma_next**2 - sigma_up**2).sqrt()
+        level = torch.full((4,), float(sigma), dtype=torch.float64)
+        denoised_c = TwoGaussians()(x, level, class_labels=labels)
+        denoised_u = TwoGaussians()(x, level, class_labels=torch.full_like(labels, NULL))
+        denoised_w = denoised_u + scale * (denoised_c - denoised_u)
+        if sigma_down == 0 or previous is None:
+            x = denoised_w + (x - denoised_u) / sigma * sigma_down
+        else:
+            h = sigma.log() - sigma_down.log()
+            c2 = (previous_down.log() - sigmas[i - 1].log()) / h
+            phi_1 = torch.expm1(-h) / -h
+            phi_2 = (phi_1 - 1) / -h
+            x = torch.exp(-h) * (x + denoised_w - denoised_u) + h * ((phi_1 - phi_2 / c2) * denoised_u
+                                                                     + phi_2 / c2 * previous)
+        if sigma_next > 0:
+            x = x + noise(sigma, sigma_next) * sigma_up
+        previous, previous_down = denoised_u, sigma_down
+    torch.testing.assert_close(ours, x, rtol=0, atol=1e-12)
 
 
 def test_guidance_moves_cfg_pp_samples_toward_the_class() -> None:
