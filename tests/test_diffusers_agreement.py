@@ -97,12 +97,17 @@ def final_ddpm_noise_std(sigmas: Tensor, variance: str, last_timestep: int) -> f
     return sigma / (1 + sigma**2) ** 0.5  # sqrt(1 - alpha_bar)
 
 
+THRESHOLDING = {"thresholding": True, "dynamic_thresholding_ratio": 0.9, "sample_max_value": 1.5}
+"""Our options and diffusers' config alike (wrappers.dynamic_threshold is diffusers' _threshold_sample)."""
 # id -> (sampler, its options, diffusers scheduler, its config, its step() options)
 VP_SCHEDULERS = {
     "ddim": ("ddim", {"eta": 0.0}, DDIMScheduler, {"set_alpha_to_one": True}, {"eta": 0.0}),
     "ddim_eta1": ("ddim", {"eta": 1.0}, DDIMScheduler, {"set_alpha_to_one": True}, {"eta": 1.0}),
     "ddpm_fixed_small": ("ddpm", {"variance": "fixed_small"}, DDPMScheduler, {"variance_type": "fixed_small"}, {}),
     "ddpm_fixed_large": ("ddpm", {"variance": "fixed_large"}, DDPMScheduler, {"variance_type": "fixed_large"}, {}),
+    # Dynamic thresholding of x0_hat (DeepFloyd IF's DDPMScheduler setting): |D| reaches ~4 on this network.
+    "ddpm_thresholding": ("ddpm", {"variance": "fixed_small", **THRESHOLDING}, DDPMScheduler,
+                          {"variance_type": "fixed_small", **THRESHOLDING}, {}),
 }
 
 

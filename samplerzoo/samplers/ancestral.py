@@ -16,6 +16,7 @@ from ..errors import UnknownNameError
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec
 from ..steps import Callback, ancestral_split, ancestral_step, denoise, notify
+from .wrappers import with_options
 
 Split = Callable[[int], tuple[Tensor, Tensor]]
 """``split(i) -> (sigma_down, sigma_up)`` for the step sigmas[i] -> sigmas[i + 1]."""
@@ -60,11 +61,15 @@ def ddpm_split(sigma: Tensor, sigma_next: Tensor, variance: str) -> tuple[Tensor
 
 
 def sample_ddpm(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
-                callback: Callback | None = None,
-                variance: Literal["fixed_small", "fixed_large"] = "fixed_small") -> Tensor:
-    """DDPM ancestral sampling, x_{t-1} ~ N(mu_t(x_t, x0_hat), Sigma_t) (Ho et al. 2020, Alg. 2)."""
+                callback: Callback | None = None, variance: Literal["fixed_small", "fixed_large"] = "fixed_small",
+                thresholding: bool = False, dynamic_thresholding_ratio: float = 0.995,
+                sample_max_value: float = 1.0) -> Tensor:
+    """DDPM ancestral sampling, x_{t-1} ~ N(mu_t(x_t, x0_hat), Sigma_t) (Ho et al. 2020, Alg. 2); ``thresholding``:
+    x0_hat dynamically thresholded (``wrappers.py``), as diffusers' DDPMScheduler (DeepFloyd IF's setting)."""
     if variance not in DDPM_VARIANCES:
         raise UnknownNameError("ddpm variance", variance, DDPM_VARIANCES)
+    model = with_options(model, thresholding=thresholding, dynamic_thresholding_ratio=dynamic_thresholding_ratio,
+                         sample_max_value=sample_max_value)
     return ancestral_sampling(model, x, sigmas, lambda i: ddpm_split(sigmas[i], sigmas[i + 1], variance), noise,
                               callback)
 

@@ -120,8 +120,11 @@ def sample_dpmpp_3m(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseS
 
 def sample_dpmpp_2m_sde(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                         callback: Callback | None = None, eta: float = 1.0, s_noise: float = 1.0,
-                        solver_type: Literal["midpoint", "heun"] = "midpoint") -> Tensor:
-    """SDE-DPM-Solver++(2M) (Lu et al. 2022b; diffusers' sde-dpmsolver++): eta = 1 the reverse SDE, 0 the ODE."""
+                        solver_type: Literal["midpoint", "heun"] = "midpoint", thresholding: bool = False,
+                        dynamic_thresholding_ratio: float = 0.995, sample_max_value: float = 1.0) -> Tensor:
+    """SDE-DPM-Solver++(2M) (Lu et al. 2022b; diffusers' sde-dpmsolver++): eta = 1 the reverse SDE, 0 the ODE;
+    ``thresholding`` as for :func:`sample_dpmpp_2m`."""
+    model = with_options(model, False, thresholding, dynamic_thresholding_ratio, sample_max_value)
     return multistep_dpm_solver(model, x, sigmas, 2, noise, callback, eta, s_noise, solver_type)
 
 

@@ -22,6 +22,7 @@ from ..registry import SamplerSpec
 from ..steps import Callback, notify
 from .dpm_solver import LU_A, LU_B
 from .exponential import PREDICTIONS, SOLVER_TYPES, check_choice, check_order, evaluate, exponential_step, half_log_snr
+from .wrappers import with_options
 
 
 def singlestep_orders(steps: int, order: int, lower_order_final: bool, to_zero: bool) -> list[int]:
@@ -67,12 +68,16 @@ def sample_dpm_solver_singlestep(model: Denoiser, x: Tensor, sigmas: Tensor, *, 
                                  callback: Callback | None = None, order: int = 2,
                                  prediction: Literal["data", "noise"] = "data",
                                  solver_type: Literal["midpoint", "heun"] = "midpoint",
-                                 lower_order_final: bool = True) -> Tensor:
+                                 lower_order_final: bool = True, thresholding: bool = False,
+                                 dynamic_thresholding_ratio: float = 0.995, sample_max_value: float = 1.0) -> Tensor:
     """Singlestep DPM-Solver(++) of order 1-3 on diffusers' order list (Lu et al. 2022a, Alg. 1-2; Lu et al. 2022b,
     Alg. 1; diffusers' DPMSolverSinglestepScheduler): one evaluation per level, each group of levels one step.
 
-    ``prediction="data"`` is DPM-Solver++ (diffusers' default "dpmsolver++"), ``"noise"`` DPM-Solver ("dpmsolver").
+    ``prediction="data"`` is DPM-Solver++ (diffusers' default "dpmsolver++"), ``"noise"`` DPM-Solver ("dpmsolver");
+    ``thresholding``: dynamic thresholding of D (``wrappers.py``), as the scheduler's ``thresholding=True``.
     """
+    model = with_options(model, thresholding=thresholding, dynamic_thresholding_ratio=dynamic_thresholding_ratio,
+                         sample_max_value=sample_max_value)
     check_order(order)
     check_choice("prediction", prediction, PREDICTIONS)
     check_choice("solver_type", solver_type, SOLVER_TYPES)
