@@ -16,7 +16,8 @@ Covered: results/sweeps/README.md (claims_sweeps.py; claims_checkpoints.py for d
 the digits-edm subset) and results/additional-layer.md (claims_layer.py: its tables
 against bench.json, bench-seed2000.json and the layers' training records, and its verdict). The other results pages
 are written whole, prose included, by the script named at their top (digits-quality.md, overhead.md,
-harness-overhead.md, law-power.md, mutants.md, sweeps/NAME.md by `zoo report`), so rerunning it is their check.
+harness-overhead.md, sweeps/NAME.md by `zoo report`), so rerunning it is their check; law-power.md and mutants.md
+have their tables from their scripts and their prose by hand (not checked here).
 """
 
 from __future__ import annotations
