@@ -105,7 +105,12 @@ VP_SCHEDULERS = {
     "ddim_eta1": ("ddim", {"eta": 1.0}, DDIMScheduler, {"set_alpha_to_one": True}, {"eta": 1.0}),
     "ddpm_fixed_small": ("ddpm", {"variance": "fixed_small"}, DDPMScheduler, {"variance_type": "fixed_small"}, {}),
     "ddpm_fixed_large": ("ddpm", {"variance": "fixed_large"}, DDPMScheduler, {"variance_type": "fixed_large"}, {}),
-    # Dynamic thresholding of x0_hat (DeepFloyd IF's DDPMScheduler setting): |D| reaches ~4 on this network.
+    # Dynamic thresholding of x0_hat (DeepFloyd IF's DDPMScheduler setting): |D| reaches ~4 on this network. DDIM
+    # thresholds x0 but keeps the network's eps (use_clipped_model_output=False, diffusers' default).
+    "ddim_thresholding": ("ddim", {"eta": 0.0, **THRESHOLDING}, DDIMScheduler,
+                          {"set_alpha_to_one": True, **THRESHOLDING}, {"eta": 0.0}),
+    "ddim_eta1_thresholding": ("ddim", {"eta": 1.0, **THRESHOLDING}, DDIMScheduler,
+                               {"set_alpha_to_one": True, **THRESHOLDING}, {"eta": 1.0}),
     "ddpm_thresholding": ("ddpm", {"variance": "fixed_small", **THRESHOLDING}, DDPMScheduler,
                           {"variance_type": "fixed_small", **THRESHOLDING}, {}),
 }

@@ -7,6 +7,7 @@ Eq. 12 and 16, divided through by sqrt(alpha_bar_prev)), so they share one loop.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 from torch import Tensor
@@ -16,7 +17,7 @@ from ..errors import UnknownNameError
 from ..noise import NoiseSampler, gaussian_noise_like
 from ..registry import SamplerSpec
 from ..steps import Callback, ancestral_split, ancestral_step, denoise, notify
-from .wrappers import with_options
+from .wrappers import check_thresholding, dynamic_threshold, with_options
 
 Split = Callable[[int], tuple[Tensor, Tensor]]
 """``split(i) -> (sigma_down, sigma_up)`` for the step sigmas[i] -> sigmas[i + 1]."""
@@ -24,14 +25,19 @@ DDPM_VARIANCES = ("fixed_small", "fixed_large")
 
 
 def ancestral_sampling(model: Denoiser, x: Tensor, sigmas: Tensor, split: Split, noise: NoiseSampler | None,
-                       callback: Callback | None, s_noise: float = 1.0) -> Tensor:
-    """One evaluation per step: denoise, step to sigma_down, add sigma_up noise (``split`` gives both)."""
+                       callback: Callback | None, s_noise: float = 1.0,
+                       clip: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """One evaluation per step: denoise, step to sigma_down, add sigma_up noise (``split`` gives both). ``clip``
+    replaces the step's x0 term D by clip(D) and keeps its direction (x - D) / sigma: x_next = clip(D) + sigma_down
+    (x - D) / sigma + sigma_up z."""
     noise = noise or gaussian_noise_like(x)
     for i in range(len(sigmas) - 1):
         denoised = denoise(model, x, sigmas[i])
         notify(callback, x, i, sigmas[i], sigmas[i], denoised)
         sigma_down, sigma_up = split(i)
         x = ancestral_step(x, denoised, sigmas[i], sigma_down, sigma_up, noise, sigmas[i + 1], s_noise)
+        if clip is not None:
+            x = x + (clip(denoised) - denoised)
     return x
 
 
@@ -43,12 +49,20 @@ def sample_euler_ancestral(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise:
 
 
 def sample_ddim(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
-                callback: Callback | None = None, eta: float = 0.0) -> Tensor:
+                callback: Callback | None = None, eta: float = 0.0, thresholding: bool = False,
+                dynamic_thresholding_ratio: float = 0.995, sample_max_value: float = 1.0) -> Tensor:
     """DDIM, x_prev = sqrt(ab_prev) x0 + sqrt(1 - ab_prev - s_t^2) eps + s_t z (Song et al. 2021, Eq. 12).
 
     Divided by sqrt(ab_prev), s_t(eta) becomes the ancestral sigma_up; eta = 0 is Euler on the PF-ODE.
+    ``thresholding``: x0 dynamically thresholded while eps stays the network's, as diffusers' DDIMScheduler
+    (``use_clipped_model_output=False``, its default).
     """
-    return sample_euler_ancestral(model, x, sigmas, noise=noise, callback=callback, eta=eta)
+    clip = None
+    if thresholding:
+        check_thresholding(dynamic_thresholding_ratio, sample_max_value)
+        clip = partial(dynamic_threshold, ratio=dynamic_thresholding_ratio, max_value=sample_max_value)
+    return ancestral_sampling(model, x, sigmas, lambda i: ancestral_split(sigmas[i], sigmas[i + 1], eta), noise,
+                              callback, clip=clip)
 
 
 def ddpm_split(sigma: Tensor, sigma_next: Tensor, variance: str) -> tuple[Tensor, Tensor]:

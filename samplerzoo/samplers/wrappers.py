@@ -74,15 +74,20 @@ class DynamicThresholding(Wrapped):
         return dynamic_threshold(self.model(x, sigma, **cond), self.ratio, self.max_value)
 
 
+def check_thresholding(ratio: float, max_value: float) -> None:
+    """The dynamic thresholding values, refused in one line where diffusers would misbehave."""
+    if not 0 < ratio <= 1:
+        raise SamplerzooError(f"dynamic_thresholding_ratio must be in (0, 1], got {ratio}")
+    if not max_value >= 1:
+        raise SamplerzooError(f"sample_max_value must be >= 1, got {max_value}")
+
+
 def with_options(model: Denoiser, afs: bool = False, thresholding: bool = False,
                  dynamic_thresholding_ratio: float = 0.995, sample_max_value: float = 1.0) -> Denoiser:
     """``model`` with the analytical first step and/or dynamic thresholding (applied to the analytical D too, as in
     diff-sampler), after checking the thresholding values (one line for a bad one)."""
     if thresholding:
-        if not 0 < dynamic_thresholding_ratio <= 1:
-            raise SamplerzooError(f"dynamic_thresholding_ratio must be in (0, 1], got {dynamic_thresholding_ratio}")
-        if not sample_max_value >= 1:
-            raise SamplerzooError(f"sample_max_value must be >= 1, got {sample_max_value}")
+        check_thresholding(dynamic_thresholding_ratio, sample_max_value)
     if afs:
         model = AnalyticFirstStep(model)
     if thresholding:
