@@ -204,4 +204,3 @@ SPECS = [
                       "Sec. 4.2 c, sample_new_v2",
                 reference="seed 002's sample_new_v2 (fan-out 1 -> 10 -> 10 n_1 -> ... -> group)"),
 ]
-
