@@ -19,6 +19,7 @@ from .hookspecs import hookimpl
 from .registry import SamplerSpec, ScheduleSpec
 from .samplers import (
     ablation,
+    amed,
     ancestral,
     cfg_pp,
     consistency,
@@ -37,8 +38,7 @@ from .samplers import (
 
 KARRAS_2022 = "Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models"
 SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, flow, cfg_pp, singlestep,
-                   ablation, seeds,
-                   consistency, sa_solver)
+                   ablation, seeds, consistency, sa_solver, amed)
 
 
 @hookimpl

@@ -54,7 +54,8 @@ def _run(spec: SamplerSpec, model: GaussianMixture, sigmas: Tensor, seeds: Seque
          noise_seeds: Sequence[int], **options: Any) -> Tensor:
     """Sample from the start drawn with ``seeds``, taking the sampler's noise from ``noise_seeds``."""
     noise = SeededNoise(noise_seeds, model.sample_shape, dtype=torch.float64)
-    return spec.fn(testing.model_for(spec, model), _start(model, sigmas, seeds), sigmas, noise=noise, **options)
+    start = _start(model, sigmas, seeds)
+    return testing.kit_call(spec, testing.model_for(spec, model), start, sigmas, noise=noise, **options)
 
 
 def check_nfe_accounting(spec: SamplerSpec, steps: Sequence[int] = (1, 2, 5, 10),

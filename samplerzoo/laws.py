@@ -30,7 +30,7 @@ from .noise import NoiseSampler
 from .registry import SamplerSpec
 from .samplers.langevin import last_level
 from .schedules import SigmaRange, karras
-from .testing import LAW_RANGE, gaussian_problem, model_for
+from .testing import LAW_RANGE, gaussian_problem, kit_call, model_for
 
 
 class NotAffineError(AssertionError):
@@ -79,7 +79,8 @@ def record_queries(spec: SamplerSpec, problem: Gaussian, sigmas: Tensor, **optio
         queries.append((float(sigma), float(sigma_next)))
         return torch.zeros(1, 1, dtype=torch.float64)
 
-    offset = spec.fn(model_for(spec, problem), torch.zeros(1, 1, dtype=torch.float64), sigmas, noise=record, **options)
+    start = torch.zeros(1, 1, dtype=torch.float64)
+    offset = kit_call(spec, model_for(spec, problem), start, sigmas, noise=record, **options)
     return float(offset), queries
 
 
@@ -125,7 +126,7 @@ def affine_law(spec: SamplerSpec, sigmas: Tensor, problem: Gaussian | None = Non
         part, weights = next(replay)
         return (weights * torch.stack(leaves[1 + part.start:1 + part.stop])).sum().reshape(1, 1)
 
-    out = spec.fn(model_for(spec, problem), start, sigmas, noise=noise, **options).sum()
+    out = kit_call(spec, model_for(spec, problem), start, sigmas, noise=noise, **options).sum()
     grads = torch.autograd.grad(out, leaves, allow_unused=True)
     coefficients = torch.stack([torch.zeros((), dtype=torch.float64) if g is None else g for g in grads])
     predicted = offset + float(coefficients @ probe)
@@ -268,7 +269,7 @@ def mixture_law_pvalue(spec: SamplerSpec, problem: GaussianMixture, n: int, step
     x_start = data + sigma_start * torch.randn(data.shape, generator=generator, dtype=torch.float64)
     schedule = karras(steps + 1, SigmaRange(sigma_end, sigma_start))[:-1]
     noise = batch_noise(tuple(x_start.shape), generator, spec.brownian)
-    out = spec.fn(model_for(spec, problem), x_start.reshape(n, *problem.sample_shape), schedule, noise=noise,
+    out = kit_call(spec, model_for(spec, problem), x_start.reshape(n, *problem.sample_shape), schedule, noise=noise,
                   **options).flatten(1)
     weights, means, var = conditional_components(problem, x_start, sigma_start, sigma_end, joint)
     u = (weights[..., None] * normal_cdf((out[:, None, :] - means) / var[:, None].sqrt())).sum(1)  # (n, d)

@@ -106,6 +106,9 @@ class SamplerSpec:
     """The sampler takes the option ``afs`` (AMED's analytical first step, diff-sampler's ``afs``): with afs=True its
     first evaluation is a closed form (``samplers.wrappers.AnalyticFirstStep``), so a run costs one call less and a
     budget buys one more step's worth (``nfe`` and ``steps_for_nfe`` count it)."""
+    kit_options: Mapping[str, Any] = field(default_factory=dict)
+    """Options under which the conformance kit (``testing``, ``conformance``, ``laws``) runs the sampler, where its
+    defaults need something fitted to a real network: amed's predictor, replaced there by its fixed midpoint rule."""
     law_options: Mapping[str, Any] = field(default_factory=dict)
     """Options under which the law checks run, where the defaults deliberately miss the target law: EDM's S_noise > 1
     adds excess noise, Restart's default backward passes take a fixed number of steps whatever the schedule."""

@@ -98,6 +98,12 @@ def run_sampler(spec: SamplerSpec, model: Denoiser, start: Tensor, sigmas: Tenso
     return x if len(sigmas) == 2 else spec.fn(model, x, sigmas[1:], noise=noise, **after_first_step(options))
 
 
+def sampler_levels(spec: SamplerSpec, sigmas: Tensor) -> Tensor:
+    """The levels ``spec.fn`` is given for a run on ``sigmas``: after the step from sigma = inf that
+    :func:`run_sampler` takes itself, unless the sampler starts there."""
+    return sigmas[1:] if from_infinity(sigmas) and not spec.starts_at_infinity else sigmas
+
+
 def after_first_step(options: dict[str, Any]) -> dict[str, Any]:
     """``options`` with a ``callback`` told the whole run's step numbers: the sampler's step i is step i + 1."""
     callback = options.get("callback")
@@ -202,9 +208,9 @@ def generate(model: Denoiser, sampler: SamplerSpec | str, nfe: int, seeds: Seque
     if spec.needs_unconditional:  # CFG++: refuse an unguided model before any work
         require_unconditional(model, spec.name)
     callback = options.pop("callback", None)
-    if spec.check is not None:
-        spec.check(tuple(sample_shape), **options)
     final_step, sigmas = sampling_plan(model, spec, nfe, schedule, final_step, schedule_options, **options)
+    if spec.check is not None:
+        spec.check(tuple(sample_shape), model=model, sigmas=sampler_levels(spec, sigmas), **options)
     steps_noise: NoiseSampler = start
     if spec.brownian:
         finite = sigmas[torch.isfinite(sigmas)]  # the sampler's own levels: the step from infinity draws no noise

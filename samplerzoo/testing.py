@@ -66,6 +66,11 @@ def model_for(spec: SamplerSpec, problem: Denoiser) -> Denoiser:
     return IdenticalHalves(problem) if spec.needs_unconditional else problem
 
 
+def kit_call(spec: SamplerSpec, model: Denoiser, x: Tensor, sigmas: Tensor, **options: Any) -> Tensor:
+    """``spec.fn`` as the kit runs it: under ``spec.kit_options`` (amed's midpoint rule), then ``options``."""
+    return spec.fn(model, x, sigmas, **{**spec.kit_options, **options})
+
+
 def exact_solution(problem: GaussianMixture, x: Tensor, sigma_from: float, sigma_to: float) -> Tensor:
     """x(sigma_to) on the PF-ODE trajectory through x at sigma_from: closed form for a Gaussian, else dopri5 at
     :data:`REFERENCE_TOLERANCE`."""
@@ -81,7 +86,7 @@ def global_errors(spec: SamplerSpec, steps: Sequence[int], problem: GaussianMixt
     x = SeededNoise(range(batch), problem.sample_shape, dtype=torch.float64).randn() * sigma_max
     exact = exact_solution(problem, x, sigma_max, sigma_min)
     model = model_for(spec, problem)
-    return [float((spec.fn(model, x, exponential(n, SigmaRange(sigma_min, sigma_max))[:-1], **options) - exact)
+    return [float((kit_call(spec, model, x, exponential(n, SigmaRange(sigma_min, sigma_max))[:-1], **options) - exact)
                   .abs().max()) for n in steps]
 
 
@@ -111,7 +116,7 @@ def counted_nfe(spec: SamplerSpec, sigmas: Tensor, **options: Any) -> int:
     problem = gaussian_problem()
     counter = CountingDenoiser(model_for(spec, problem))
     noise = SeededNoise(range(2), problem.sample_shape, dtype=torch.float64)
-    spec.fn(counter, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+    kit_call(spec, counter, noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
     return counter.calls
 
 
@@ -120,7 +125,7 @@ def run_seeded(spec: SamplerSpec, seeds: Sequence[int], steps: int = 6, **option
     problem = gaussian_problem()
     sigmas = karras(steps, SigmaRange(0.05, 10.0))
     noise = SeededNoise(seeds, problem.sample_shape, dtype=torch.float64)
-    return spec.fn(model_for(spec, problem), noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+    return kit_call(spec, model_for(spec, problem), noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
 
 
 def batch_invariance_gap(spec: SamplerSpec, seeds: Sequence[int] = tuple(range(16)), **options: Any) -> float:
@@ -140,7 +145,7 @@ def sample_moments(spec: SamplerSpec, n: int = 4000, steps: int = 50, problem: G
     problem = problem or gaussian_problem()
     sigmas = karras(steps, LAW_RANGE)
     noise = SeededNoise(range(n), problem.sample_shape, dtype=torch.float64)
-    samples = spec.fn(model_for(spec, problem), noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
+    samples = kit_call(spec, model_for(spec, problem), noise.randn() * float(sigmas[0]), sigmas, noise=noise, **options)
     return float(samples.mean()), float(samples.std())
 
 
@@ -174,11 +179,11 @@ def infinite_start(spec: SamplerSpec, n: int = 2000, nfe: int = 24, **options: A
     if not spec.adaptive:
         budget = reachable_budget(spec, problem, nfe, **options)
         run = generate(model_for(spec, problem), spec, budget, seeds, problem.sample_shape,
-                       schedule=INFINITE_START_SCHEDULE, dtype=torch.float64, **options)
+                       schedule=INFINITE_START_SCHEDULE, dtype=torch.float64, **{**spec.kit_options, **options})
         return InfiniteStart(run.samples, start, run.sigmas, budget, run.counted_nfe)
     sigmas, counter = kl_optimal(nfe // 2, problem), CountingDenoiser(model_for(spec, problem))
     noise = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64)
-    samples = run_sampler(spec, counter, noise.randn(), sigmas, noise, **options)
+    samples = run_sampler(spec, counter, noise.randn(), sigmas, noise, **{**spec.kit_options, **options})
     return InfiniteStart(samples, start, sigmas, None, counter.calls)
 
 
@@ -201,7 +206,7 @@ def restarted_from_exact(spec: SamplerSpec, run: InfiniteStart, **options: Any) 
         noise = BrownianTreeNoise(seeds, problem.sample_shape, float(sigmas[sigmas > 0].min()), float(sigmas[0]),
                                   dtype=torch.float64)
     x = problem.mean + math.sqrt(float(sigmas[0]) ** 2 + problem.std**2) * run.start
-    return spec.fn(model_for(spec, problem), x, sigmas, noise=noise, **options)
+    return kit_call(spec, model_for(spec, problem), x, sigmas, noise=noise, **options)
 
 
 def reachable_budget(spec: SamplerSpec, problem: Gaussian, nfe: int, **options: Any) -> int:

@@ -26,8 +26,9 @@ from samplerzoo.registry import SamplerSpec
 from samplerzoo.samplers.wrappers import dynamic_threshold
 from samplerzoo.schedules import SigmaRange, karras
 
-AFS_SAMPLERS = ["euler", "heun", "dpm2", "ipndm", "ipndm_v", "deis", "dpmpp_2m", "dpmpp_3m", "unipc", "unipc_bh2"]
-"""diff-sampler's solvers with afs: euler, heun, dpm(-2), ipndm, ipndm_v, deis, dpmpp, unipc."""
+AFS_SAMPLERS = ["euler", "heun", "dpm2", "ipndm", "ipndm_v", "deis", "dpmpp_2m", "dpmpp_3m", "unipc", "unipc_bh2",
+                "amed"]
+"""diff-sampler's solvers with afs: euler, heun, dpm(-2), ipndm, ipndm_v, deis, dpmpp, unipc, amed."""
 
 
 def test_the_afs_samplers_are_the_ones_declaring_it() -> None:
@@ -65,11 +66,11 @@ def test_afs_replaces_only_the_first_evaluation(name: str) -> None:
     sigmas = karras(7, SigmaRange(0.05, 80.0))
     x = torch.randn(4, *model.sample_shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 80
     counter = CountingDenoiser(model)
-    ours = spec.fn(counter, x, sigmas, afs=True)
-    theirs = spec.fn(AnalyticAt(model, float(sigmas[0])), x, sigmas)
+    ours = testing.kit_call(spec, counter, x, sigmas, afs=True)
+    theirs = testing.kit_call(spec, AnalyticAt(model, float(sigmas[0])), x, sigmas)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
     assert counter.calls == spec.nfe(sigmas, afs=True) == spec.nfe(sigmas) - 1
-    assert float((ours - spec.fn(model, x, sigmas)).abs().max()) > 1e-6  # the option does something
+    assert float((ours - testing.kit_call(spec, model, x, sigmas)).abs().max()) > 1e-6  # the option does something
 
 
 def test_afs_euler_step_is_diff_samplers_and_calls_nothing() -> None:

@@ -206,5 +206,6 @@ def test_float32_network_stays_float32(name: str) -> None:
     noise = sz.SeededNoise(range(2), (1, 4, 4))
     spec = sz.get_sampler(name)
     with torch.no_grad():
-        out = spec.fn(testing.model_for(spec, model), noise.randn() * float(sigmas[0]), sigmas, noise=noise)
+        start = noise.randn() * float(sigmas[0])
+        out = testing.kit_call(spec, testing.model_for(spec, model), start, sigmas, noise=noise)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()

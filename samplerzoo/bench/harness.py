@@ -8,7 +8,6 @@ Sweeps sharing a results file split its points: each point is claimed while it i
 
 from __future__ import annotations
 
-import contextlib
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +17,8 @@ from importlib.metadata import version
 from itertools import chain
 from pathlib import Path
 from typing import Any
+
+from torch import Tensor
 
 from ..acceleration import accelerate
 from ..checkpoints import load
@@ -29,7 +30,7 @@ from ..finite import count_nonfinite
 from ..guidance import condition, require_unconditional
 from ..plugins import get_sampler, provenance
 from ..precision import DTYPES, dtype_named, in_dtype
-from ..sampling import generate, nonfinite_reason, sampling_plan
+from ..sampling import generate, nonfinite_reason, sampler_levels, sampling_plan
 from ..schedule_files import schedule_record
 from . import distributed
 from .grid import Point, points
@@ -242,9 +243,10 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prom
         spec = get_sampler(point.sampler)
         if spec.needs_unconditional:  # CFG++ needs classifier-free guidance
             require_unconditional(conditioned(model, point, [0], prompts), point.sampler)
+        sigmas = check_plan(model, point)
         if spec.check is not None:
-            spec.check(tuple(model.sample_shape), **point.options)
-        check_plan(model, point)
+            spec.check(tuple(model.sample_shape), model=model,
+                       sigmas=None if sigmas is None else sampler_levels(spec, sigmas), **point.options)
     model = accelerate(model, compile=compile, channels_last=channels_last, device=device,
                        dtype=dtype_named(first.dtype), batch=min(batch, first.samples), labels=first.labels,
                        prompts=prompts.prompts if prompts else None,
@@ -254,12 +256,14 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prom
                  {"compile": compile, "channels_last": channels_last})
 
 
-def check_plan(model: Checkpoint, point: Point) -> None:
-    """Build the point's sigmas now, so a schedule that cannot serve it (a schedule file tuned for another NFE)
-    fails before the first sample; an unreachable NFE stays the point's own status."""
-    with contextlib.suppress(UnreachableNFEError):
-        sampling_plan(model, point.sampler, point.nfe, point.schedule, point.final_step,  # type: ignore[arg-type]
-                      **point.options)
+def check_plan(model: Checkpoint, point: Point) -> Tensor | None:
+    """The point's sigmas, built now so a schedule that cannot serve it (a schedule file tuned for another NFE)
+    fails before the first sample; None for an unreachable NFE, which stays the point's own status."""
+    try:
+        return sampling_plan(model, point.sampler, point.nfe, point.schedule, point.final_step,  # type: ignore[arg-type]
+                             **point.options)[1]
+    except UnreachableNFEError:
+        return None
 
 
 def measure_point(point: Point, setup: Setup, file: ResultsFile, progress: Progress) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import typer
 
 from ..errors import SamplerzooError, SamplerzooWarning
-from . import bench, catalogue, checkpoints, interrupts, likelihood, output, report, stats, tune
+from . import amed, bench, catalogue, checkpoints, interrupts, likelihood, output, report, stats, tune
 
 app = typer.Typer(help="samplerzoo: every diffusion sampler, measured.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -24,6 +24,7 @@ report.add_commands(app)
 likelihood.add_commands(app)
 tune.add_commands(app)
 stats.add_commands(app)
+amed.add_commands(app)
 
 CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 """click's base exception, wherever typer takes click from (its own vendored copy since typer 0.20)."""
