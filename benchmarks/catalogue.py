@@ -98,6 +98,8 @@ def verified(spec: SamplerSpec, tests: list[str]) -> str:
         parts = ["kit: exact NFE, seeded, batch invariance"]
     else:
         parts = [f"kit: exact NFE, batch invariance, order {spec.convergence_order} on Gaussian and mixture"]
+    if spec.kit_options:
+        parts[0] += " (with " + ", ".join(f"{k}={v}" for k, v in spec.kit_options.items()) + ")"
     if references(spec, K_SAMPLER) and spec.plugin == "samplerzoo":
         parts.append("k-diffusion agreement")
     if tests:

@@ -56,6 +56,7 @@ DPM = ("tests/test_dpm_solver.py",)
 MULTISTEP = ("tests/test_multistep.py", "tests/test_local_order.py")
 DIFFUSERS = ("tests/test_diffusers_agreement.py",)
 BENCH = ("tests/test_bench.py", "tests/test_distributed.py", "tests/test_report.py", "tests/test_cli.py")
+AMED = ("tests/test_amed.py",)
 ANCESTRAL = ("euler_ancestral", "ddim", "ddpm", "ddpm_analytic")
 CHURNED = ("edm", "euler", "heun", "dpm2")
 
@@ -273,6 +274,19 @@ MUTANTS = [
            "HEUN = Tableau(c=(0, 1), a=((), (1,)), b=(1 / 2, 1 / 2))",
            "HEUN = Tableau(c=(0, 1), a=((), (1,)), b=(1 / 2, 1.05 / 2))", "coefficient",
            ("heun_2nd_order_final", "flow_heun"), ("tests/test_multistep.py", "tests/test_flow.py")),
+    # ---------------------------------------------------------------- AMED-Solver (samplers/amed.py, amed.py)
+    Mutant("amed-level-exponents-swapped", "samplerzoo/samplers/amed.py",
+           "level = sigma_next**r * sigma ** (1 - r)", "level = sigma_next ** (1 - r) * sigma**r", "swapped sigma",
+           ("amed",), AMED),
+    Mutant("amed-direction-scale-dropped", "samplerzoo/samplers/amed.py",
+           "return x + per_sample(c, x) * (sigma_next - sigma) * slope", "return x + (sigma_next - sigma) * slope",
+           "dropped term", ("amed",), AMED),
+    Mutant("amed-time-scale-dropped", "samplerzoo/samplers/amed.py",
+           "slope = to_d(y, per_sample(level, x), model(y, a * level))",
+           "slope = to_d(y, per_sample(level, x), model(y, level))", "dropped term", ("amed",), AMED),
+    Mutant("amed-embedding-halves-unswapped", "samplerzoo/amed.py",
+           "return torch.cat([angles.sin(), angles.cos()], dim=1)",
+           "return torch.cat([angles.cos(), angles.sin()], dim=1)", "swapped index", ("amed",), AMED),
     # ---------------------------------------------------------------- the harness
     Mutant("harness-last-sample-dropped", "samplerzoo/bench/harness.py",
            "features = meter.features(to_uint8(images.float())) if score and not bad else None",

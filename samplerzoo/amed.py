@@ -1,9 +1,10 @@
 """AMED-Solver's learned part: the predictor of each step's mean direction, the U-Net bottleneck it reads, and its
-file (Zhou, Chen, Wang & Chen 2024, Fast ODE-based Sampling for Diffusion Models in Around 5 Steps, Sec. 4).
+file (Zhou, Chen, Chen & Wang 2024, Fast ODE-based Sampling for Diffusion Models in Around 5 Steps, CVPR,
+arXiv:2312.00094).
 
 The predictor g maps the network's bottleneck features at (x_n, sigma_n) and the two levels sigma_n, sigma_{n+1} to
 r_n in (0, 1) (the intermediate level s_n = sigma_{n+1}^r sigma_n^(1-r)), the direction scale c_n in
-[1 - scale_dir, 1 + scale_dir] and the time scale a_n in [1 - scale_time, 1 + scale_time] (Eq. 11; diff-sampler's
+[1 - scale_dir, 1 + scale_dir] and the time scale a_n in [1 - scale_time, 1 + scale_time] (diff-sampler's
 AMED_predictor: positional embeddings of both levels, a two-layer encoder of the channel-mean bottleneck, sigmoid
 heads). :mod:`samplerzoo.samplers.amed` takes the step; :mod:`samplerzoo.amed_training` fits g to a teacher.
 
@@ -26,11 +27,14 @@ import torch
 from torch import Tensor, nn
 
 from .denoiser import Denoiser
-from .errors import SamplerzooError
+from .errors import SamplerzooError, first_line
+from .files import atomic_write
 
 SHIPPED = Path(__file__).resolve().parent / "weights" / "amed"
 """The predictors samplerzoo ships (``zoo train-amed`` made them; the command is in each file)."""
 MAX_POSITIONS = 10000
+COMPILED = ("amed reads the network's bottleneck through a forward hook, which a torch.compile'd network does not run; "
+            "accepted: amed without --compile")
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ def scaled_sigmoid(logit: Tensor, half_range: float) -> Tensor:
 
 
 class AmedPredictor(nn.Module):
-    """g(h, sigma_n, sigma_{n+1}) -> (r_n, c_n, a_n), one of each per sample (Zhou et al. 2024, Sec. 4.2)."""
+    """g(h, sigma_n, sigma_{n+1}) -> (r_n, c_n, a_n), one of each per sample (Zhou et al. 2024; diff-sampler's
+    AMED_predictor)."""
 
     def __init__(self, info: PredictorInfo) -> None:
         super().__init__()
@@ -98,6 +103,8 @@ def bottleneck_module(model: Denoiser) -> nn.Module:
     """The module AMED reads: a U-Net's ``mid_block`` (diffusers' UNet2DModel, UNet2DConditionModel), else the middle
     block of a transformer's ``transformer_blocks`` (DiT, SD3, Flux); a one-line error for a model with neither."""
     network = getattr(model, "net", None)
+    if hasattr(network, "_orig_mod"):
+        raise SamplerzooError(COMPILED)
     if isinstance(network, nn.Module):
         for name, module in network.named_modules():
             if name.rsplit(".", 1)[-1] == "mid_block":
@@ -131,9 +138,14 @@ class BottleneckTap:
         if self.seen is None:
             self.seen = features_of(output)[: self.rows]
 
-    def features(self, dim: int, device: torch.device) -> Tensor:
-        """The features seen, or zeros where no forward ran (the analytical first step, as in diff-sampler)."""
-        return torch.zeros(self.rows, dim, device=device) if self.seen is None else self.seen
+    def features(self, dim: int, device: torch.device, analytic: bool = False) -> Tensor:
+        """The features seen; zeros for the analytical first step, where no forward ran (as in diff-sampler)."""
+        if analytic:
+            return torch.zeros(self.rows, dim, device=device)
+        if self.seen is None:
+            raise SamplerzooError("amed: the network ran without passing through its bottleneck module; accepted: a "
+                                  "network whose forward runs its mid_block or transformer_blocks")
+        return self.seen
 
 
 @contextmanager
@@ -161,11 +173,12 @@ def same_network(recorded: Sequence[float], measured: Sequence[float]) -> bool:
 
 
 def save_predictor(path: Path, predictor: AmedPredictor) -> None:
-    from safetensors.torch import save_file
+    """Write the predictor (weights and info) as one safetensors file, all at once."""
+    from safetensors.torch import save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in predictor.state_dict().items()}
-    save_file(state, str(path), metadata={"amed": json.dumps(asdict(predictor.info))})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, save(state, metadata={"amed": json.dumps(asdict(predictor.info))}))
 
 
 @lru_cache(maxsize=16)
@@ -179,10 +192,14 @@ def _read(path: str, mtime: float) -> AmedPredictor:
         raise SamplerzooError(f"predictor {path}: not a safetensors file ({exc})") from None
     if raw is None:
         raise SamplerzooError(f"predictor {path}: no AMED metadata; accepted: a file zoo train-amed wrote")
-    fields = json.loads(raw)
-    info = PredictorInfo(**{**fields, **{k: tuple(fields[k]) for k in ("sample_shape", "sigmas", "fingerprint")}})
-    predictor = AmedPredictor(info)
-    predictor.load_state_dict(state)
+    try:
+        fields = json.loads(raw)
+        info = PredictorInfo(**{**fields, **{k: tuple(fields[k]) for k in ("sample_shape", "sigmas", "fingerprint")}})
+        predictor = AmedPredictor(info)
+        predictor.load_state_dict(state)
+    except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise SamplerzooError(f"predictor {path}: its AMED metadata or weights are malformed ({first_line(exc)}); "
+                              "accepted: a file zoo train-amed wrote") from None
     return predictor.eval().requires_grad_(False)
 
 

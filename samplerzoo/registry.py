@@ -80,9 +80,11 @@ class SamplerSpec:
     """The sampler takes the unconditional prediction beside the guided one (CFG++): it runs only under
     classifier-free guidance (``guidance.py``) and refuses other models in one line before any work."""
     check: Callable[..., None] | None = None
-    """``check(sample_shape, **options)`` raises a SamplerzooError where the sampler cannot serve samples of that
-    shape with those options (a plugin's trained layer made for another model); ``generate()`` and ``zoo bench``
-    call it before any work. It receives every option the run was given."""
+    """``check(sample_shape, *, model, sigmas, **options)`` raises a SamplerzooError where the sampler cannot serve
+    that model, its samples' shape and those levels with those options (a plugin's trained layer made for another
+    model, amed's predictor fitted to other levels); ``generate()`` and ``zoo bench`` call it before any work with
+    every option the run was given, the levels the sampler will get (None where the NFE is unreachable) and, from
+    ``zoo bench``, ``compiled`` (``--compile``)."""
     global_order: int | None = None
     """The order at which the global error falls as steps grow, where it is below the nominal ``order`` of the
     method's steps; None when they agree. A multistep method that starts from one first-order step (it has no

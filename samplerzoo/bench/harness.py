@@ -245,7 +245,7 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prom
             require_unconditional(conditioned(model, point, [0], prompts), point.sampler)
         sigmas = check_plan(model, point)
         if spec.check is not None:
-            spec.check(tuple(model.sample_shape), model=model,
+            spec.check(tuple(model.sample_shape), model=model, compiled=compile,
                        sigmas=None if sigmas is None else sampler_levels(spec, sigmas), **point.options)
     model = accelerate(model, compile=compile, channels_last=channels_last, device=device,
                        dtype=dtype_named(first.dtype), batch=min(batch, first.samples), labels=first.labels,

@@ -24,12 +24,13 @@ def train_amed(
     teacher: Annotated[str, typer.Option(help="Deterministic sampler run on the refined levels.")] = "heun",
     between: Annotated[int, typer.Option(help="Teacher levels inserted in each student step (diff-sampler's M).")]
     = 1,
-    trajectories: Annotated[int, typer.Option(help="Training trajectories (seed, seed + 1, ...).")] = 4096,
+    trajectories: Annotated[int, typer.Option(help="Training trajectories (seed, seed + 1, ...).")] = 10000,
     batch: Annotated[int, typer.Option(help="Trajectories per batch (one Adam update per step and batch).")] = 128,
     lr: Annotated[float, typer.Option(help="Adam's learning rate.")] = 5e-3,
     scale_dir: Annotated[float, typer.Option(help="c_n within [1 - this, 1 + this]; 0 fixes c_n = 1.")] = 0.01,
     scale_time: Annotated[float, typer.Option(help="a_n within [1 - this, 1 + this]; 0 fixes a_n = 1.")] = 0.0,
-    seed: Annotated[int, typer.Option(help="First trajectory's seed (and the predictor's initialisation).")] = 0,
+    seed: Annotated[int, typer.Option(help="First trajectory's seed (and the predictor's initialisation); apart "
+                                           "from zoo bench's seeds 0.. by default.")] = 1_000_000,
     guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale of the runs.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     out: Annotated[Path | None, typer.Option(help="File to write (default results/amed/NAME-nfeN.safetensors).")]
