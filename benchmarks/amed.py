@@ -42,6 +42,12 @@ def fid(row: dict[str, Any] | None) -> str:
     return f"{row['metrics']['fid']:.3f}" if row.get("status") == "ok" else f"- ({row.get('status')})"
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository where it is inside it."""
+    root = DIGITS_WEIGHTS.parents[2]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def numbers(cells: list[str]) -> list[float]:
     return [float(c) for c in cells if c.replace(".", "", 1).isdigit()]
 
@@ -76,7 +82,7 @@ def main() -> None:
     rows = sweep(args.checkpoint, ["amed", *args.compare], ["karras"], sorted(set(args.nfe)), args.samples, 0,
                  args.results, batch=args.batch, device=args.device)
     rows += sweep(args.checkpoint, ["amed"], ["karras"], args.afs_nfe, args.samples, 0, args.results,
-                  batch=args.batch, device=args.device, options={"afs": [True]})
+                  batch=args.batch, device=args.device, options=[{"afs": True}])
     by_point = {(r["sampler"], r["nfe"], bool(r["options"].get("afs"))): r for r in rows}
     solvers = ["amed", "amed afs", *args.compare]
     lines = ["| NFE | " + " | ".join(solvers) + " |", "|---:|" + "---:|" * len(solvers)]
@@ -101,12 +107,13 @@ def main() -> None:
         fit_lines.append(f"| {args.checkpoint}-{'afs-' if afs else ''}nfe{nfe} | {errors.get('fitted', 0):.3f} | "
                          f"{errors.get('midpoint', 0):.3f} | {info.get('seconds', 0):.0f} |")
     header = [f"# AMED-Solver on {args.checkpoint}: FID against the few-step solvers", "",
-              f"Command: `python benchmarks/amed.py {' '.join(sys.argv[1:])}`", "",
+              f"Command: `{' '.join(['python', 'benchmarks/amed.py', *sys.argv[1:]])}`", "",
               f"Machine: {platform.machine()}, Python {platform.python_version()}, {args.threads} thread(s); "
               f"{args.samples} samples a point (seeds 0..{args.samples - 1}), karras schedule, FID on the digits "
               f"classifier's features (lower is better, the row's best in bold); wall time of this run "
               f"{time.perf_counter() - begin:.0f} s (points already in {args.results} and predictors already in "
-              f"{args.weights.name}/ are reused; each predictor records its fit). `amed afs` is amed with "
+              f"{shown(args.weights)}/ are reused; each predictor records its fit, and the first run took about 20 "
+              "minutes). `amed afs` is amed with "
               "afs=true (diff-sampler's recommended setting), each with its own predictor.", ""]
     fit_header = ["", "## The predictors", "",
                   f"Fitted by distillation (Heun teacher, one level between; {args.trajectories} trajectories "
