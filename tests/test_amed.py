@@ -344,3 +344,11 @@ class SkipsNetwork(Calls):
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         return torch.zeros_like(x)
+
+
+def test_a_guided_run_fits_and_samples_on_the_conditional_rows() -> None:
+    predictor = fit_checkpoint("digits-cond", 4, Fit(trajectories=64, batch=32, held_out=16), guidance_scale=2.0)
+    model = sz.load("digits-cond")
+    guided = condition(model, range(4), guidance_scale=2.0)
+    run = sz.generate(guided, "amed", 4, range(4), model.sample_shape, predictor=predictor)
+    assert run.counted_nfe == 4 and run.forwards == 8 and run.finite
