@@ -16,20 +16,19 @@ Run from the repository root (about 10 minutes of one CPU core a scale)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 import time
 
 import torch
-from diffusers import UNet2DModel
 from torch import Tensor
 
 from samplerzoo.adapters import NetworkDenoiser
-from samplerzoo.checkpoints.diffusers_format import UNetNetwork
 from samplerzoo.data import digits
 from samplerzoo.likelihood import image_bits_per_dim
 from samplerzoo.noise_schedules import DiscreteVP
-from samplerzoo.training import RECIPES, fit
+from samplerzoo.training import RECIPES, train
 
 
 def time_scaled(scale: float, continuous: bool) -> type[DiscreteVP]:
@@ -52,16 +51,8 @@ def time_scaled(scale: float, continuous: bool) -> type[DiscreteVP]:
 def trained(scale: float, continuous: bool, steps: int) -> NetworkDenoiser:
     """digits' recipe with the time input scaled by ``scale`` (fractional training timesteps where ``continuous``);
     deterministic given the recipe's seed."""
-    recipe = RECIPES["digits"]
-    torch.manual_seed(recipe.seed)
-    generator = torch.Generator().manual_seed(recipe.seed)
-    images, labels = digits("train")
-    schedule = time_scaled(scale, continuous).linear_betas()
-    model = NetworkDenoiser(UNetNetwork(UNet2DModel(**recipe.unet)), "epsilon", schedule,
-                            sample_shape=tuple(images.shape[1:]))
-    ema, _ = fit(model, images, labels, steps=steps, batch=recipe.batch, lr=recipe.lr, ema=recipe.ema,
-                 label_dropout=0.0, null_label=None, generator=generator)
-    return ema
+    recipe = dataclasses.replace(RECIPES["digits"], steps=steps)
+    return train(recipe, schedule=time_scaled(scale, continuous).linear_betas())[0]
 
 
 def main(argv: list[str] | None = None) -> None:

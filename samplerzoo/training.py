@@ -25,6 +25,7 @@ from .adapters import NetworkDenoiser
 from .checkpoints.diffusers_format import UNetNetwork, noise_schedule, save_diffusers
 from .data import digits
 from .denoiser import noised
+from .noise_schedules import NoiseSchedule
 
 DIGITS_UNET: dict[str, Any] = {
     "sample_size": 8, "in_channels": 1, "out_channels": 1, "block_out_channels": [32, 64], "layers_per_block": 1,
@@ -126,15 +127,18 @@ def machine() -> dict[str, str]:
             "processor": platform.processor() or platform.machine()}
 
 
-def train(recipe: Recipe, log: Callable[[int, float], None] | None = None) -> tuple[NetworkDenoiser, dict[str, Any]]:
-    """Train ``recipe`` on the digits training split; returns the EMA denoiser and a record of the run."""
+def train(recipe: Recipe, log: Callable[[int, float], None] | None = None, schedule: NoiseSchedule | None = None
+          ) -> tuple[NetworkDenoiser, dict[str, Any]]:
+    """Train ``recipe`` on the digits training split; returns the EMA denoiser and a record of the run.
+    ``schedule`` replaces the noise schedule the recipe's scheduler config gives (same prediction type)."""
     from diffusers import UNet2DModel
 
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
     images, labels = digits("train")
-    schedule, prediction = noise_schedule(recipe.scheduler, recipe.name, "log")
+    configured, prediction = noise_schedule(recipe.scheduler, recipe.name, "log")
+    schedule = schedule or configured
     num_classes = int(recipe.unet.get("num_class_embeds") or 0)
     null_label = num_classes - 1 if num_classes and recipe.label_dropout > 0 else None
     model = NetworkDenoiser(UNetNetwork(UNet2DModel(**recipe.unet)), prediction, schedule,
