@@ -53,6 +53,8 @@ class PredictorInfo:
     scale_time: float = 0.0
     afs: bool = False
     training: dict[str, Any] | None = None
+    solver: str = "amed"
+    """The sampler whose steps it was fitted to: amed (AMED-Solver) or ipndm_amed (AMED-Plugin on iPNDM)."""
 
 
 def positional_embedding(sigma: Tensor, channels: int) -> Tensor:
@@ -210,6 +212,11 @@ def load_predictor(path: Path) -> AmedPredictor:
     return _read(str(path.resolve()), path.stat().st_mtime)
 
 
+def predictor_name(checkpoint: str, solver: str, afs: bool, nfe: int) -> str:
+    """``digits-nfe5``, ``digits-afs-nfe5``, ``digits-ipndm_amed-afs-nfe5``: how predictors are named (and shipped)."""
+    return "-".join([checkpoint, *([solver] if solver != "amed" else []), *(["afs"] if afs else []), f"nfe{nfe}"])
+
+
 def shipped_names() -> list[str]:
     return sorted(p.stem for p in SHIPPED.glob("*.safetensors"))
 
@@ -221,10 +228,12 @@ def named_predictor(name: str | Path) -> AmedPredictor:
 
 
 def mismatch(predictor: AmedPredictor, sample_shape: Sequence[int], sigmas: Tensor | None, afs: bool,
-             prints: Sequence[float] | None) -> str | None:
-    """Why ``predictor`` cannot serve this run (another sample shape, other levels, the analytical first step on or
-    off, another network), or None."""
+             prints: Sequence[float] | None, solver: str = "amed") -> str | None:
+    """Why ``predictor`` cannot serve this run (another solver, another sample shape, other levels, the analytical
+    first step on or off, another network), or None."""
     info = predictor.info
+    if solver != info.solver:
+        return f"it was fitted to {info.solver}'s steps, not {solver}'s"
     if tuple(sample_shape) != info.sample_shape:
         return f"it was fitted to samples of shape {info.sample_shape} ({info.checkpoint}), got {tuple(sample_shape)}"
     if sigmas is not None:
@@ -245,22 +254,23 @@ def levels(sigmas: Sequence[float]) -> str:
 
 
 def resolve_predictor(predictor: str | Path | AmedPredictor | None, model: Denoiser | None,
-                      sample_shape: Sequence[int], sigmas: Tensor | None, afs: bool = False) -> AmedPredictor:
+                      sample_shape: Sequence[int], sigmas: Tensor | None, afs: bool = False, solver: str = "amed"
+                      ) -> AmedPredictor:
     """The predictor a run uses: the one given (a module, a shipped name or a file), else the shipped one fitted to
     this model, these levels and ``afs``; a one-line error when it cannot serve them (without ``model``, its network
     is not compared)."""
     prints = None if model is None else fingerprint(model)
     if predictor is None:
         found = next((p for p in map(named_predictor, shipped_names())
-                      if mismatch(p, sample_shape, sigmas, afs, prints) is None), None)
+                      if mismatch(p, sample_shape, sigmas, afs, prints, solver) is None), None)
         if found is None:
-            raise SamplerzooError("amed: no shipped predictor was fitted to this model and these levels (shipped: "
+            raise SamplerzooError(f"{solver}: no shipped predictor was fitted to this model and these levels (shipped: "
                                   f"{', '.join(shipped_names()) or 'none'}); fit one with zoo train-amed and pass "
                                   "predictor=PATH")
         return found
     chosen = predictor if isinstance(predictor, AmedPredictor) else named_predictor(predictor)
-    reason = mismatch(chosen, sample_shape, sigmas, afs, prints)
+    reason = mismatch(chosen, sample_shape, sigmas, afs, prints, solver)
     if reason is not None:
         name = "" if isinstance(predictor, AmedPredictor) else f" {predictor}"
-        raise SamplerzooError(f"amed predictor{name}: {reason}; fit one to this run with zoo train-amed")
+        raise SamplerzooError(f"{solver} predictor{name}: {reason}; fit one to this run with zoo train-amed")
     return chosen

@@ -20,13 +20,14 @@ from torch import Tensor, nn
 
 from .amed import AmedPredictor, PredictorInfo, fingerprint, tapped
 from .denoiser import Denoiser
-from .errors import SamplerzooError
+from .errors import SamplerzooError, UnknownNameError
 from .noise import seeded_noise
 from .plugins import get_sampler
 from .registry import SamplerSpec
-from .samplers.amed import MIDPOINT, mean_direction_step, sample_amed
+from .samplers.amed import MIDPOINT, STUDENTS, StepFn
 from .samplers.wrappers import analytic_denoised
 from .steps import denoise
+from .tuning import teacher_states as trajectory
 
 Conditioner = Callable[[Sequence[int]], Denoiser]
 """The model as the runs see it for these seeds (labels seed % classes, guidance): ``guidance.condition``."""
@@ -64,13 +65,16 @@ def teacher_levels(sigma: Tensor, sigma_next: Tensor, between: int, rho: float =
     return ((ends[0] + ramp * (ends[1] - ends[0])) ** rho).to(sigma.dtype)
 
 
+def refined_levels(sigmas: Tensor, between: int) -> Tensor:
+    """The student's levels with ``between`` teacher levels inserted in every step."""
+    inner = [teacher_levels(sigmas[i], sigmas[i + 1], between)[:-1] for i in range(len(sigmas) - 1)]
+    return torch.cat([*inner, sigmas[-1:]])
+
+
 def teacher_states(teacher: SamplerSpec, model: Denoiser, x: Tensor, sigmas: Tensor, between: int) -> list[Tensor]:
-    """The teacher's state at each student level after the first, interval by interval on the refined levels."""
-    states = []
-    for i in range(len(sigmas) - 1):
-        x = teacher.fn(model, x, teacher_levels(sigmas[i], sigmas[i + 1], between))
-        states.append(x)
-    return states
+    """The teacher's state at each student level after the first, from one run over the refined levels (a multistep
+    teacher keeps its history throughout, as in diff-sampler)."""
+    return list(trajectory(teacher, model, x, refined_levels(sigmas, between))[between + 1::between + 1])
 
 
 def first_slope_point(model: Denoiser, x: Tensor, sigma: Tensor, analytic: bool) -> Tensor:
@@ -78,13 +82,14 @@ def first_slope_point(model: Denoiser, x: Tensor, sigma: Tensor, analytic: bool)
     return analytic_denoised(x, sigma) if analytic else denoise(model, x, sigma)
 
 
-def student_step(predictor: AmedPredictor, model: Denoiser, x: Tensor, sigmas: Tensor, i: int, analytic: bool
-                 ) -> Tensor:
+def student_step(predictor: AmedPredictor, step: StepFn, model: Denoiser, x: Tensor, sigmas: Tensor, i: int,
+                 analytic: bool, history: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    """The solver's step i under the predictor's rule, its bottleneck read at the first evaluation."""
     with tapped(model, len(x)) as tap:
         denoised = first_slope_point(model, x, sigmas[i], analytic)
         features = tap.features(predictor.info.bottleneck_dim, x.device, analytic)
-    r, c, a = predictor(features, sigmas[i], sigmas[i + 1])
-    return mean_direction_step(model, x, sigmas[i], denoised, sigmas[i + 1], r, c, a)
+    rule = predictor(features, sigmas[i], sigmas[i + 1])
+    return step(model, x, sigmas[i], denoised, sigmas[i + 1], rule, history)
 
 
 def bottleneck_dim(model: Denoiser, sample_shape: Sequence[int], sigma: Tensor, device: torch.device) -> int:
@@ -94,17 +99,17 @@ def bottleneck_dim(model: Denoiser, sample_shape: Sequence[int], sigma: Tensor, 
     return int(tap.seen.shape[1])
 
 
-def endpoint_error(model: Denoiser, predictor: AmedPredictor | str, start: Tensor, sigmas: Tensor, target: Tensor,
-                   afs: bool) -> float:
+def endpoint_error(solver: str, model: Denoiser, predictor: AmedPredictor | str, start: Tensor, sigmas: Tensor,
+                   target: Tensor, afs: bool) -> float:
     """Mean L2 distance per sample between the sampler's output and the teacher's."""
     with torch.no_grad():
-        out = sample_amed(model, start * sigmas[0], sigmas, predictor=predictor, afs=afs)
+        out = get_sampler(solver).fn(model, start * sigmas[0], sigmas, predictor=predictor, afs=afs)
     return float((out - target).flatten(1).norm(dim=1).mean())
 
 
 def fit_predictor(conditioned: Conditioner, sample_shape: Sequence[int], sigmas: Tensor, fit: Fit, afs: bool,
-                  checkpoint: str, device: torch.device | str = "cpu",
-                  log: Callable[[str], None] | None = None) -> AmedPredictor:
+                  checkpoint: str, device: torch.device | str = "cpu", log: Callable[[str], None] | None = None,
+                  solver: str = "amed") -> AmedPredictor:
     """The fitted predictor; its info records the fit and the held-out endpoint error of the midpoint rule and of
     the predictor against the teacher."""
     device = torch.device(device)
@@ -114,8 +119,8 @@ def fit_predictor(conditioned: Conditioner, sample_shape: Sequence[int], sigmas:
     torch.manual_seed(fit.seed)
     info = PredictorInfo(checkpoint, tuple(sample_shape), tuple(float(s) for s in sigmas), fingerprint(probe),
                          bottleneck_dim(probe, sample_shape, sigmas[0], device), scale_dir=fit.scale_dir,
-                         scale_time=fit.scale_time, afs=afs)
-    predictor = AmedPredictor(info).to(device)
+                         scale_time=fit.scale_time, afs=afs, solver=solver)
+    predictor, student = AmedPredictor(info).to(device), STUDENTS[solver]
     optimizer = torch.optim.Adam(predictor.parameters(), lr=fit.lr, betas=(0.9, 0.999), eps=1e-8)
     fitted = [i for i in range(len(sigmas) - 1) if sigmas[i + 1] > 0]
     for first in range(fit.seed, fit.seed + fit.trajectories, fit.batch):
@@ -124,13 +129,16 @@ def fit_predictor(conditioned: Conditioner, sample_shape: Sequence[int], sigmas:
         x = seeded_noise("counter", seeds, sample_shape, device=device).randn() * sigmas[0]
         with torch.no_grad():
             targets = teacher_states(teacher, model, x, sigmas, fit.between)
+        history: list[Tensor] = []
         for i in fitted:
-            student = student_step(predictor, model, x if i == 0 else targets[i - 1], sigmas, i, afs and i == 0)
-            loss = (student - targets[i]).square().sum() / len(seeds)
+            start = targets[i - 1] if student.from_teacher and i > 0 else x
+            out, history = student_step(predictor, student.step, model, start, sigmas, i, afs and i == 0, history)
+            loss = (out - targets[i]).square().sum() / len(seeds)
             grads = torch.autograd.grad(loss, list(predictor.parameters()), allow_unused=True)
             for parameter, grad in zip(predictor.parameters(), grads, strict=True):
                 parameter.grad = None if grad is None else torch.nan_to_num(grad, nan=0.0, posinf=1e5, neginf=-1e5)
             optimizer.step()
+            x, history = out.detach(), [d.detach() for d in history]
         if log is not None:
             done = seeds[-1] - fit.seed + 1
             log(f"trajectories {done}/{fit.trajectories}: last step's loss {float(loss.detach()):.4g}")
@@ -140,7 +148,7 @@ def fit_predictor(conditioned: Conditioner, sample_shape: Sequence[int], sigmas:
     start = seeded_noise("counter", held_out, sample_shape, device=device).randn()
     with torch.no_grad():
         target = teacher_states(teacher, model, start * sigmas[0], sigmas, fit.between)[-1]
-    errors = {rule: endpoint_error(model, rule if rule == MIDPOINT else predictor, start, sigmas, target, afs)
+    errors = {rule: endpoint_error(solver, model, rule if rule == MIDPOINT else predictor, start, sigmas, target, afs)
               for rule in (MIDPOINT, "fitted")}
     training: dict[str, Any] = {"teacher": teacher.name, "between": fit.between, "trajectories": fit.trajectories,
                                 "batch": fit.batch, "lr": fit.lr, "seed": fit.seed, "held_out": fit.held_out,
@@ -158,23 +166,25 @@ def frozen(model: Denoiser) -> Denoiser:
 
 def fit_checkpoint(checkpoint: str, nfe: int, fit: Fit, schedule: str = "karras", final_step: str = "auto",
                    afs: bool = False, guidance_scale: float | None = None, device: str = "cpu",
-                   log: Callable[[str], None] | None = None) -> AmedPredictor:
-    """Load ``checkpoint`` and fit a predictor to amed's levels at exactly ``nfe`` on ``schedule``."""
+                   log: Callable[[str], None] | None = None, solver: str = "amed") -> AmedPredictor:
+    """Load ``checkpoint`` and fit a predictor to ``solver``'s levels at exactly ``nfe`` on ``schedule``."""
     from .checkpoints import load
     from .guidance import condition
     from .sampling import from_infinity, sampling_plan
 
     teacher_named(fit.teacher)  # a bad name fails before the checkpoint loads
+    if solver not in STUDENTS:
+        raise UnknownNameError("AMED solver", solver, STUDENTS)
     model = load(checkpoint)
     frozen(model)
     if isinstance(model, nn.Module):
         model.to(device)
-    _, sigmas = sampling_plan(model, "amed", nfe, schedule, final_step, afs=afs)  # type: ignore[arg-type]
+    _, sigmas = sampling_plan(model, solver, nfe, schedule, final_step, afs=afs)  # type: ignore[arg-type]
     if from_infinity(sigmas):
         raise SamplerzooError(f"schedule {schedule!r} starts at sigma = inf on {checkpoint}; amed's predictor is "
                               "fitted on finite levels: choose a schedule that starts at the model's sigma_max")
     if not any(sigmas[1:] > 0):
-        raise SamplerzooError(f"amed at NFE {nfe} takes only a step to sigma = 0 (Euler), which has nothing to fit; "
-                              "accepted: NFE >= 2")
+        raise SamplerzooError(f"{solver} at NFE {nfe} takes only a step to sigma = 0 (Euler), which has nothing to "
+                              "fit; accepted: NFE >= 2")
     return fit_predictor(lambda seeds: condition(model, seeds, guidance_scale=guidance_scale), model.sample_shape,
-                         sigmas.to(device), fit, afs, checkpoint, device, log)
+                         sigmas.to(device), fit, afs, checkpoint, device, log, solver)

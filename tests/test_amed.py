@@ -43,11 +43,11 @@ def digits() -> Any:
 
 
 def random_predictor(model: Any, sigmas: Tensor, scale_dir: float = 0.3, scale_time: float = 0.2,
-                     afs: bool = False) -> AmedPredictor:
+                     afs: bool = False, solver: str = "amed") -> AmedPredictor:
     """An unfitted predictor for ``model`` at ``sigmas`` whose r, c and a all vary by sample."""
     torch.manual_seed(3)
     info = PredictorInfo("digits", tuple(model.sample_shape), tuple(float(s) for s in sigmas), fingerprint(model), 16,
-                         scale_dir=scale_dir, scale_time=scale_time, afs=afs)
+                         scale_dir=scale_dir, scale_time=scale_time, afs=afs, solver=solver)
     predictor = AmedPredictor(info).eval().requires_grad_(False)
     for parameter in predictor.parameters():
         parameter.mul_(3)  # spread r, c and a across their ranges
@@ -352,3 +352,82 @@ def test_a_guided_run_fits_and_samples_on_the_conditional_rows() -> None:
     guided = condition(model, range(4), guidance_scale=2.0)
     run = sz.generate(guided, "amed", 4, range(4), model.sample_shape, predictor=predictor)
     assert run.counted_nfe == 4 and run.forwards == 8 and run.finite
+
+
+IPNDM_AMED = sz.get_sampler("ipndm_amed")
+AB = ((1.0,), (3 / 2, -1 / 2), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
+
+
+def their_ipndm_plugin(model: Any, p: AmedPredictor, x: Tensor, t_steps: Tensor) -> Tensor:
+    """diff-sampler's ipndm_sampler with an AMED_predictor (max_order 4) written out, its hook on the middle block."""
+    enc_out: list[Tensor] = []
+    hook = model.net.unet.mid_block.register_forward_hook(lambda m, i, o: enc_out.append(o.detach()))
+    rows, buffer = x.shape[0], []
+
+    def ab(d: Tensor) -> Tensor:
+        order = min(4, len(buffer) + 1)
+        return sum((b * v for b, v in zip(AB[order - 1], [d, *reversed(buffer)], strict=False)), torch.zeros_like(d))
+
+    def remember(d: Tensor) -> None:
+        buffer.append(d)
+        del buffer[:-3]
+
+    try:
+        for t_cur, t_next in itertools.pairwise(t_steps):
+            enc_out.clear()
+            d_cur = (x - model(x, t_cur.repeat(rows))) / t_cur
+            if t_next == 0:  # samplerzoo's step to 0 is Euler (diff-sampler ends at sigma_min)
+                x = x + (t_next - t_cur) * d_cur
+                continue
+            r, scale_dir, scale_time = their_predictor(p, enc_out[-1].mean(dim=1).flatten(1), t_cur, t_next)
+            t_mid = (t_next**r) * (t_cur ** (1 - r))
+            x_next = x + (t_mid - t_cur) * ab(d_cur)
+            remember(d_cur)
+            d_cur = (x_next - model(x_next, (scale_time * t_mid).flatten())) / t_mid
+            x = x_next + scale_dir * (t_next - t_mid) * ab(d_cur)
+            remember(d_cur)
+    finally:
+        hook.remove()
+    return x
+
+
+@pytest.mark.parametrize("to_zero", [True, False])
+def test_ipndm_amed_is_diff_samplers_ipndm_plugin(digits: Any, to_zero: bool) -> None:
+    sigmas = karras(5, digits) if to_zero else karras(6, digits)[:-1]
+    predictor = random_predictor(digits, sigmas, solver="ipndm_amed")
+    x = sz.SeededNoise(range(6), digits.sample_shape).randn() * float(sigmas[0])
+    with torch.no_grad():
+        ours = IPNDM_AMED.fn(digits, x, sigmas, predictor=predictor)
+        theirs = their_ipndm_plugin(digits, predictor, x, sigmas)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=2e-5)  # float32: the sums' order differs
+
+
+@pytest.mark.parametrize("to_zero", [True, False])
+def test_the_midpoint_rule_is_ipndm_on_the_levels_with_their_log_midpoints(to_zero: bool) -> None:
+    problem = testing.mixture_problem()
+    sigmas = karras(6, problem) if to_zero else karras(7, problem)[:-1]
+    steps = [torch.stack([s, (s * s_next).sqrt()]) if s_next > 0 else s[None]
+             for s, s_next in itertools.pairwise(sigmas)]
+    refined = torch.cat([*steps, sigmas[-1:]])
+    x = sz.SeededNoise(range(5), problem.sample_shape, dtype=torch.float64).randn() * float(sigmas[0])
+    ours = IPNDM_AMED.fn(problem, x, sigmas, predictor="midpoint")
+    torch.testing.assert_close(ours, sz.get_sampler("ipndm").fn(problem, x, refined), rtol=0, atol=1e-12)
+
+
+def test_a_predictor_fitted_to_another_solver_is_refused(digits: Any) -> None:
+    with pytest.raises(SamplerzooError, match="fitted to amed's steps, not ipndm_amed's"):
+        sz.generate(digits, "ipndm_amed", 5, range(2), digits.sample_shape, predictor="digits-nfe5")
+    with pytest.raises(SamplerzooError, match="ipndm_amed: no shipped predictor was fitted to this model"):
+        sz.generate(digits, "ipndm_amed", 5, range(2), digits.sample_shape, afs=True)
+
+
+def test_the_ipndm_plugin_fits_along_its_own_trajectory() -> None:
+    # A multistep student follows its own trajectory and history (diff-sampler's loop); whether the fit pays is
+    # measured on the shipped predictors (test_the_shipped_predictors_beat_the_midpoint_rule_on_the_sweeps_seeds).
+    fit = Fit(teacher="ipndm", between=2, scale_time=0.2, trajectories=32, batch=32, held_out=8)
+    predictor = fit_checkpoint("digits", 5, fit, afs=True, solver="ipndm_amed")
+    assert predictor.info.solver == "ipndm_amed" and predictor.info.training is not None
+    assert predictor.info.training["teacher"] == "ipndm" and predictor.info.scale_time == 0.2
+    assert predictor.head_time is not None  # a_n is fitted too
+    run = sz.generate(sz.load("digits"), "ipndm_amed", 5, range(2), (1, 8, 8), predictor=predictor, afs=True)
+    assert run.counted_nfe == 5 and run.finite

@@ -27,8 +27,9 @@ from samplerzoo.samplers.wrappers import dynamic_threshold
 from samplerzoo.schedules import SigmaRange, karras
 
 AFS_SAMPLERS = ["euler", "heun", "dpm2", "ipndm", "ipndm_v", "deis", "dpmpp_2m", "dpmpp_3m", "unipc", "unipc_bh2",
-                "amed"]
-"""diff-sampler's solvers with afs: euler, heun, dpm(-2), ipndm, ipndm_v, deis, dpmpp, unipc, amed."""
+                "amed", "ipndm_amed"]
+"""diff-sampler's solvers with afs: euler, heun, dpm(-2), ipndm, ipndm_v, deis, dpmpp, unipc, amed (and AMED-Plugin
+on iPNDM)."""
 
 
 def test_the_afs_samplers_are_the_ones_declaring_it() -> None:

@@ -18,6 +18,7 @@ from .output import stdout
 def train_amed(
     checkpoint: Annotated[str, typer.Option(help="Checkpoint name or path.")] = "digits",
     nfe: Annotated[int, typer.Option(help="Exact NFE of the runs the predictor serves.")] = 5,
+    solver: Annotated[str, typer.Option(help="amed (AMED-Solver) or ipndm_amed (AMED-Plugin on iPNDM).")] = "amed",
     schedule: Annotated[str, typer.Option(help="The runs' schedule (as zoo bench --schedule).")] = "karras",
     final_step: Annotated[str, typer.Option(help="auto, zero, sigma_min or denoise (as in zoo bench).")] = "auto",
     afs: Annotated[bool, typer.Option(help="The runs use the analytical first step (--option afs=true).")] = False,
@@ -36,10 +37,15 @@ def train_amed(
     out: Annotated[Path | None, typer.Option(help="File to write (default results/amed/NAME-nfeN.safetensors).")]
     = None,
 ) -> None:
-    """Fit AMED-Solver's predictor (Zhou et al. 2024) by distillation from --teacher and write it; zoo bench
-    --sampler amed --option predictor=PATH then uses it at exactly that NFE and schedule."""
-    from ..amed import save_predictor
+    """Fit the predictor of AMED-Solver or AMED-Plugin on iPNDM (Zhou et al. 2024) by distillation from --teacher and
+    write it; zoo bench --sampler SOLVER --option predictor=PATH then uses it at exactly that NFE and schedule."""
+    from ..amed import predictor_name, save_predictor
     from ..amed_training import Fit, fit_checkpoint
+    from ..errors import UnknownNameError
+    from ..samplers.amed import STUDENTS
+
+    if solver not in STUDENTS:
+        raise UnknownNameError("AMED solver", solver, STUDENTS)
 
     for flag, value, unit in (("--nfe", nfe, "network evaluations"), ("--trajectories", trajectories, "trajectories"),
                               ("--batch", batch, "trajectories")):
@@ -50,19 +56,19 @@ def train_amed(
         raise SamplerzooError(f"--lr must be > 0 and --scale-dir, --scale-time in [0, 1), got {lr}, {scale_dir}, "
                               f"{scale_time}")
     check_device(device)
-    path = out or Path("results") / "amed" / f"{Path(checkpoint).name}-nfe{nfe}.safetensors"
+    path = out or Path("results") / "amed" / f"{predictor_name(Path(checkpoint).name, solver, afs, nfe)}.safetensors"
     if path.exists():
         raise SamplerzooError(f"{path} already exists; remove it or choose another --out")
     check_writable(path, "--out")
     fit = Fit(teacher, between, trajectories, batch, lr, seed, scale_dir, scale_time)
     predictor = fit_checkpoint(checkpoint, nfe, fit, schedule, final_step, afs, guidance_scale, device,
-                               log=lambda line: stdout.print(line, highlight=False))
+                               log=lambda line: stdout.print(line, highlight=False), solver=solver)
     save_predictor(path, predictor)
     assert predictor.info.training is not None
     errors, seconds = predictor.info.training["endpoint_error"], predictor.info.training["seconds"]
-    stdout.print(f"amed on {checkpoint} at NFE {nfe}: held-out distance to the {teacher} teacher "
+    stdout.print(f"{solver} on {checkpoint} at NFE {nfe}: held-out distance to the {teacher} teacher "
                  f"{errors['fitted']:.4g} (midpoint rule {errors['midpoint']:.4g}), {seconds:.1f} s; wrote {path}; "
-                 f"use it with --sampler amed --option predictor={path}", highlight=False, soft_wrap=True)
+                 f"use it with --sampler {solver} --option predictor={path}", highlight=False, soft_wrap=True)
 
 
 def add_commands(app: typer.Typer) -> None:
