@@ -8,8 +8,8 @@ r_n in (0, 1) (the intermediate level s_n = sigma_{n+1}^r sigma_n^(1-r)), the di
 AMED_predictor: positional embeddings of both levels, a two-layer encoder of the channel-mean bottleneck, sigmoid
 heads). :mod:`samplerzoo.samplers.amed` takes the step; :mod:`samplerzoo.amed_training` fits g to a teacher.
 
-A predictor is fitted to one checkpoint, one sample shape and one schedule: its file records them (and a
-fingerprint of the bottleneck's weights), and a run with another model or other levels is refused before any work.
+A predictor is fitted to one solver (amed or ipndm_amed), checkpoint, sample shape and schedule: its file records them
+(and a fingerprint of the bottleneck's weights), and a run with another of them is refused before any work.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""Fitting AMED's predictor to a checkpoint by distillation (Zhou et al. 2024; diff-sampler's AMED_loss and
-training loop).
+"""Fitting an AMED predictor to a checkpoint by distillation (Zhou et al. 2024; diff-sampler's AMED_loss and training
+loop).
 
-A teacher (Heun by default) runs each student interval on ``between`` extra levels; for every step n of every batch
-the student takes its AMED step from the teacher's state at sigma_n, the loss is the squared distance to the teacher
-at sigma_{n+1} summed over pixels and averaged over the batch, and one Adam update follows (so a batch makes one
-update per step, as diff-sampler's loop does). Gradients reach the predictor through the network's second
-evaluation, whose weights stay frozen. A step to sigma = 0 is Euler and has nothing to fit.
+A teacher (Heun by default) runs once over the student's levels with ``between`` extra levels in each step; for every
+step n of every batch the student takes its step from sigma_n to sigma_{n+1}, the loss is the squared distance to the
+teacher at sigma_{n+1} summed over pixels and averaged over the batch, and one Adam update follows (so a batch makes
+one update per step, as diff-sampler's loop does). AMED-Solver starts each step from the teacher's state; a multistep
+student (the iPNDM plugin) follows its own trajectory and history. Gradients reach the predictor through the
+network's second evaluation, whose weights stay frozen. A step to sigma = 0 is Euler and has nothing to fit.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""``zoo train-amed``: fit AMED-Solver's predictor to a checkpoint at one NFE and schedule, and write it for
-``--option predictor=PATH``."""
+"""``zoo train-amed``: fit the predictor of AMED-Solver (or of AMED-Plugin on iPNDM) to a checkpoint at one NFE and
+schedule, and write it for ``--option predictor=PATH``."""
 
 from __future__ import annotations
 
