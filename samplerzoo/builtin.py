@@ -64,6 +64,10 @@ def register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
     register(ScheduleSpec("linspace", schedules.linspace, "timesteps evenly spaced over the trained table",
                           needs_table=True, paper="Lin et al. 2024, Common Diffusion Noise Schedules and Sample Steps "
                           "are Flawed, Table 2", reference="k_diffusion.external.DiscreteSchedule.get_sigmas"))
+    register(ScheduleSpec("discrete", schedules.discrete, "time-uniform steps of a discrete-time model, log alpha "
+                          "interpolated (DPM-Solver's)", needs_table=True,
+                          paper="Lu et al. 2022, DPM-Solver, NoiseScheduleVP('discrete') with time-uniform steps",
+                          reference="zju-pi/diff-sampler get_schedule('discrete', rho=1); dpm_solver NoiseScheduleVP"))
     register(ScheduleSpec("leading", schedules.leading, "DDIM's leading spacing over the trained table",
                           needs_table=True, paper="Song et al. 2021, DDIM; Lin et al. 2024, Table 2",
                           reference="diffusers timestep_spacing='leading' (formula)"))

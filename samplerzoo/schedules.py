@@ -98,21 +98,36 @@ def trained_table(model: HasSigmaRange, name: str) -> Tensor:
 
 
 def at_timesteps(table: Tensor, timesteps: Tensor, interpolation: str) -> Tensor:
+    """The table's sigmas at fractional timesteps, interpolated linearly in log sigma, in sigma, or in log alpha =
+    -log(1 + sigma^2) / 2 (DPM-Solver's discrete NoiseScheduleVP)."""
     steps = torch.arange(len(table), dtype=torch.float64)
     if interpolation == "log":
         return interp(timesteps, steps, table.log()).exp()
     if interpolation == "linear":
         return interp(timesteps, steps, table)
-    raise SamplerzooError(f"unknown interpolation {interpolation!r}; known: log, linear")
+    if interpolation == "log_alpha":
+        return torch.expm1(interp(timesteps, steps, -0.5 * torch.log1p(table**2)) * -2).sqrt()
+    raise SamplerzooError(f"unknown interpolation {interpolation!r}; known: log, linear, log_alpha")
+
+
+def even_timesteps(n: int, model: HasSigmaRange, name: str, interpolation: str) -> Tensor:
+    """n timesteps evenly spaced from T-1 to 0 over the trained table, and 0."""
+    check_steps(n)
+    table = trained_table(model, name)
+    return append_zero(at_timesteps(table, torch.linspace(len(table) - 1, 0, n, dtype=torch.float64), interpolation))
 
 
 def linspace(n: int, model: HasSigmaRange, interpolation: str = "log") -> Tensor:
     """Timesteps evenly spaced from T-1 to 0, fractional ones interpolated in log sigma (k-diffusion) or in
     sigma (diffusers' Euler family, ``interpolation="linear"``) (Lin et al. 2024, Table 2)."""
-    check_steps(n)
-    table = trained_table(model, "linspace")
-    timesteps = torch.linspace(len(table) - 1, 0, n, dtype=torch.float64)
-    return append_zero(at_timesteps(table, timesteps, interpolation))
+    return even_timesteps(n, model, "linspace", interpolation)
+
+
+def discrete(n: int, model: HasSigmaRange) -> Tensor:
+    """DPM-Solver's time-uniform steps on a discrete-time model: t evenly spaced between the first and last trained
+    levels, log alpha linear in t between them (Lu et al. 2022, NoiseScheduleVP('discrete'), skip_type
+    'time_uniform'; diff-sampler's schedule_type 'discrete' with rho = 1)."""
+    return even_timesteps(n, model, "discrete", "log_alpha")
 
 
 def leading(n: int, model: HasSigmaRange, steps_offset: int = 0) -> Tensor:

@@ -85,6 +85,35 @@ def test_linspace_interpolates_fractional_timesteps() -> None:
     assert linspace(2, DISCRETE)[0] == pytest.approx(float(TABLE[-1]), rel=1e-14)
 
 
+def diff_samplers_discrete(alphas_cumprod: torch.Tensor, sigma_min: float, sigma_max: float, num_steps: int
+                           ) -> torch.Tensor:
+    """diff-sampler's get_schedule(schedule_type='discrete', schedule_rho=1) on its LDM wrapper, written out:
+    DPM-Solver's discrete NoiseScheduleVP (t_n = (n + 1) / N, log alpha_t piecewise linear), t evenly spaced from
+    sigma_inv(sigma_max) to sigma_inv(sigma_min), then sigma(t) = sqrt(1 - alpha^2) / alpha."""
+    t_array = torch.linspace(0, 1, len(alphas_cumprod) + 1, dtype=torch.float64)[1:]
+    log_alpha = 0.5 * alphas_cumprod.double().log()
+
+    def sigma_inv(sigma: float) -> torch.Tensor:
+        target = -0.5 * torch.logaddexp(torch.zeros(()), torch.tensor(2 * math.log(sigma), dtype=torch.float64))
+        return torch.tensor(float(np.interp(target, log_alpha.flip(0).numpy(), t_array.flip(0).numpy())),
+                            dtype=torch.float64)
+
+    t_max, t_min = sigma_inv(sigma_max), sigma_inv(sigma_min)
+    t = t_max + torch.arange(num_steps, dtype=torch.float64) / (num_steps - 1) * (t_min - t_max)
+    la = torch.from_numpy(np.interp(t.numpy(), t_array.numpy(), log_alpha.numpy()))
+    return (1 - (2 * la).exp()).sqrt() / la.exp()
+
+
+@pytest.mark.parametrize("n", [2, 5, 18, 61])
+def test_discrete_is_diff_samplers_and_dpm_solvers_time_uniform(n: int) -> None:
+    alphas_cumprod = 1 / (1 + TABLE.double() ** 2)
+    theirs = diff_samplers_discrete(alphas_cumprod, float(TABLE[0]), float(TABLE[-1]), n)
+    ours = sz.get_schedule("discrete")(n, DISCRETE)
+    assert float(ours[-1]) == 0
+    torch.testing.assert_close(ours[:-1], theirs, rtol=1e-9, atol=0)
+    assert not torch.allclose(ours, linspace(n, DISCRETE), rtol=1e-9, atol=0) or n == 2  # not k-diffusion's log sigma
+
+
 def test_bad_requests_are_one_clear_line() -> None:
     with pytest.raises(sz.SamplerzooError, match="schedule 'leading' needs a discrete-time model"):
         leading(10, SigmaRange())
