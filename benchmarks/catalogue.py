@@ -44,11 +44,11 @@ DIFFUSERS_SCHEDULES = ("timestep_spacing='linspace':linspace", "timestep_spacing
                        "timestep_spacing='trailing':trailing", "use_karras_sigmas:karras",
                        "use_exponential_sigmas:exponential", "use_beta_sigmas:beta_sigmas", "AysSchedules:ays")
 """diffusers' schedule options (scheduler configs) and its Align Your Steps tables, OPTION:ours."""
-DIFF_SAMPLER_SOLVERS = ("euler", "heun", "dpm:dpm2", "dpmpp:dpmpp_2m", "ipndm", "ipndm_v", "deis", "unipc", "amed",
-                        "gits")
-"""diff-sampler's --solver names (diff-solvers-main/sample.py; amed-solver, gits), NAME:ours where ours differs."""
-DIFF_SAMPLER_SCHEDULES = ("polynomial:karras", "logsnr:exponential", "time_uniform:vp", "discrete")
-"""diff-sampler's --schedule_type names (diff-solvers-main/solver_utils.py get_schedule)."""
+DIFF_SAMPLER_SOLVERS = ("euler", "heun", "dpm:dpm2", "dpmpp:dpmpp_2m", "ipndm", "ipndm_v", "deis", "unipc", "amed")
+"""diff-sampler's --solver names (diff-solvers-main/sample.py; amed-solver), NAME:ours where ours differs."""
+DIFF_SAMPLER_SCHEDULES = ("polynomial:karras", "logsnr:exponential", "time_uniform:vp", "discrete", "gits:file")
+"""diff-sampler's --schedule_type names (diff-solvers-main/solver_utils.py get_schedule) and its GITS (gits-main), a
+search for a solver's time steps: ``zoo tune --method gits`` writes them as a schedule file (``file:PATH``)."""
 
 
 def resolve(entries: Iterable[str], lookup: dict[str, str]) -> tuple[dict[str, list[str]], list[str]]:
