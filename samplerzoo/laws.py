@@ -270,7 +270,7 @@ def mixture_law_pvalue(spec: SamplerSpec, problem: GaussianMixture, n: int, step
     schedule = karras(steps + 1, SigmaRange(sigma_end, sigma_start))[:-1]
     noise = batch_noise(tuple(x_start.shape), generator, spec.brownian)
     out = kit_call(spec, model_for(spec, problem), x_start.reshape(n, *problem.sample_shape), schedule, noise=noise,
-                  **options).flatten(1)
+                   **options).flatten(1)
     weights, means, var = conditional_components(problem, x_start, sigma_start, sigma_end, joint)
     u = (weights[..., None] * normal_cdf((out[:, None, :] - means) / var[:, None].sqrt())).sum(1)  # (n, d)
     return min(1.0, min(smooth_test_pvalue(u[:, j]) for j in range(u.shape[1])) * u.shape[1])
