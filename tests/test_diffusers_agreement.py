@@ -13,8 +13,11 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers import (
+    DDIMParallelScheduler,
     DDIMScheduler,
+    DDPMParallelScheduler,
     DDPMScheduler,
+    EDMDPMSolverMultistepScheduler,
     EDMEulerScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
@@ -113,6 +116,10 @@ VP_SCHEDULERS = {
                                {"set_alpha_to_one": True, **THRESHOLDING}, {"eta": 1.0}),
     "ddpm_thresholding": ("ddpm", {"variance": "fixed_small", **THRESHOLDING}, DDPMScheduler,
                           {"variance_type": "fixed_small", **THRESHOLDING}, {}),
+    # ParaDiGMS' schedulers: the same step as DDIM's and DDPM's (plus a batched form of it for parallel sampling).
+    "ddim_parallel": ("ddim", {"eta": 0.0}, DDIMParallelScheduler, {"set_alpha_to_one": True}, {"eta": 0.0}),
+    "ddpm_parallel": ("ddpm", {"variance": "fixed_small"}, DDPMParallelScheduler, {"variance_type": "fixed_small"},
+                      {}),
 }
 
 
@@ -157,6 +164,25 @@ class EDMNet:
         c_skip = self.sigma_data**2 / (sigma**2 + self.sigma_data**2)
         c_out = sigma * self.sigma_data / (sigma**2 + self.sigma_data**2).sqrt()
         return ((self.exact(x, sigma.flatten()) - c_skip * x) / c_out).to(x_in.dtype)
+
+
+@pytest.mark.parametrize("n", [5, 12])
+@pytest.mark.parametrize("lower_order_final", [True, False])
+def test_dpmpp_2m_matches_edm_dpm_solver_multistep_scheduler(n: int, lower_order_final: bool) -> None:
+    net, sigma_data = EDMNet(0.5), 0.5
+    scheduler = EDMDPMSolverMultistepScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=sigma_data,
+                                               lower_order_final=lower_order_final)
+    scheduler.set_timesteps(n)
+    noise = torch.randn(6, 4, generator=torch.Generator().manual_seed(3))
+    x = noise * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        x = scheduler.step(net(scheduler.scale_model_input(x, t), t.expand(len(x))), t, x).prev_sample
+    ours = NetworkDenoiser(lambda x_in, c_noise, **_: net(x_in, c_noise), "edm", EDM(sigma_data=sigma_data))
+    sigmas = karras(n, SigmaRange(0.002, 80.0))
+    torch.testing.assert_close(sigmas.float(), scheduler.sigmas, rtol=1e-6, atol=1e-7)
+    result = sz.get_sampler("dpmpp_2m").fn(ours, noise * 80.0, sigmas, lower_order_final=lower_order_final)
+    assert float((result - x).abs().max()) <= 1e-4
+    assert float((result - sz.get_sampler("euler").fn(ours, noise * 80.0, sigmas)).abs().max()) > 1e-2
 
 
 @pytest.mark.parametrize("n", [5, 12])

@@ -357,9 +357,11 @@ LU_A = "Lu et al. 2022a, DPM-Solver: A Fast ODE Solver for Diffusion Probabilist
 LU_B = "Lu et al. 2022b, DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models"
 SPECS = [
     SamplerSpec("dpmpp_2m", sample_dpmpp_2m, order=2, stochastic=False, analytic_first_step=True,
-                aliases=("DPMSolverMultistepScheduler", "dpm++_2m"), paper=f"{LU_B}, Alg. 2",
+                aliases=("DPMSolverMultistepScheduler", "dpm++_2m", "EDMDPMSolverMultistepScheduler"),
+                paper=f"{LU_B}, Alg. 2",
                 reference="k_diffusion.sampling.sample_dpmpp_2m; diffusers.DPMSolverMultistepScheduler "
-                          "(algorithm_type 'dpmsolver++' and 'dpmsolver', thresholding, lower_order_final); "
+                          "(algorithm_type 'dpmsolver++' and 'dpmsolver', thresholding, lower_order_final), "
+                          "EDMDPMSolverMultistepScheduler; "
                           "zju-pi/diff-sampler dpm_pp_sampler (afs, predict_x0)"),
     SamplerSpec("dpmpp_3m", sample_dpmpp_3m, order=3, global_order=2, stochastic=False, aliases=("dpm++_3m",),
                 analytic_first_step=True,

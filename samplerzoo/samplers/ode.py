@@ -133,10 +133,11 @@ KARRAS = "Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Ge
 SPECS = [
     # Flow Euler (x_t' = x_t + (t' - t) v) is this step too: both are DDIM, x_t' = (1 - t') D + t' eps_hat.
     SamplerSpec("euler", sample_euler, analytic_first_step=True, order=1, stochastic=False,
-                aliases=("EulerDiscreteScheduler", "FlowMatchEulerDiscreteScheduler", "flow_euler"),
+                aliases=("EulerDiscreteScheduler", "FlowMatchEulerDiscreteScheduler", "flow_euler",
+                         "EDMEulerScheduler"),
                 paper=f"{KARRAS}, Alg. 1 (churn: Alg. 2)",
                 reference="k_diffusion.sampling.sample_euler; diffusers.EulerDiscreteScheduler, "
-                          "FlowMatchEulerDiscreteScheduler"),
+                          "FlowMatchEulerDiscreteScheduler, EDMEulerScheduler"),
     SamplerSpec("heun", sample_heun, order=2, stochastic=False, evals_per_step=2, final_step_evals=1,
                 analytic_first_step=True,
                 aliases=("HeunDiscreteScheduler", "edm_heun"), paper=f"{KARRAS}, Alg. 2",
