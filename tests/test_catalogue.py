@@ -36,8 +36,8 @@ def rows(text: str) -> dict[str, list[str]]:
 def test_rows_carry_the_peers_names(catalogue: types.ModuleType) -> None:
     table = rows(catalogue.render())
     # sampler columns: aliases, paper, ComfyUI, diffusers, k-diffusion, diff-sampler, verified
-    assert table["euler"][2:6] == ["`euler`", "`EulerDiscreteScheduler`, `FlowMatchEulerDiscreteScheduler`, "
-                                   "`EDMEulerScheduler`", "`sample_euler`", "`euler`"]
+    assert table["euler"][2:6] == ["`euler`", "`EDMEulerScheduler`, `EulerDiscreteScheduler`, "
+                                   "`FlowMatchEulerDiscreteScheduler`", "`sample_euler`", "`euler`"]
     assert table["dpm2"][2] == "`dpm_2`" and table["dpm2"][5] == "`dpm`"
     assert table["unipc"][2] == "`uni_pc`" and "k-diffusion agreement" in table["heun"][6]
     assert "order 2 on Gaussian and mixture" in table["heun"][6]
