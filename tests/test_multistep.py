@@ -188,6 +188,8 @@ class DiffusersCase(NamedTuple):
 
 
 ALL_SPACINGS = (driver.LEADING, driver.LEADING_OFFSET, driver.TRAILING, driver.LINSPACE)
+THRESHOLDING = {"thresholding": True, "dynamic_thresholding_ratio": 0.9, "sample_max_value": 1.5}
+"""Our options and diffusers' config alike (|D| reaches ~4 on the driver's network, so the threshold binds)."""
 DIFFUSERS_CASES = {
     "lms": DiffusersCase("lms", {"order": 4}, "LMSDiscreteScheduler", {}, spacings=ALL_SPACINGS),
     "lms_order2": DiffusersCase("lms", {"order": 2}, "LMSDiscreteScheduler", {}, step_kwargs={"order": 2}),
@@ -196,6 +198,10 @@ DIFFUSERS_CASES = {
                                  {"solver_order": o, "lower_order_final": False}, "vp", ALL_SPACINGS,
                                  float64_table=o == 3)
        for o in (1, 2, 3)},
+    # Dynamic thresholding: diffusers thresholds x0 and integrates the eps read off it, as thresholding our D does.
+    "deis3_thresholding": DiffusersCase(
+        "deis", {"order": 3, "variable": "log_rho", **THRESHOLDING}, "DEISMultistepScheduler",
+        {"solver_order": 3, "lower_order_final": False, **THRESHOLDING}, "vp", ALL_SPACINGS, float64_table=True),
     "deis3_lower_order_final": DiffusersCase(
         "deis", {"order": 3, "variable": "log_rho", "lower_order_final": True}, "DEISMultistepScheduler",
         {"solver_order": 3, "lower_order_final": True}, "vp", steps=(5, 10), float64_table=True),

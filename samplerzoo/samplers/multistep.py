@@ -202,14 +202,17 @@ def deis_weights(variable: str, vp: ContinuousVP) -> Weights:
 
 def sample_deis(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
                 callback: Callback | None = None, order: int = 3, variable: str = "t",
-                lower_order_final: bool = False, vp: ContinuousVP | None = None, afs: bool = False) -> Tensor:
+                lower_order_final: bool = False, vp: ContinuousVP | None = None, afs: bool = False,
+                thresholding: bool = False, dynamic_thresholding_ratio: float = 0.995,
+                sample_max_value: float = 1.0) -> Tensor:
     """DEIS multistep, x_{i+1} = x_i + sum_j [int_{s_i}^{s_{i+1}} l_j(v) d rho] eps_{i-j} (Zhang & Chen 2023, tAB-
     and rhoAB-DEIS, in the sigma frame); the step to sigma = 0 is Euler, as in diff-sampler.
 
     ``variable``: "t" (tAB, VP time of ``vp``, by default the VP SDE fitted to EDM's sigma range as in
     diff-sampler/ComfyUI), "rho" or "log_rho" (diffusers' DEISMultistepScheduler). ``order`` 1-4: 4 is
     diff-sampler's default (max_order=4, tAB-DEIS's fourth order), diffusers stops at 3. ``lower_order_final``
-    caps step i of N at order N - i (diffusers does so below 15 steps). ``afs`` as for :func:`sample_ipndm`.
+    caps step i of N at order N - i (diffusers does so below 15 steps). ``afs`` as for :func:`sample_ipndm`;
+    ``thresholding`` as diffusers' (its eps is read off the thresholded x0, which thresholding D gives).
     """
     check_order("deis", order)
     if variable not in DEIS_VARIABLES:
@@ -219,7 +222,8 @@ def sample_deis(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampl
 
     def weights(sigmas: Tensor, i: int, k: int) -> Tensor:
         return inner(sigmas, i, min(k, steps - i) if lower_order_final else k)
-    return adams_sampling(with_options(model, afs), x, sigmas, weights, order, callback, denoise_to_zero=True)
+    model = with_options(model, afs, thresholding, dynamic_thresholding_ratio, sample_max_value)
+    return adams_sampling(model, x, sigmas, weights, order, callback, denoise_to_zero=True)
 
 
 # ---------------------------------------------------------------------------------------------------- PNDM
