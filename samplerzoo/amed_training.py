@@ -27,6 +27,7 @@ from .plugins import get_sampler
 from .registry import SamplerSpec
 from .samplers.amed import MIDPOINT, STUDENTS, StepFn
 from .samplers.wrappers import analytic_denoised
+from .schedules import SigmaRange, karras
 from .steps import denoise
 from .tuning import teacher_states as trajectory
 
@@ -58,12 +59,11 @@ def teacher_named(name: str) -> SamplerSpec:
     return teacher
 
 
-def teacher_levels(sigma: Tensor, sigma_next: Tensor, between: int, rho: float = 7.0) -> Tensor:
-    """[sigma, ..., sigma_next] with ``between`` levels evenly spaced in sigma^(1/rho): Karras' rho = 7 spacing of
-    the student refines into the same spacing with (between + 1) times the steps (diff-sampler's teacher grid)."""
-    ramp = torch.linspace(0, 1, between + 2, dtype=torch.float64)
-    ends = sigma.double() ** (1 / rho), sigma_next.double() ** (1 / rho)
-    return ((ends[0] + ramp * (ends[1] - ends[0])) ** rho).to(sigma.dtype)
+def teacher_levels(sigma: Tensor, sigma_next: Tensor, between: int) -> Tensor:
+    """[sigma, ..., sigma_next] with ``between`` levels of Karras' rho = 7 spacing (Eq. 5) between them: the
+    student's karras levels refine into karras levels with (between + 1) times the steps (diff-sampler's teacher
+    grid)."""
+    return karras(between + 2, SigmaRange(float(sigma_next), float(sigma)))[:-1].to(sigma.dtype)
 
 
 def refined_levels(sigmas: Tensor, between: int) -> Tensor:
@@ -188,4 +188,4 @@ def fit_checkpoint(checkpoint: str, nfe: int, fit: Fit, schedule: str = "karras"
         raise SamplerzooError(f"{solver} at NFE {nfe} takes only a step to sigma = 0 (Euler), which has nothing to "
                               "fit; accepted: NFE >= 2")
     return fit_predictor(lambda seeds: condition(model, seeds, guidance_scale=guidance_scale), model.sample_shape,
-                         sigmas.to(device), fit, afs, checkpoint, device, log, solver)
+                         sigmas, fit, afs, checkpoint, device, log, solver)

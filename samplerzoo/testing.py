@@ -68,7 +68,12 @@ def model_for(spec: SamplerSpec, problem: Denoiser) -> Denoiser:
 
 def kit_call(spec: SamplerSpec, model: Denoiser, x: Tensor, sigmas: Tensor, **options: Any) -> Tensor:
     """``spec.fn`` as the kit runs it: under ``spec.kit_options`` (amed's midpoint rule), then ``options``."""
-    return spec.fn(model, x, sigmas, **{**spec.kit_options, **options})
+    return spec.fn(model, x, sigmas, **kit_options(spec, options))
+
+
+def kit_options(spec: SamplerSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` over ``spec.kit_options``: what the kit passes the sampler."""
+    return {**spec.kit_options, **options}
 
 
 def exact_solution(problem: GaussianMixture, x: Tensor, sigma_from: float, sigma_to: float) -> Tensor:
@@ -179,11 +184,11 @@ def infinite_start(spec: SamplerSpec, n: int = 2000, nfe: int = 24, **options: A
     if not spec.adaptive:
         budget = reachable_budget(spec, problem, nfe, **options)
         run = generate(model_for(spec, problem), spec, budget, seeds, problem.sample_shape,
-                       schedule=INFINITE_START_SCHEDULE, dtype=torch.float64, **{**spec.kit_options, **options})
+                       schedule=INFINITE_START_SCHEDULE, dtype=torch.float64, **kit_options(spec, options))
         return InfiniteStart(run.samples, start, run.sigmas, budget, run.counted_nfe)
     sigmas, counter = kl_optimal(nfe // 2, problem), CountingDenoiser(model_for(spec, problem))
     noise = CounterNoise(seeds, problem.sample_shape, dtype=torch.float64)
-    samples = run_sampler(spec, counter, noise.randn(), sigmas, noise, **{**spec.kit_options, **options})
+    samples = run_sampler(spec, counter, noise.randn(), sigmas, noise, **kit_options(spec, options))
     return InfiniteStart(samples, start, sigmas, None, counter.calls)
 
 

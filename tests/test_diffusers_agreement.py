@@ -10,6 +10,8 @@ The conventions met on the way are listed in diffusers_driver.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from diffusers import (
@@ -166,20 +168,27 @@ class EDMNet:
         return ((self.exact(x, sigma.flatten()) - c_skip * x) / c_out).to(x_in.dtype)
 
 
-@pytest.mark.parametrize("n", [5, 12])
-@pytest.mark.parametrize("lower_order_final", [True, False])
-def test_dpmpp_2m_matches_edm_dpm_solver_multistep_scheduler(n: int, lower_order_final: bool) -> None:
-    net, sigma_data = EDMNet(0.5), 0.5
-    scheduler = EDMDPMSolverMultistepScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=sigma_data,
-                                               lower_order_final=lower_order_final)
+def edm_scheduler_run(scheduler: Any, n: int) -> tuple[Tensor, Tensor, NetworkDenoiser, Tensor]:
+    """diffusers' loop with an EDM-frame ``scheduler`` (sigma 0.002 to 80, sigma_data 0.5) on EDMNet: its sample,
+    the start noise, our denoiser of the same network, and our karras sigmas (checked to be the scheduler's)."""
+    net = EDMNet(0.5)
     scheduler.set_timesteps(n)
     noise = torch.randn(6, 4, generator=torch.Generator().manual_seed(3))
     x = noise * scheduler.init_noise_sigma
     for t in scheduler.timesteps:
         x = scheduler.step(net(scheduler.scale_model_input(x, t), t.expand(len(x))), t, x).prev_sample
-    ours = NetworkDenoiser(lambda x_in, c_noise, **_: net(x_in, c_noise), "edm", EDM(sigma_data=sigma_data))
+    ours = NetworkDenoiser(lambda x_in, c_noise, **_: net(x_in, c_noise), "edm", EDM(sigma_data=0.5))
     sigmas = karras(n, SigmaRange(0.002, 80.0))
     torch.testing.assert_close(sigmas.float(), scheduler.sigmas, rtol=1e-6, atol=1e-7)
+    return x, noise, ours, sigmas
+
+
+@pytest.mark.parametrize("n", [5, 12])
+@pytest.mark.parametrize("lower_order_final", [True, False])
+def test_dpmpp_2m_matches_edm_dpm_solver_multistep_scheduler(n: int, lower_order_final: bool) -> None:
+    scheduler = EDMDPMSolverMultistepScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5,
+                                               lower_order_final=lower_order_final)
+    x, noise, ours, sigmas = edm_scheduler_run(scheduler, n)
     result = sz.get_sampler("dpmpp_2m").fn(ours, noise * 80.0, sigmas, lower_order_final=lower_order_final)
     assert float((result - x).abs().max()) <= 1e-4
     assert float((result - sz.get_sampler("euler").fn(ours, noise * 80.0, sigmas)).abs().max()) > 1e-2
@@ -187,15 +196,6 @@ def test_dpmpp_2m_matches_edm_dpm_solver_multistep_scheduler(n: int, lower_order
 
 @pytest.mark.parametrize("n", [5, 12])
 def test_euler_matches_edm_euler_scheduler(n: int) -> None:
-    net, sigma_data = EDMNet(0.5), 0.5
-    scheduler = EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=sigma_data)
-    scheduler.set_timesteps(n)
-    noise = torch.randn(6, 4, generator=torch.Generator().manual_seed(3))
-    x = noise * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
-        x = scheduler.step(net(scheduler.scale_model_input(x, t), t.expand(len(x))), t, x).prev_sample
-    ours = NetworkDenoiser(lambda x_in, c_noise, **_: net(x_in, c_noise), "edm", EDM(sigma_data=sigma_data))
-    sigmas = karras(n, SigmaRange(0.002, 80.0))
-    torch.testing.assert_close(sigmas.float(), scheduler.sigmas, rtol=1e-6, atol=1e-7)
+    x, noise, ours, sigmas = edm_scheduler_run(EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5), n)
     result = sz.get_sampler("euler").fn(ours, noise * 80.0, sigmas)
     assert float((result - x).abs().max()) <= 1e-4
