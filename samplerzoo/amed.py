@@ -217,14 +217,18 @@ def predictor_name(checkpoint: str, solver: str, afs: bool, nfe: int) -> str:
     return "-".join([checkpoint, *([solver] if solver != "amed" else []), *(["afs"] if afs else []), f"nfe{nfe}"])
 
 
+def shipped_files() -> list[Path]:
+    return sorted(SHIPPED.glob("*.safetensors"))
+
+
 def shipped_names() -> list[str]:
-    return sorted(p.stem for p in SHIPPED.glob("*.safetensors"))
+    return [path.stem for path in shipped_files()]
 
 
 def named_predictor(name: str | Path) -> AmedPredictor:
     """A shipped predictor by name (``digits-nfe5``) or a predictor file by path."""
     shipped = SHIPPED / f"{name}.safetensors"
-    return load_predictor(shipped if str(name) in shipped_names() else Path(name))
+    return load_predictor(shipped if shipped.is_file() and str(name) == shipped.stem else Path(name))
 
 
 def mismatch(predictor: AmedPredictor, sample_shape: Sequence[int], sigmas: Tensor | None, afs: bool,
@@ -261,7 +265,7 @@ def resolve_predictor(predictor: str | Path | AmedPredictor | None, model: Denoi
     is not compared)."""
     prints = None if model is None else fingerprint(model)
     if predictor is None:
-        found = next((p for p in map(named_predictor, shipped_names())
+        found = next((p for p in map(load_predictor, shipped_files())
                       if mismatch(p, sample_shape, sigmas, afs, prints, solver) is None), None)
         if found is None:
             raise SamplerzooError(f"{solver}: no shipped predictor was fitted to this model and these levels (shipped: "
