@@ -169,11 +169,11 @@ MUTANTS = [
            "sigma_mid = (sigma * sigma_to).sqrt()", "sigma_mid = (sigma + sigma_to) / 2", "swapped sigma",
            ("dpm2", "dpm2_ancestral"), SDE),
     # ---------------------------------------------------------------- RES multistep
-    Mutant("res-ancestral-history-at-sigma-next", "samplerzoo/samplers/multistep.py",
+    Mutant("res-ancestral-history-at-sigma-next", "samplerzoo/samplers/res.py",
            "old_denoised, h_prev = denoised, (sigmas[i] / sigma_down).log()",
            "old_denoised, h_prev = denoised, (sigmas[i] / sigmas[i + 1]).log()", "swapped sigma",
            ("res_multistep",), MULTISTEP),
-    Mutant("res-ancestral-noise-x1.05", "samplerzoo/samplers/multistep.py",
+    Mutant("res-ancestral-noise-x1.05", "samplerzoo/samplers/res.py",
            "x = x + noise(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)\n        old_denoised",
            "x = x + noise(sigmas[i], sigmas[i + 1]) * (1.05 * s_noise * sigma_up)\n        old_denoised",
            "coefficient", ("res_multistep",), MULTISTEP),

@@ -29,6 +29,7 @@ from .samplers import (
     multistep,
     ode,
     reference,
+    res,
     sa_solver,
     sde,
     seeds,
@@ -37,8 +38,8 @@ from .samplers import (
 )
 
 KARRAS_2022 = "Karras et al. 2022, Elucidating the Design Space of Diffusion-Based Generative Models"
-SAMPLER_MODULES = (ode, ancestral, multistep, reference, sde, dpm_solver, langevin, unipc, flow, cfg_pp, singlestep,
-                   ablation, seeds, consistency, sa_solver, amed)
+SAMPLER_MODULES = (ode, ancestral, multistep, res, reference, sde, dpm_solver, langevin, unipc, flow, cfg_pp,
+                   singlestep, ablation, seeds, consistency, sa_solver, amed)
 
 
 @hookimpl

@@ -444,8 +444,8 @@ def test_diffusers_dpm_solver_sde_skeleton(spacing: str, steps_offset: int, n: i
 def test_diffusers_singlestep_agreement(prediction: str, algorithm: str, n: int) -> None:
     from diffusers import DPMSolverSinglestepScheduler
 
-    from samplerzoo.samplers.dpm_solver import singlestep_update
     from samplerzoo.samplers.exponential import evaluate, half_log_snr
+    from samplerzoo.samplers.singlestep import singlestep_update
 
     scheduler = DPMSolverSinglestepScheduler(**driver.BETAS, solver_order=2, algorithm_type=algorithm,
                                              lower_order_final=False, final_sigmas_type="sigma_min")

@@ -31,9 +31,9 @@ from samplerzoo.samplers.multistep import (
     edm_fitted_vp,
     lagrange_integrals,
     lagrange_quadrature,
-    res_multistep_step,
 )
 from samplerzoo.samplers.reference import solve_ode
+from samplerzoo.samplers.res import res_multistep_step
 from samplerzoo.schedules import SigmaRange, karras
 
 pytestmark = driver.PYTESTMARK

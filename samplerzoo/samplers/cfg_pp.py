@@ -20,8 +20,8 @@ from ..registry import SamplerSpec
 from ..steps import Callback, UnconditionalView, ancestral_split, ancestral_step, denoise_pair, notify
 from .dpm_solver import dpmpp_2s_step
 from .exponential import data_step, half_log_snr
-from .multistep import res_multistep_sampling
 from .ode import gradient_estimation_sampling
+from .res import res_multistep_sampling
 
 
 def sample_euler_ancestral_cfg_pp(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseSampler | None = None,
