@@ -33,7 +33,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
-from .denoiser import CountingDenoiser, Denoiser
+from .denoiser import CountingDenoiser, Denoiser, per_sample
 from .errors import SamplerzooError, UnknownNameError
 from .noise import SeededNoise
 from .plugins import get_sampler
@@ -228,7 +228,7 @@ def oss_paths(step: Step, states: Tensor, edges: int) -> Tensor:
                 better = error < best[j]
                 best[j] = torch.where(better, error, best[j])
                 parents[r, j] = torch.where(better, i, parents[r, j])
-                arrived[j] = torch.where(better.reshape(-1, *[1] * (z.ndim - 1)), z, arrived.get(j, z))
+                arrived[j] = torch.where(per_sample(better, z), z, arrived.get(j, z))
         reached = arrived
     node = torch.full((batch,), end, dtype=torch.long)
     path = [node]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from samplerzoo.denoiser import Denoiser
+from samplerzoo.denoiser import Denoiser, per_sample
 from samplerzoo.errors import SamplerzooError, UnknownNameError
 from samplerzoo.noise import NoiseSampler, gaussian_noise_like
 from samplerzoo.noise_schedules import vp_input_scale
@@ -138,7 +138,7 @@ def keep_originals(tiled: Tensor, copies: Tensor, groups: int, n: int) -> Tensor
     ``v_list = [v] + [net(...) for n - 1 copies]``)."""
     m = len(tiled) // (groups * n)
     original = (torch.arange(n * m, device=tiled.device) < m).repeat(groups)
-    return torch.where(original.reshape(-1, *[1] * (tiled.ndim - 1)), tiled, copies)
+    return torch.where(per_sample(original, tiled), tiled, copies)
 
 
 def additive(v: Tensor, xi: Tensor, w: float) -> Tensor:
