@@ -136,6 +136,24 @@ def shifted_vae() -> Any:
     return vae(scaling_factor=1.5, shift_factor=0.1)
 
 
+def pixart(directory: Path, scheduler: Any, pipeline: str = "PixArtSigmaPipeline", sample_size: int = 8,
+           patch_size: int = 2) -> Path:
+    """A PixArt-alpha or -sigma pipeline: PixArtTransformer2DModel with learned sigma and T5 cross-attention
+    (``sample_size`` 128 is PixArt-alpha 1024's, which takes the image size as micro-conditions)."""
+    import diffusers
+
+    torch.manual_seed(0)
+    # 3 heads: the micro-condition embedding takes a third of the width each for resolution and aspect ratio
+    transformer = diffusers.PixArtTransformer2DModel(
+        sample_size=sample_size, patch_size=patch_size, in_channels=4, out_channels=8, num_layers=2,
+        num_attention_heads=3, attention_head_dim=8, cross_attention_dim=24, caption_channels=T5_HIDDEN,
+        norm_elementwise_affine=False, norm_eps=1e-6).eval()
+    t5 = t5_tokenizer()
+    getattr(diffusers, pipeline)(transformer=transformer, vae=vae(), scheduler=scheduler,
+                                 text_encoder=t5_encoder(len(t5)), tokenizer=t5).save_pretrained(directory)
+    return directory
+
+
 def stable_diffusion_3(directory: Path, scheduler: Any) -> Path:
     """An SD3 pipeline: SD3Transformer2DModel, CLIP-L and CLIP-G with projections (pooled), T5."""
     from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline

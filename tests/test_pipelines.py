@@ -124,6 +124,27 @@ def test_dit_agrees_with_diffusers(tmp_path: Path) -> None:
     assert_agrees("dit dpmpp_2m", ours, theirs, model, pipe.vae)
 
 
+@pytest.mark.parametrize(("pipeline", "sample_size", "patch_size"), [
+    ("PixArtSigmaPipeline", 8, 2),
+    ("PixArtAlphaPipeline", 128, 16),  # PixArt-alpha 1024's latent size: the image size as micro-conditions
+])
+def test_pixart_agrees_with_diffusers(tmp_path: Path, pipeline: str, sample_size: int, patch_size: int) -> None:
+    import diffusers
+
+    scheduler = DPMSolverMultistepScheduler(**build.SD_BETAS, solver_order=2)  # the PixArt pipelines' default
+    directory = build.pixart(tmp_path / "pixart", scheduler, pipeline, sample_size, patch_size)
+    model = sz.load(directory)
+    assert (model.prediction, model.num_classes, model.sample_shape) == ("epsilon", 0, (4, sample_size, sample_size))
+    pipe = getattr(diffusers, pipeline).from_pretrained(directory)
+    pipe.set_progress_bar_config(disable=True)
+    latents = start((2, *model.sample_shape))
+    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=GUIDANCE, num_inference_steps=STEPS,
+                  latents=latents, output_type="latent", use_resolution_binning=False).images
+    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=GUIDANCE)
+    ours = run_ours(model, denoiser, "dpmpp_2m", pipe.scheduler, latents)
+    assert_agrees(f"{pipeline} dpmpp_2m", ours, theirs, model, pipe.vae)
+
+
 def test_guided_text_sampling_counts_two_forwards_per_call(tmp_path: Path) -> None:
     directory = build.stable_diffusion(tmp_path / "sd", EulerDiscreteScheduler(**build.SD_BETAS, **LEADING))
     model = sz.load(directory)
