@@ -77,6 +77,21 @@ def stable_diffusion(directory: Path, scheduler: Any, digits_sized: bool = False
     return directory
 
 
+def latent_consistency(directory: Path, scheduler: Any) -> Path:
+    """A Latent Consistency Model pipeline: Stable Diffusion's components, the UNet with a guidance-scale time
+    condition (``time_cond_proj_dim``)."""
+    from diffusers import LatentConsistencyModelPipeline
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    tokenizer = clip_tokenizer()
+    LatentConsistencyModelPipeline(vae=vae(), text_encoder=CLIPTextModel(clip_text_config(len(tokenizer))).eval(),
+                                   tokenizer=tokenizer, unet=unet(time_cond_proj_dim=32), scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False).save_pretrained(directory)
+    return directory
+
+
 def stable_diffusion_xl(directory: Path, scheduler: Any) -> Path:
     """An SDXL pipeline: two text encoders (the second with a projection: pooled embeddings) and time ids."""
     from diffusers import StableDiffusionXLPipeline

@@ -26,6 +26,7 @@ from diffusers import (
 from torch import Tensor
 
 import samplerzoo as sz
+from samplerzoo.noise import NoiseSampler
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 ATOL = 1e-4
@@ -48,14 +49,16 @@ def start(shape: tuple[int, ...]) -> Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(7))
 
 
-def run_ours(model: sz.Checkpoint, denoiser: sz.Denoiser, sampler: str, scheduler: Any, latents: Tensor) -> Tensor:
+def run_ours(model: sz.Checkpoint, denoiser: sz.Denoiser, sampler: str, scheduler: Any, latents: Tensor,
+             noise: NoiseSampler | None = None) -> Tensor:
     sigmas = table_sigmas(model, scheduler.timesteps)
-    torch.testing.assert_close(sigmas[:-1].float(), torch.unique_consecutive(scheduler.sigmas)[:-1], rtol=1e-5,
-                               atol=1e-6)
+    if hasattr(scheduler, "sigmas"):  # LCMScheduler keeps none
+        torch.testing.assert_close(sigmas[:-1].float(), torch.unique_consecutive(scheduler.sigmas)[:-1], rtol=1e-5,
+                                   atol=1e-6)
     vp = float(scheduler.init_noise_sigma) == 1.0  # DPM-Solver: the VP frame
     scale = float((1 + sigmas[0] ** 2).sqrt()) if vp else float(scheduler.init_noise_sigma)
     with torch.no_grad():
-        return sz.get_sampler(sampler).fn(denoiser, latents * scale, sigmas)
+        return sz.get_sampler(sampler).fn(denoiser, latents * scale, sigmas, noise=noise)
 
 
 def assert_agrees(name: str, ours: Tensor, theirs: Tensor, model: sz.Checkpoint, vae: Any) -> None:
@@ -122,6 +125,28 @@ def test_dit_agrees_with_diffusers(tmp_path: Path) -> None:
     ours = run_ours(model, denoiser, "dpmpp_2m", pipe.scheduler, start((2, *model.sample_shape)))
     pipe.vae.decode = decode
     assert_agrees("dit dpmpp_2m", ours, theirs, model, pipe.vae)
+
+
+@pytest.mark.parametrize("distilled", [None, 4.0], ids=["default-8.5", "distilled-4"])
+def test_latent_consistency_agrees_with_diffusers(tmp_path: Path, distilled: float | None) -> None:
+    """The embedded guidance scale (no CFG, one forward a call), with LCMScheduler's noise draws replayed."""
+    from diffusers import LatentConsistencyModelPipeline, LCMScheduler
+
+    directory = build.latent_consistency(tmp_path / "lcm", LCMScheduler(**build.SD_BETAS))
+    model = sz.load(directory)
+    pipe = LatentConsistencyModelPipeline.from_pretrained(directory, safety_checker=None, feature_extractor=None,
+                                                          requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    latents = start((2, *model.sample_shape))
+    scale = {} if distilled is None else {"guidance_scale": distilled}
+    theirs = pipe(PROMPTS, num_inference_steps=4, latents=latents, output_type="latent",
+                  generator=torch.Generator().manual_seed(3), **scale).images
+    draws = torch.Generator().manual_seed(3)
+    counted = sz.CountingDenoiser(model.condition(range(2), prompts=PROMPTS, distilled_guidance=distilled))
+    ours = run_ours(model, counted, "lcm", pipe.scheduler, latents,
+                    noise=lambda sigma, sigma_next: torch.randn(latents.shape, generator=draws))
+    assert_agrees(f"lcm distilled {distilled}", ours, theirs, model, pipe.vae)
+    assert (counted.calls, counted.forwards) == (4, 4)  # the embedded scale costs no second forward
 
 
 @pytest.mark.parametrize(("pipeline", "sample_size", "patch_size"), [

@@ -1,0 +1,43 @@
+"""Latent Consistency Models: a Stable Diffusion UNet distilled with guidance, which embeds the guidance scale w as
+a time condition (``time_cond_proj_dim``) instead of taking two forwards (Luo et al. 2023, LCM, Eq. 9; diffusers'
+LatentConsistencyModelPipeline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ...adapters import NetworkDenoiser
+from .family import Family
+from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_schedule
+from .sd import ConditionalUNet, Prompts
+
+DEFAULT_DISTILLED_GUIDANCE = 8.5
+"""LatentConsistencyModelPipeline's default ``guidance_scale``, the scale the UNet embeds as w = scale - 1."""
+
+
+class LCMPrompts(Prompts):
+    """The pipeline's ``encode_prompt`` (as Stable Diffusion's) and its guidance-scale embedding of w = scale - 1
+    (diffusers' Imagen form of the scale), the same in both halves of any classifier-free guidance on top."""
+
+    def distilled(self, samples: int, scale: float | None) -> dict[str, torch.Tensor]:
+        value = DEFAULT_DISTILLED_GUIDANCE if scale is None else scale
+        w = torch.full((samples,), float(value) - 1)
+        embedding = self.pipe.get_guidance_scale_embedding(w, embedding_dim=self.pipe.unet.config.time_cond_proj_dim)
+        return {"timestep_cond": embedding.to(self.pipe.device)}
+
+
+def build(directory: Path) -> NetworkDenoiser:
+    from diffusers import LatentConsistencyModelPipeline
+
+    pipe = from_pretrained(LatentConsistencyModelPipeline, directory, text=True, safety_checker=None,
+                           feature_extractor=None, requires_safety_checker=False)
+    schedule, prediction = scheduler_schedule(directory)
+    return NetworkDenoiser(ConditionalUNet(pipe.unet), prediction, schedule,
+                           sample_shape=latent_shape(pipe.unet.config),
+                           decoder=VAEDecoder(pipe.vae), conditioner=LCMPrompts(pipe, [pipe.text_encoder]))
+
+
+FAMILY = Family("lcm", ("LatentConsistencyModelPipeline",), ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
+                build, "Latent Consistency Models: a Stable Diffusion UNet with the guidance scale embedded")
