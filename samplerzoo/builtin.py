@@ -87,6 +87,10 @@ def register_published_schedules(register: Callable[[ScheduleSpec], None]) -> No
                           "CompVis/ComfyUI DDIM uniform ladder 1 + k (T // n) over the trained table", needs_table=True,
                           paper="Song et al. 2021, DDIM (CompVis make_ddim_timesteps 'uniform')",
                           reference="ComfyUI ddim_scheduler (formula)"))
+    register(ScheduleSpec("lcm_skipping", published_schedules.lcm_skipping,
+                          "LCM's skipping-step timesteps on its distillation grid",
+                          needs_table=True, paper="Luo et al. 2023, Latent Consistency Models, Sec. 4.3",
+                          reference="diffusers LCMScheduler.set_timesteps"))
     register(ScheduleSpec("laplace", published_schedules.laplace, "log sigma at Laplace(mu, beta) quantiles",
                           paper="Hang et al. 2024, Improved Noise Schedule for Diffusion Training (arXiv:2407.03297)",
                           reference="ComfyUI get_sigmas_laplace (formula)"))

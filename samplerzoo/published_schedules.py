@@ -40,6 +40,22 @@ LAPLACE_EPSILON = 1e-5
 """ComfyUI's guard against log(0) at the ends of the ramp."""
 
 
+def lcm_skipping(n: int, model: HasSigmaRange, original_steps: int = 50) -> Tensor:
+    """LCM's skipping-step timesteps: of the distillation grid t = k (T // original_steps) - 1, k = original_steps
+    .. 1, the n at floor(linspace(0, original_steps, n, endpoint=False)), then 0 (Luo et al. 2023, Sec. 4.3;
+    diffusers' LCMScheduler, ``original_inference_steps`` 50)."""
+    check_steps(n)
+    table = trained_table(model, "lcm_skipping")
+    if not 1 <= original_steps <= len(table):
+        raise SamplerzooError(f"'lcm_skipping' original_steps {original_steps}: accepted 1..{len(table)} (the "
+                              "trained levels)")
+    if n > original_steps:
+        raise SamplerzooError(f"'lcm_skipping' allows at most original_steps = {original_steps} steps, got {n}")
+    grid = torch.arange(original_steps, 0, -1) * (len(table) // original_steps) - 1
+    picks = torch.floor(torch.arange(n, dtype=torch.float64) * (original_steps / n)).long()
+    return append_zero(table[grid[picks]])
+
+
 def laplace(n: int, model: HasSigmaRange, mu: float = 0.0, beta: float = 0.5) -> Tensor:
     """log sigma at the Laplace(mu, beta) quantiles of an even ramp x in [0, 1]:
     log sigma = mu - beta sgn(1/2 - x) log(1 - 2 |1/2 - x| + 1e-5), clamped to the model's range, then 0 (Hang et al.

@@ -12,7 +12,15 @@ import torch
 
 import samplerzoo as sz
 from samplerzoo.noise_schedules import EDM, ContinuousVP, DiscreteVP, SubVP
-from samplerzoo.published_schedules import AYS_SIGMAS, ays, ddim_uniform, iddpm, iddpm_ladder, laplace
+from samplerzoo.published_schedules import (
+    AYS_SIGMAS,
+    ays,
+    ddim_uniform,
+    iddpm,
+    iddpm_ladder,
+    laplace,
+    lcm_skipping,
+)
 from samplerzoo.schedules import SigmaRange, exponential, karras, leading, linspace, polyexponential, trailing, vp
 from samplerzoo.time_schedules import normal
 
@@ -76,6 +84,24 @@ def test_leading_and_trailing_timesteps_match_ddim_spacing() -> None:
 def test_trailing_rounds_ties_like_diffusers(n: int) -> None:
     timesteps = (np.round(np.arange(1000, 0, -1000 / n)) - 1)[:n].astype(np.int64)  # diffusers' formula
     torch.testing.assert_close(trailing(n, DISCRETE)[:-1], TABLE[torch.from_numpy(timesteps)])
+
+
+@pytest.mark.parametrize(("n", "original_steps"), [(1, 50), (2, 50), (3, 50), (4, 50), (7, 50), (8, 50), (50, 50),
+                                                (4, 20), (6, 35), (3, 1000)])
+def test_lcm_skipping_is_lcm_schedulers_timesteps(n: int, original_steps: int) -> None:
+    from diffusers import LCMScheduler
+
+    scheduler = LCMScheduler(num_train_timesteps=1000, original_inference_steps=original_steps)
+    scheduler.set_timesteps(n)
+    torch.testing.assert_close(lcm_skipping(n, DISCRETE, original_steps=original_steps)[:-1],
+                               TABLE[torch.as_tensor(scheduler.timesteps).long()])
+
+
+def test_lcm_skipping_refuses_more_steps_than_its_grid() -> None:
+    with pytest.raises(sz.SamplerzooError, match="at most original_steps = 50 steps, got 51"):
+        lcm_skipping(51, DISCRETE)
+    with pytest.raises(sz.SamplerzooError, match=r"original_steps 0: accepted 1\.\.1000"):
+        lcm_skipping(4, DISCRETE, original_steps=0)
 
 
 def test_linspace_interpolates_fractional_timesteps() -> None:
