@@ -203,3 +203,25 @@ def flux(directory: Path, scheduler: Any) -> Path:
                  text_encoder=CLIPTextModel(clip_text_config(len(clip))).eval(), tokenizer=clip,
                  text_encoder_2=t5_encoder(len(t5)), tokenizer_2=t5).save_pretrained(directory)
     return directory
+
+
+def aura_flow(directory: Path, scheduler: Any) -> Path:
+    """An AuraFlow pipeline: AuraFlowTransformer2DModel, a UMT5 encoder; a VAE of scale factor 8, so the pipeline's
+    default 1024 pixels are 128 latents a side (16-latent patches: 64 tokens)."""
+    from diffusers import AuraFlowPipeline, AuraFlowTransformer2DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    transformer = AuraFlowTransformer2DModel(sample_size=128, patch_size=16, in_channels=4, out_channels=4,
+                                             num_mmdit_layers=1, num_single_dit_layers=1, attention_head_dim=8,
+                                             num_attention_heads=2, joint_attention_dim=T5_HIDDEN,
+                                             caption_projection_dim=16, pos_embed_max_size=64).eval()
+    t5 = t5_tokenizer()
+    encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(t5), d_model=T5_HIDDEN, d_kv=8, d_ff=32, num_layers=1,
+                                          num_heads=2, pad_token_id=0, eos_token_id=1,
+                                          decoder_start_token_id=0)).eval()
+    eight = vae(block_out_channels=[8] * 4, down_block_types=["DownEncoderBlock2D"] * 4,
+                up_block_types=["UpDecoderBlock2D"] * 4)
+    AuraFlowPipeline(tokenizer=t5, text_encoder=encoder, vae=eight, transformer=transformer,
+                     scheduler=scheduler).save_pretrained(directory)
+    return directory

@@ -1,6 +1,6 @@
-"""The rectified-flow families agree with diffusers: a tiny random SD3 and Flux pipeline are saved, loaded through
-``sz.load``, and sampled by our Euler and by diffusers' own pipeline with FlowMatchEulerDiscreteScheduler, with the
-same prompts, negative prompts, guidance and timesteps, from the same latents. Final latents agree to 1e-4 (float32)
+"""The rectified-flow families agree with diffusers: a tiny random SD3, Flux and AuraFlow pipeline are saved, loaded
+through ``sz.load``, and sampled by our Euler and by diffusers' own pipeline with FlowMatchEulerDiscreteScheduler, with
+the same prompts, negative prompts, guidance and timesteps, from the same latents. Final latents agree to 1e-4 (float32)
 and our decode equals the pipeline's ``vae.decode(x / scaling_factor + shift_factor)``.
 
 Frames: a flow pipeline starts from the unit noise at t = 1, which is our start at sigma = t / (1 - t) = inf
@@ -50,7 +50,7 @@ def assert_agrees(name: str, ours_x: Tensor, theirs: Tensor, model: sz.Checkpoin
     print(f"{name}: max |ours - diffusers| = {diff:.2e} (|latents| up to {theirs.abs().max().item():.2f})")
     assert diff <= ATOL, f"{name}: max |ours - diffusers| = {diff:.3e} > {ATOL:.0e}"
     with torch.no_grad():
-        expected = vae.decode(theirs / vae.config.scaling_factor + vae.config.shift_factor).sample
+        expected = vae.decode(theirs / vae.config.scaling_factor + (vae.config.shift_factor or 0)).sample
         torch.testing.assert_close(model.decode(theirs), expected, rtol=0, atol=1e-6)
 
 
@@ -98,3 +98,18 @@ def test_flux_agrees_with_diffusers(flux: tuple[sz.Checkpoint, FluxPipeline], di
                                distilled_guidance=distilled)
     ours_x = ours(denoiser, pipe.scheduler, latents, 2 if cfg else 1)  # the embedded guidance costs no forward
     assert_agrees(f"flux euler distilled {distilled} cfg {cfg}", ours_x, theirs, model, pipe.vae)
+
+
+def test_aura_flow_agrees_with_diffusers(tmp_path: Path) -> None:
+    from diffusers import AuraFlowPipeline
+
+    directory = build.aura_flow(tmp_path / "aura", FlowMatchEulerDiscreteScheduler(shift=1.73))
+    model = sz.load(directory)
+    assert (model.prediction, model.sample_shape) == ("flow", (4, 128, 128))  # the pipeline's 1024 pixels
+    pipe = AuraFlowPipeline.from_pretrained(directory)
+    pipe.set_progress_bar_config(disable=True)
+    latents = start((2, *model.sample_shape))
+    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=3.5, num_inference_steps=STEPS, latents=latents,
+                  output_type="latent").images
+    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=3.5)
+    assert_agrees("aura_flow euler cfg 3.5", ours(denoiser, pipe.scheduler, latents, 2), theirs, model, pipe.vae)
