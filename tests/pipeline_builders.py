@@ -225,3 +225,45 @@ def aura_flow(directory: Path, scheduler: Any) -> Path:
     AuraFlowPipeline(tokenizer=t5, text_encoder=encoder, vae=eight, transformer=transformer,
                      scheduler=scheduler).save_pretrained(directory)
     return directory
+
+
+def gemma_tokenizer() -> Any:
+    """A Gemma tokenizer: a byte-pair vocabulary trained here (``<bos>`` prepended, pad id 0)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import GemmaTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    bpe.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=80, special_tokens=["<pad>", "<eos>", "<bos>",
+                                                                                       "<unk>"]))
+    bpe.post_processor = processors.TemplateProcessing(single="<bos> $A",
+                                                       special_tokens=[("<bos>", bpe.token_to_id("<bos>"))])
+    return GemmaTokenizerFast(tokenizer_object=bpe, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                              unk_token="<unk>")
+
+
+def sana(directory: Path, scheduler: Any) -> Path:
+    """A Sana pipeline: SanaTransformer2DModel with learned sigma, a Gemma 2 encoder, a DC-AE of scale factor 2."""
+    from diffusers import AutoencoderDC, SanaPipeline, SanaTransformer2DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    torch.manual_seed(0)
+    transformer = SanaTransformer2DModel(sample_size=16, patch_size=1, in_channels=4, out_channels=8, num_layers=1,
+                                         num_attention_heads=2, attention_head_dim=4, num_cross_attention_heads=2,
+                                         cross_attention_head_dim=4, cross_attention_dim=8,
+                                         caption_channels=HIDDEN).eval()
+    autoencoder = AutoencoderDC(in_channels=3, latent_channels=4, attention_head_dim=2,
+                                encoder_block_types=("ResBlock", "EfficientViTBlock"),
+                                decoder_block_types=("ResBlock", "EfficientViTBlock"),
+                                encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8),
+                                encoder_qkv_multiscales=((), (5,)), decoder_qkv_multiscales=((), (5,)),
+                                encoder_layers_per_block=(1, 1), decoder_layers_per_block=(1, 1),
+                                downsample_block_type="conv", upsample_block_type="interpolate",
+                                decoder_norm_types="rms_norm", decoder_act_fns="silu", scaling_factor=0.41407).eval()
+    tokenizer = gemma_tokenizer()
+    encoder = Gemma2Model(Gemma2Config(vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=32,
+                                       num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                       head_dim=8, pad_token_id=0, bos_token_id=2, eos_token_id=1)).eval()
+    SanaPipeline(tokenizer=tokenizer, text_encoder=encoder, vae=autoencoder, transformer=transformer,
+                 scheduler=scheduler).save_pretrained(directory)
+    return directory

@@ -1,7 +1,8 @@
-"""The rectified-flow families agree with diffusers: a tiny random SD3, Flux and AuraFlow pipeline are saved, loaded
-through ``sz.load``, and sampled by our Euler and by diffusers' own pipeline with FlowMatchEulerDiscreteScheduler, with
-the same prompts, negative prompts, guidance and timesteps, from the same latents. Final latents agree to 1e-4 (float32)
-and our decode equals the pipeline's ``vae.decode(x / scaling_factor + shift_factor)``.
+"""The rectified-flow families agree with diffusers: a tiny random SD3, Flux, AuraFlow and Sana pipeline are
+saved, loaded through ``sz.load``, and sampled by our Euler and by diffusers' own pipeline with
+FlowMatchEulerDiscreteScheduler, with the same prompts, negative prompts, guidance and timesteps, from the same
+latents. Final latents agree to 1e-4 (float32) and our decode equals the pipeline's
+``vae.decode(x / scaling_factor + shift_factor)`` (no shift where the VAE has none).
 
 Frames: a flow pipeline starts from the unit noise at t = 1, which is our start at sigma = t / (1 - t) = inf
 (``run_sampler``); both frames meet at t = sigma = 0.
@@ -50,7 +51,8 @@ def assert_agrees(name: str, ours_x: Tensor, theirs: Tensor, model: sz.Checkpoin
     print(f"{name}: max |ours - diffusers| = {diff:.2e} (|latents| up to {theirs.abs().max().item():.2f})")
     assert diff <= ATOL, f"{name}: max |ours - diffusers| = {diff:.3e} > {ATOL:.0e}"
     with torch.no_grad():
-        expected = vae.decode(theirs / vae.config.scaling_factor + (vae.config.shift_factor or 0)).sample
+        shift = getattr(vae.config, "shift_factor", None) or 0  # SD3, Flux: a shift; AuraFlow, Sana (DC-AE): none
+        expected = vae.decode(theirs / vae.config.scaling_factor + shift).sample
         torch.testing.assert_close(model.decode(theirs), expected, rtol=0, atol=1e-6)
 
 
@@ -113,3 +115,19 @@ def test_aura_flow_agrees_with_diffusers(tmp_path: Path) -> None:
                   output_type="latent").images
     denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=3.5)
     assert_agrees("aura_flow euler cfg 3.5", ours(denoiser, pipe.scheduler, latents, 2), theirs, model, pipe.vae)
+
+
+def test_sana_agrees_with_diffusers(tmp_path: Path) -> None:
+    """Sana's prompts behind its complex human instruction, negative prompts without it, learned sigma dropped."""
+    from diffusers import SanaPipeline
+
+    directory = build.sana(tmp_path / "sana", FlowMatchEulerDiscreteScheduler(shift=3.0))
+    model = sz.load(directory)
+    assert (model.prediction, model.sample_shape) == ("flow", (4, 16, 16))
+    pipe = SanaPipeline.from_pretrained(directory)
+    pipe.set_progress_bar_config(disable=True)
+    latents = start((2, *model.sample_shape))
+    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=4.5, num_inference_steps=STEPS, latents=latents,
+                  height=32, width=32, use_resolution_binning=False, output_type="latent").images
+    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=4.5)
+    assert_agrees("sana euler cfg 4.5", ours(denoiser, pipe.scheduler, latents, 2), theirs, model, pipe.vae)
