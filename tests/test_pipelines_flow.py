@@ -131,3 +131,35 @@ def test_sana_agrees_with_diffusers(tmp_path: Path) -> None:
                   height=32, width=32, use_resolution_binning=False, output_type="latent").images
     denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=4.5)
     assert_agrees("sana euler cfg 4.5", ours(denoiser, pipe.scheduler, latents, 2), theirs, model, pipe.vae)
+
+
+def test_sana_default_scheduler_is_dpmpp_2m_on_flow_sigmas(tmp_path: Path) -> None:
+    """Sana ships DPMSolverMultistepScheduler with ``use_flow_sigmas``: DPM-Solver++(2M) in flow time, which is our
+    dpmpp_2m on sigma = t / (1 - t) (lambda = log((1 - t) / t) = -log sigma), from the pipeline's first flow time
+    t_0 < 1, where its latents are x_t = (1 - t_0) x.
+
+    That scheduler stores its timesteps as int64, so the network sees floor(1000 t) while the solver steps with t
+    itself (t_0 = 0.99967 is fed as 999); samplerzoo feeds 1000 t. The test gives the scheduler its float timesteps
+    back to compare the solvers; with the truncation the random network's latents differ by ~0.02-0.04."""
+    from diffusers import DPMSolverMultistepScheduler, SanaPipeline
+
+    scheduler = DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=3.0, prediction_type="flow_prediction")
+    directory = build.sana(tmp_path / "sana", scheduler)
+    model = sz.load(directory)
+    pipe = SanaPipeline.from_pretrained(directory)
+    pipe.set_progress_bar_config(disable=True)
+    set_timesteps = pipe.scheduler.set_timesteps
+
+    def float_timesteps(*args: Any, **kwargs: Any) -> None:
+        set_timesteps(*args, **kwargs)
+        pipe.scheduler.timesteps = pipe.scheduler.sigmas[:-1] * pipe.scheduler.config.num_train_timesteps
+
+    pipe.scheduler.set_timesteps = float_timesteps
+    latents = start((2, *model.sample_shape))
+    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=4.5, num_inference_steps=STEPS, latents=latents,
+                  height=32, width=32, use_resolution_binning=False, output_type="latent").images
+    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=4.5)
+    times = pipe.scheduler.sigmas.double()
+    with torch.no_grad():
+        ours_x = sz.get_sampler("dpmpp_2m").fn(denoiser, latents / (1 - float(times[0])), flow_sigma(times))
+    assert_agrees("sana dpmpp_2m (flow sigmas) cfg 4.5", ours_x.float(), theirs, model, pipe.vae)
