@@ -117,7 +117,9 @@ def test_amed_is_diff_samplers_amed_sampler(digits: Any, to_zero: bool) -> None:
         ours = AMED.fn(digits, x, sigmas, predictor=predictor)
         theirs = their_amed_sampler(digits, predictor, x, sigmas)
         midpoint = AMED.fn(digits, x, sigmas, predictor="midpoint")
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=2e-5)
+    # float32 from sigma_max = 80: the two orders of operations round apart by a few 1e-5 on some CPUs (4e-5 on an
+    # AVX-512 Xeon, under 2e-5 on the EPYC this was written on); the predictor itself moves the result by > 0.1.
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-4)
     assert float((ours - midpoint).abs().max()) > 0.1  # the predictor changes the steps
 
 
