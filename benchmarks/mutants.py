@@ -59,6 +59,7 @@ BENCH = ("tests/test_bench.py", "tests/test_distributed.py", "tests/test_report.
 AMED = ("tests/test_amed.py",)
 ANCESTRAL = ("euler_ancestral", "ddim", "ddpm", "ddpm_analytic")
 CHURNED = ("edm", "euler", "heun", "dpm2")
+UNIPC_WEIGHTS = '    rho, b_h = unipc_weights(nodes, h if prediction == "data" else -h, variant)\n'
 
 MUTANTS = [
     # ---------------------------------------------------------------- the ancestral step (steps.py)
@@ -76,8 +77,8 @@ MUTANTS = [
            "sigma_up = torch.minimum(sigma_next, 1.05 * eta * (", "coefficient",
            ("euler_ancestral", "dpm2_ancestral", "dpmpp_2s_ancestral", "res_multistep_ancestral")),
     Mutant("ancestral-step-to-sigma-next", "samplerzoo/steps.py",
-           "x = x + to_d(x, sigma, denoised) * (sigma_down - sigma)",
-           "x = x + to_d(x, sigma, denoised) * (sigma_next - sigma)", "swapped sigma", ANCESTRAL, DIFFUSERS),
+           "x = ddim_step(x, denoised, sigma, sigma_down)",
+           "x = ddim_step(x, denoised, sigma, sigma_next)", "swapped sigma", ANCESTRAL, DIFFUSERS),
     # ---------------------------------------------------------------- EDM's churn (steps.py, sde.py)
     Mutant("churn-gamma-over-n-plus-1", "samplerzoo/steps.py",
            "min(s_churn / (len(sigmas) - 1), math.sqrt(2) - 1)",
@@ -170,8 +171,8 @@ MUTANTS = [
            ("dpm2", "dpm2_ancestral"), SDE),
     # ---------------------------------------------------------------- RES multistep
     Mutant("res-ancestral-history-at-sigma-next", "samplerzoo/samplers/res.py",
-           "old_denoised, h_prev = denoised, (sigmas[i] / sigma_down).log()",
-           "old_denoised, h_prev = denoised, (sigmas[i] / sigmas[i + 1]).log()", "swapped sigma",
+           "old_denoised, h_prev = unconditional, (sigmas[i] / sigma_down).log()",
+           "old_denoised, h_prev = unconditional, (sigmas[i] / sigmas[i + 1]).log()", "swapped sigma",
            ("res_multistep",), MULTISTEP),
     Mutant("res-ancestral-noise-x1.05", "samplerzoo/samplers/res.py",
            "x = x + noise(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)\n        old_denoised",
@@ -197,12 +198,10 @@ MUTANTS = [
            "return torch.linalg.solve(r, g), b_h", "return torch.linalg.solve(r, g) * 1.05, b_h", "coefficient",
            ("unipc",), ("tests/test_local_order.py", "tests/test_dpm_solver.py")),
     Mutant("unipc-predictor-rho-x1.05", "samplerzoo/samplers/unipc.py",
-           "    rho, b_h = unipc_weights(nodes, h, variant)\n",
-           "    rho, b_h = unipc_weights(nodes, h, variant)\n    rho = rho * 1.05 if value_next is None else rho\n",
+           UNIPC_WEIGHTS, UNIPC_WEIGHTS + "    rho = rho * 1.05 if value_next is None else rho\n",
            "coefficient", ("unipc",), ("tests/test_local_order.py", "tests/test_dpm_solver.py")),
     Mutant("unipc-corrector-rho-x1.05", "samplerzoo/samplers/unipc.py",
-           "    rho, b_h = unipc_weights(nodes, h, variant)\n",
-           "    rho, b_h = unipc_weights(nodes, h, variant)\n    rho = rho if value_next is None else rho * 1.05\n",
+           UNIPC_WEIGHTS, UNIPC_WEIGHTS + "    rho = rho if value_next is None else rho * 1.05\n",
            "coefficient", ("unipc",), ("tests/test_local_order.py", "tests/test_dpm_solver.py")),
     Mutant("unipc-first-order-rho-x1.05", "samplerzoo/samplers/unipc.py",
            "return torch.full((1,), 0.5, dtype=h.dtype), b_h", "return torch.full((1,), 0.525, dtype=h.dtype), b_h",
