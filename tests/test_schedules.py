@@ -151,7 +151,8 @@ def test_bad_requests_are_one_clear_line() -> None:
 
 # --- against the reference implementations: k-diffusion's get_sigmas_* and DiscreteSchedule -------------------
 
-@pytest.mark.parametrize(("name", "options"), [("karras", {"rho": 7.0}), ("exponential", {}),
+# ("karras", {}): our default rho is k-diffusion's (7, Karras et al. 2022's), which every sampler test relies on.
+@pytest.mark.parametrize(("name", "options"), [("karras", {"rho": 7.0}), ("karras", {}), ("exponential", {}),
                                                ("polyexponential", {"rho": 2.0}), ("vp", {})])
 def test_continuous_schedules_match_k_diffusion(k_sampling: types.ModuleType, name: str,
                                                 options: dict[str, float]) -> None:
