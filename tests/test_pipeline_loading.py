@@ -148,6 +148,14 @@ def test_bad_pipelines_and_requests_give_one_clear_line(tmp_path: Path, sd_dir: 
         assert message in str(error.value) and "\n" not in str(error.value), str(error.value)
 
 
+def test_a_flow_pipeline_with_a_noise_prediction_scheduler_is_one_line(tmp_path: Path) -> None:
+    from diffusers import DPMSolverMultistepScheduler
+
+    directory = build.sana(tmp_path / "sana", DPMSolverMultistepScheduler(**build.SD_BETAS))  # epsilon, no flow sigmas
+    with pytest.raises(sz.CheckpointError, match=r"a SanaPipeline needs a flow scheduler .* got prediction epsilon$"):
+        sz.load(directory)
+
+
 def test_dit_labels_cycle_over_samples_and_guidance_uses_the_null_class(dit_dir: Path) -> None:
     model = sz.load(dit_dir)
     guided = model.condition([4, 5, 6], labels=[7, 9], guidance_scale=2.0)

@@ -10,9 +10,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from ...adapters import NetworkDenoiser
-from ...errors import CheckpointError
 from .family import Family
-from .pipeline import VAEDecoder, from_pretrained, scheduler_schedule
+from .pipeline import VAEDecoder, flow_schedule, from_pretrained
 from .sd import Prompts
 
 DEFAULT_SIZE = 1024
@@ -51,10 +50,7 @@ def build(directory: Path) -> NetworkDenoiser:
     from diffusers import AuraFlowPipeline
 
     pipe = from_pretrained(AuraFlowPipeline, directory, text=True)
-    schedule, prediction = scheduler_schedule(directory)
-    if prediction != "flow":
-        raise CheckpointError(f"{directory}: an AuraFlowPipeline needs a FlowMatch scheduler, got prediction "
-                              f"{prediction}")
+    schedule, prediction = flow_schedule(directory, "AuraFlowPipeline")
     side = DEFAULT_SIZE // pipe.vae_scale_factor
     return NetworkDenoiser(AuraFlowNetwork(pipe.transformer), prediction, schedule,
                            sample_shape=(int(pipe.transformer.config.in_channels), side, side),

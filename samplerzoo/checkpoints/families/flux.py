@@ -11,9 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from ...adapters import NetworkDenoiser
-from ...errors import CheckpointError
 from .family import Family
-from .pipeline import VAEDecoder, from_pretrained, scheduler_schedule
+from .pipeline import VAEDecoder, flow_schedule, from_pretrained
 from .sd import Prompts
 
 DEFAULT_DISTILLED_GUIDANCE = 3.5
@@ -73,9 +72,7 @@ def build(directory: Path) -> NetworkDenoiser:
     # latents a side; the scheduler's dynamic shift reads the packed length.
     side = 2 * (pipe.default_sample_size // 2)
     channels = int(pipe.transformer.config.in_channels) // 4
-    schedule, prediction = scheduler_schedule(directory, (side // 2) ** 2)
-    if prediction != "flow":
-        raise CheckpointError(f"{directory}: a FluxPipeline needs a FlowMatch scheduler, got prediction {prediction}")
+    schedule, prediction = flow_schedule(directory, "FluxPipeline", (side // 2) ** 2)
     return NetworkDenoiser(FluxNetwork(pipe.transformer, FluxPipeline), prediction, schedule,
                            sample_shape=(channels, side, side), decoder=VAEDecoder(pipe.vae),
                            conditioner=FluxPrompts(pipe, [pipe.text_encoder, pipe.text_encoder_2]))

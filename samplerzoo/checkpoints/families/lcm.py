@@ -10,8 +10,7 @@ import torch
 
 from ...adapters import NetworkDenoiser
 from .family import Family
-from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_schedule
-from .sd import ConditionalUNet, Prompts
+from .sd import Prompts, unet_pipeline
 
 DEFAULT_DISTILLED_GUIDANCE = 8.5
 """LatentConsistencyModelPipeline's default ``guidance_scale``, the scale the UNet embeds as w = scale - 1."""
@@ -31,12 +30,7 @@ class LCMPrompts(Prompts):
 def build(directory: Path) -> NetworkDenoiser:
     from diffusers import LatentConsistencyModelPipeline
 
-    pipe = from_pretrained(LatentConsistencyModelPipeline, directory, text=True, safety_checker=None,
-                           feature_extractor=None, requires_safety_checker=False)
-    schedule, prediction = scheduler_schedule(directory)
-    return NetworkDenoiser(ConditionalUNet(pipe.unet), prediction, schedule,
-                           sample_shape=latent_shape(pipe.unet.config),
-                           decoder=VAEDecoder(pipe.vae), conditioner=LCMPrompts(pipe, [pipe.text_encoder]))
+    return unet_pipeline(LatentConsistencyModelPipeline, LCMPrompts, directory)
 
 
 FAMILY = Family("lcm", ("LatentConsistencyModelPipeline",), ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),

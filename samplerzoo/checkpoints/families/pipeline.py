@@ -63,6 +63,15 @@ def scheduler_schedule(directory: Path, image_seq_len: int | None = None) -> tup
     return noise_schedule(read_json(path), str(path), "log", image_seq_len)
 
 
+def flow_schedule(directory: Path, pipeline: str, image_seq_len: int | None = None) -> tuple[NoiseSchedule, str]:
+    """:func:`scheduler_schedule` for a rectified-flow pipeline: one line where its scheduler is not a flow one."""
+    schedule, prediction = scheduler_schedule(directory, image_seq_len)
+    if prediction != "flow":
+        raise CheckpointError(f"{directory}: a {pipeline} needs a flow scheduler (FlowMatch*, or use_flow_sigmas), got "
+                              f"prediction {prediction}")
+    return schedule, prediction
+
+
 def latent_shape(config: Any) -> tuple[int, int, int]:
     """(C, H, W) of a network's latents from its config (``in_channels``, square ``sample_size``)."""
     size = config.sample_size

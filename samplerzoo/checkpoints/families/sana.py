@@ -11,9 +11,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from ...adapters import NetworkDenoiser
-from ...errors import CheckpointError
 from .family import Family
-from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_schedule
+from .pipeline import VAEDecoder, flow_schedule, from_pretrained, latent_shape
 from .sd import Prompts
 
 MAX_SEQUENCE_LENGTH = 300
@@ -64,10 +63,7 @@ def build(directory: Path) -> NetworkDenoiser:
     from diffusers import SanaPipeline
 
     pipe = from_pretrained(SanaPipeline, directory, text=True)
-    schedule, prediction = scheduler_schedule(directory)
-    if prediction != "flow":
-        raise CheckpointError(f"{directory}: a SanaPipeline needs a flow scheduler (FlowMatch*, or use_flow_sigmas), "
-                              f"got prediction {prediction}")
+    schedule, prediction = flow_schedule(directory, "SanaPipeline")
     # The pipeline's default size, binned to the transformer's resolution, is sample_size latents a side.
     return NetworkDenoiser(SanaNetwork(pipe.transformer), prediction, schedule,
                            sample_shape=latent_shape(pipe.transformer.config), decoder=VAEDecoder(pipe.vae),

@@ -60,15 +60,21 @@ class Prompts(nn.Module):
         return {"encoder_hidden_states": embeds}, {"encoder_hidden_states": negative_embeds}
 
 
-def build(directory: Path) -> NetworkDenoiser:
-    from diffusers import StableDiffusionPipeline
-
-    pipe = from_pretrained(StableDiffusionPipeline, directory, text=True, safety_checker=None,
-                           feature_extractor=None, requires_safety_checker=False)
+def unet_pipeline(pipeline_class: Any, prompts: type[Prompts], directory: Path) -> NetworkDenoiser:
+    """A pipeline of Stable Diffusion's components (UNet, VAE, one CLIP text encoder; no safety checker),
+    conditioned by ``prompts``."""
+    pipe = from_pretrained(pipeline_class, directory, text=True, safety_checker=None, feature_extractor=None,
+                           requires_safety_checker=False)
     schedule, prediction = scheduler_schedule(directory)
     return NetworkDenoiser(ConditionalUNet(pipe.unet), prediction, schedule,
                            sample_shape=latent_shape(pipe.unet.config),
-                           decoder=VAEDecoder(pipe.vae), conditioner=Prompts(pipe, [pipe.text_encoder]))
+                           decoder=VAEDecoder(pipe.vae), conditioner=prompts(pipe, [pipe.text_encoder]))
+
+
+def build(directory: Path) -> NetworkDenoiser:
+    from diffusers import StableDiffusionPipeline
+
+    return unet_pipeline(StableDiffusionPipeline, Prompts, directory)
 
 
 FAMILY = Family("sd", ("StableDiffusionPipeline",), ("unet", "vae", "text_encoder", "tokenizer", "scheduler"), build,
