@@ -227,17 +227,25 @@ def aura_flow(directory: Path, scheduler: Any) -> Path:
     return directory
 
 
+def trained(tokenizer: Any, trainer: Any, template: str, marks: tuple[str, ...]) -> Any:
+    """``tokenizer`` trained on CORPUS with ``trainer``, its single-sequence ``template`` marking with ``marks``."""
+    from tokenizers import processors
+
+    tokenizer.train_from_iterator(CORPUS, trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=template, special_tokens=[(mark, tokenizer.token_to_id(mark)) for mark in marks])
+    return tokenizer
+
+
 def gemma_tokenizer() -> Any:
     """A Gemma tokenizer: a byte-pair vocabulary trained here (``<bos>`` prepended, pad id 0)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import GemmaTokenizerFast
 
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.Whitespace()
-    bpe.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=80, special_tokens=["<pad>", "<eos>", "<bos>",
-                                                                                       "<unk>"]))
-    bpe.post_processor = processors.TemplateProcessing(single="<bos> $A",
-                                                       special_tokens=[("<bos>", bpe.token_to_id("<bos>"))])
+    bpe = trained(bpe, trainers.BpeTrainer(vocab_size=80, special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"]),
+                  "<bos> $A", ("<bos>",))
     return GemmaTokenizerFast(tokenizer_object=bpe, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
                               unk_token="<unk>")
 
@@ -266,4 +274,40 @@ def sana(directory: Path, scheduler: Any) -> Path:
                                        head_dim=8, pad_token_id=0, bos_token_id=2, eos_token_id=1)).eval()
     SanaPipeline(tokenizer=tokenizer, text_encoder=encoder, vae=autoencoder, transformer=transformer,
                  scheduler=scheduler).save_pretrained(directory)
+    return directory
+
+
+def bert_tokenizer() -> Any:
+    """A BERT tokenizer: a WordPiece vocabulary trained here ([CLS] ... [SEP], pad id 0)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertTokenizerFast
+
+    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer()
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wordpiece = trained(wordpiece, trainers.WordPieceTrainer(vocab_size=80, special_tokens=[
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]), "[CLS] $A [SEP]", ("[CLS]", "[SEP]"))
+    return BertTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                             cls_token="[CLS]", mask_token="[MASK]")
+
+
+def hunyuan_dit(directory: Path, scheduler: Any) -> Path:
+    """A Hunyuan-DiT pipeline: HunyuanDiT2DModel with learned sigma, a BERT and a T5 encoder; a VAE of scale factor
+    8, which the pipeline's rotary grid assumes (64 pixels: 8 latents a side)."""
+    from diffusers import HunyuanDiT2DModel, HunyuanDiTPipeline
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    transformer = HunyuanDiT2DModel(sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8,
+                                    num_attention_heads=2, hidden_size=16, cross_attention_dim=HIDDEN,
+                                    cross_attention_dim_t5=T5_HIDDEN, pooled_projection_dim=16).eval()
+    bert = bert_tokenizer()
+    encoder = BertModel(BertConfig(vocab_size=len(bert), hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=32, max_position_embeddings=128), add_pooling_layer=False).eval()
+    t5 = t5_tokenizer()
+    eight = vae(block_out_channels=[8] * 4, down_block_types=["DownEncoderBlock2D"] * 4,
+                up_block_types=["UpDecoderBlock2D"] * 4)
+    HunyuanDiTPipeline(vae=eight, text_encoder=encoder, tokenizer=bert, transformer=transformer, scheduler=scheduler,
+                       safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+                       text_encoder_2=t5_encoder(len(t5)), tokenizer_2=t5).save_pretrained(directory)
     return directory

@@ -70,6 +70,17 @@ def assert_agrees(name: str, ours: Tensor, theirs: Tensor, model: sz.Checkpoint,
         torch.testing.assert_close(model.decode(theirs), expected, rtol=0, atol=1e-6)
 
 
+def assert_prompted_run_agrees(name: str, model: sz.Checkpoint, pipe: Any, sampler: str, **call: Any) -> None:
+    """diffusers' ``pipe`` and our ``sampler`` on its timesteps from the same latents, with PROMPTS, NEGATIVE and
+    GUIDANCE, STEPS steps (``call``: the pipeline's other arguments)."""
+    pipe.set_progress_bar_config(disable=True)
+    latents = start((2, *model.sample_shape))
+    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=GUIDANCE, num_inference_steps=STEPS,
+                  latents=latents, output_type="latent", **call).images
+    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=GUIDANCE)
+    assert_agrees(name, run_ours(model, denoiser, sampler, pipe.scheduler, latents), theirs, model, pipe.vae)
+
+
 @pytest.mark.parametrize(("prediction", "sampler", "scheduler_cls", "config"), [
     ("epsilon", "euler", EulerDiscreteScheduler, LEADING),
     ("v_prediction", "dpmpp_2m", DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
@@ -83,26 +94,14 @@ def test_stable_diffusion_agrees_with_diffusers(tmp_path: Path, prediction: str,
     assert model.sample_shape == (4, 8, 8) and model.num_classes == 0
     pipe = StableDiffusionPipeline.from_pretrained(directory, safety_checker=None, feature_extractor=None,
                                                    requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    latents = start((2, *model.sample_shape))
-    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=GUIDANCE, num_inference_steps=STEPS,
-                  latents=latents, output_type="latent").images
-    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=GUIDANCE)
-    ours = run_ours(model, denoiser, sampler, pipe.scheduler, latents)
-    assert_agrees(f"sd {prediction} {sampler}", ours, theirs, model, pipe.vae)
+    assert_prompted_run_agrees(f"sd {prediction} {sampler}", model, pipe, sampler)
 
 
 def test_stable_diffusion_xl_agrees_with_diffusers(tmp_path: Path) -> None:
     directory = build.stable_diffusion_xl(tmp_path / "sdxl", HeunDiscreteScheduler(**build.SD_BETAS, **LEADING))
     model = sz.load(directory)
     pipe = StableDiffusionXLPipeline.from_pretrained(directory)
-    pipe.set_progress_bar_config(disable=True)
-    latents = start((2, *model.sample_shape))
-    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=GUIDANCE, num_inference_steps=STEPS,
-                  latents=latents, output_type="latent").images
-    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=GUIDANCE)
-    ours = run_ours(model, denoiser, "heun", pipe.scheduler, latents)
-    assert_agrees("sdxl heun", ours, theirs, model, pipe.vae)
+    assert_prompted_run_agrees("sdxl heun", model, pipe, "heun")
 
 
 def test_dit_agrees_with_diffusers(tmp_path: Path) -> None:
@@ -161,13 +160,20 @@ def test_pixart_agrees_with_diffusers(tmp_path: Path, pipeline: str, sample_size
     model = sz.load(directory)
     assert (model.prediction, model.num_classes, model.sample_shape) == ("epsilon", 0, (4, sample_size, sample_size))
     pipe = getattr(diffusers, pipeline).from_pretrained(directory)
-    pipe.set_progress_bar_config(disable=True)
-    latents = start((2, *model.sample_shape))
-    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=GUIDANCE, num_inference_steps=STEPS,
-                  latents=latents, output_type="latent", use_resolution_binning=False).images
-    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=GUIDANCE)
-    ours = run_ours(model, denoiser, "dpmpp_2m", pipe.scheduler, latents)
-    assert_agrees(f"{pipeline} dpmpp_2m", ours, theirs, model, pipe.vae)
+    assert_prompted_run_agrees(f"{pipeline} dpmpp_2m", model, pipe, "dpmpp_2m", use_resolution_binning=False)
+
+
+def test_hunyuan_dit_agrees_with_diffusers(tmp_path: Path) -> None:
+    """Both text encoders, the image-size micro-condition, style 0 and the rotary grid of the pipeline's defaults."""
+    from diffusers import HunyuanDiTPipeline
+
+    scheduler = DPMSolverMultistepScheduler(**build.SD_BETAS, solver_order=2)
+    directory = build.hunyuan_dit(tmp_path / "hunyuan", scheduler)
+    model = sz.load(directory)
+    assert (model.prediction, model.sample_shape) == ("epsilon", (4, 8, 8))
+    pipe = HunyuanDiTPipeline.from_pretrained(directory, safety_checker=None, feature_extractor=None,
+                                              requires_safety_checker=False)
+    assert_prompted_run_agrees("hunyuandit dpmpp_2m", model, pipe, "dpmpp_2m", use_resolution_binning=False)
 
 
 def test_guided_text_sampling_counts_two_forwards_per_call(tmp_path: Path) -> None:
