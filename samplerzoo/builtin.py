@@ -81,8 +81,8 @@ def register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
 
 
 def register_published_schedules(register: Callable[[ScheduleSpec], None]) -> None:
-    """ComfyUI's ddim_uniform, Laplace, EDM's iDDPM ladder, Align Your Steps, OptimalSteps, GITS, SD-Turbo,
-    diffusers' beta sigmas, and schedule files."""
+    """ComfyUI's ddim_uniform, Laplace, LCM's skipping steps, EDM's iDDPM ladder, Align Your Steps, OptimalSteps,
+    GITS, SD-Turbo, diffusers' beta sigmas, and schedule files."""
     register(ScheduleSpec("ddim_uniform", published_schedules.ddim_uniform,
                           "CompVis/ComfyUI DDIM uniform ladder 1 + k (T // n) over the trained table", needs_table=True,
                           paper="Song et al. 2021, DDIM (CompVis make_ddim_timesteps 'uniform')",

@@ -1,6 +1,6 @@
 """The schedules users pick in ComfyUI and diffusers and the published ladders: ``ddim_uniform``, ``laplace``,
-EDM's iDDPM discretization, Align Your Steps, OptimalSteps, SD-Turbo's ladder and diffusers' beta sigmas (GITS'
-tables: ``gits_schedules.py``).
+LCM's skipping steps, EDM's iDDPM discretization, Align Your Steps, OptimalSteps, SD-Turbo's ladder and diffusers'
+beta sigmas (GITS' tables: ``gits_schedules.py``).
 
 The contract is schedules.py's: ``schedule(n, model, **options)`` returns n decreasing float64 sigmas on the CPU
 followed by 0. Where a schedule cannot be built for a model it says so in one line.
