@@ -57,6 +57,33 @@ def test_zoo_sample_writes_a_prompted_guided_grid(sd_dir: Path, tmp_path: Path, 
     assert Image.open(out).size == (2 * 9, 2 * 9)  # one column per prompt, decoded 8x8 images
 
 
+FAMILIES = {  # builder, its scheduler, extra zoo sample flags, decoded image side, forwards per call
+    "pixart": (build.pixart, "dpm", ["--guidance-scale", "2"], 16, 2),
+    "hunyuandit": (build.hunyuan_dit, "dpm", ["--guidance-scale", "2"], 64, 2),
+    "lcm": (build.latent_consistency, "lcm", ["--distilled-guidance", "6"], 16, 1),
+    "aura_flow": (build.aura_flow, "flow", ["--guidance-scale", "2"], 1024, 2),
+    "sana": (build.sana, "flow", [], 32, 1),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_zoo_sample_reaches_every_text_family(family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, LCMScheduler
+    from PIL import Image
+
+    builder, kind, flags, side, forwards = FAMILIES[family]
+    scheduler = {"dpm": lambda: DPMSolverMultistepScheduler(**build.SD_BETAS), "lcm": lambda: LCMScheduler(
+        **build.SD_BETAS), "flow": lambda: FlowMatchEulerDiscreteScheduler(shift=3.0)}[kind]()
+    directory = builder(tmp_path / family, scheduler)
+    out = tmp_path / "grid.png"
+    code = zoo(monkeypatch, "sample", "--checkpoint", str(directory), "--sampler", "euler", "--nfe", "2", "-n", "2",
+               "--prompt", "a photo of a cat", "--scale", "1", "--out", str(out), *flags)
+    assert code == 0, capsys.readouterr().err
+    assert f"2 denoiser calls and {2 * forwards} network forwards a sample" in capsys.readouterr().out
+    assert Image.open(out).size == (2 * (side + 1), side + 1)  # two decoded images and their borders
+
+
 def test_a_pipeline_samples_and_decodes_in_half_precision_without_float32(sd_dir: Path) -> None:
     import torch
 
