@@ -311,3 +311,18 @@ def hunyuan_dit(directory: Path, scheduler: Any) -> Path:
                        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
                        text_encoder_2=t5_encoder(len(t5)), tokenizer_2=t5).save_pretrained(directory)
     return directory
+
+
+def deepfloyd_if(directory: Path, scheduler: Any) -> Path:
+    """A DeepFloyd IF stage-I pipeline: a pixel-space UNet with IF's text addition embedding (T5 pooled into the time
+    embedding, projected for cross-attention) and a learned-variance half (6 output channels)."""
+    from diffusers import IFPipeline
+
+    torch.manual_seed(0)
+    t5 = t5_tokenizer()
+    pixel_unet = unet(in_channels=3, out_channels=6, encoder_hid_dim=T5_HIDDEN, addition_embed_type="text",
+                      addition_embed_type_num_heads=2)
+    IFPipeline(tokenizer=t5, text_encoder=t5_encoder(len(t5)), unet=pixel_unet, scheduler=scheduler,
+               safety_checker=None, feature_extractor=None, watermarker=None,
+               requires_safety_checker=False).save_pretrained(directory)
+    return directory

@@ -176,6 +176,29 @@ def test_hunyuan_dit_agrees_with_diffusers(tmp_path: Path) -> None:
     assert_prompted_run_agrees("hunyuandit dpmpp_2m", model, pipe, "dpmpp_2m", use_resolution_binning=False)
 
 
+def test_deepfloyd_if_agrees_with_diffusers(tmp_path: Path) -> None:
+    """Pixel space (decode is the identity), T5 prompts, the epsilon half of a learned-variance UNet."""
+    from diffusers import IFPipeline
+
+    # Stable Diffusion's betas, not IF's cosine ones: at the cosine schedule's sigma_max (2e4) the random network's
+    # x0 predictions reach 7e4, where float32 rounding alone exceeds 1e-4 (as for DiT above).
+    scheduler = DPMSolverMultistepScheduler(**build.SD_BETAS, variance_type="learned_range")
+    directory = build.deepfloyd_if(tmp_path / "if", scheduler)
+    model = sz.load(directory)
+    assert (model.prediction, model.sample_shape) == ("epsilon", (3, 8, 8))
+    pipe = IFPipeline.from_pretrained(directory, safety_checker=None, feature_extractor=None, watermarker=None,
+                                      requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    latents = start((2, *model.sample_shape))  # IFPipeline takes no latents: the same draws from its generator
+    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=GUIDANCE, num_inference_steps=STEPS,
+                  generator=torch.Generator().manual_seed(7), output_type="pt").images
+    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=GUIDANCE)
+    ours = run_ours(model, denoiser, "dpmpp_2m", pipe.scheduler, latents)
+    diff = (ours - theirs).abs().max().item()
+    assert diff <= ATOL, f"deepfloyd_if dpmpp_2m: max |ours - diffusers| = {diff:.3e}"
+    torch.testing.assert_close(model.decode(ours), ours, rtol=0, atol=0)
+
+
 def test_guided_text_sampling_counts_two_forwards_per_call(tmp_path: Path) -> None:
     directory = build.stable_diffusion(tmp_path / "sd", EulerDiscreteScheduler(**build.SD_BETAS, **LEADING))
     model = sz.load(directory)
