@@ -64,6 +64,13 @@ def flow_coefficients(sigma: Tensor, c_in: Tensor, schedule: NoiseSchedule) -> t
     return 1 / (1 + sigma), -sigma / (1 + sigma)
 
 
+def consistency_coefficients(sigma: Tensor, c_in: Tensor, schedule: NoiseSchedule) -> tuple[Tensor, Tensor]:
+    """A consistency model's boundary-condition scalings (Song et al. 2023, App. C): c_skip = sd^2 / ((s - s_min)^2 +
+    sd^2), c_out = (s - s_min) sd / sqrt(s^2 + sd^2), so that D = x at s = sigma_min."""
+    sd, offset = schedule.sigma_data, sigma - schedule.sigma_min
+    return sd**2 / (offset**2 + sd**2), offset * sd / (sigma**2 + sd**2).sqrt()
+
+
 PARAMETERIZATIONS: dict[str, Coefficients] = {
     "epsilon": epsilon_coefficients,
     "v": v_coefficients,
@@ -71,6 +78,7 @@ PARAMETERIZATIONS: dict[str, Coefficients] = {
     "score": score_coefficients,
     "edm": edm_coefficients,
     "flow": flow_coefficients,
+    "consistency": consistency_coefficients,
 }
 PARAMETERIZATION_ALIASES = {"eps": "epsilon", "v_prediction": "v", "sample": "x0", "F": "edm",
                             "flow_prediction": "flow", "velocity": "flow", "const": "flow",
@@ -81,6 +89,7 @@ LIMITS_AT_INFINITY: dict[str, Callable[[NoiseSchedule], tuple[float, float]]] = 
     "x0": lambda schedule: (0.0, 1.0),
     "edm": lambda schedule: (0.0, schedule.sigma_data),
     "flow": lambda schedule: (1.0, -1.0),
+    "consistency": lambda schedule: (0.0, schedule.sigma_data),
 }
 """(lim sigma c_skip, lim c_out) as sigma -> inf, the coefficients of D on the normalised state x / sigma."""
 

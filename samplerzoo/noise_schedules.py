@@ -294,3 +294,11 @@ class EDM:
         """ln sigma ~ N(P_mean, P_std^2) (Karras et al. 2022, Table 1)."""
         return (self.P_mean + self.P_std * torch.randn(n, generator=generator)).exp()
 
+
+@dataclass(frozen=True)
+class ConsistencyEDM(EDM):
+    """Consistency models' noise conditioning (Song et al. 2023, App. C; diffusers' CMStochasticIterativeScheduler):
+    EDM's c_in, time input c_noise = 1000 ln(sigma) / 4 (its ``sigma_to_t``, ln(sigma + 1e-44) * 250)."""
+
+    def c_noise(self, sigma: Tensor) -> Tensor:
+        return 1000 * 0.25 * torch.log(sigma + 1e-44)

@@ -109,6 +109,19 @@ def stable_diffusion_xl(directory: Path, scheduler: Any) -> Path:
     return directory
 
 
+def consistency_model(directory: Path, scheduler: Any) -> Path:
+    """A consistency-model pipeline (openai's diffusers-cd_* layout): a class-conditional pixel UNet2DModel and
+    CMStochasticIterativeScheduler."""
+    from diffusers import ConsistencyModelPipeline, UNet2DModel
+
+    torch.manual_seed(0)
+    network = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
+                          down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D",
+                          "UpBlock2D"), norm_num_groups=4, attention_head_dim=4, num_class_embeds=10).eval()
+    ConsistencyModelPipeline(unet=network, scheduler=scheduler).save_pretrained(directory)
+    return directory
+
+
 def dit(directory: Path, scheduler: Any) -> Path:
     """A DiT pipeline with 1000 classes (DiTPipeline's null class is label 1000) and learned sigma."""
     from diffusers import DiTPipeline, DiTTransformer2DModel

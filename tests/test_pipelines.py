@@ -199,6 +199,30 @@ def test_deepfloyd_if_agrees_with_diffusers(tmp_path: Path) -> None:
     torch.testing.assert_close(model.decode(ours), ours, rtol=0, atol=0)
 
 
+def test_consistency_model_agrees_with_diffusers(tmp_path: Path) -> None:
+    """A consistency model's boundary-condition scalings and time input ("consistency" on ConsistencyEDM), its class
+    labels, and cm_multistep with the scheduler's default clip_denoised, its noise draws replayed."""
+    from diffusers import CMStochasticIterativeScheduler, ConsistencyModelPipeline
+
+    directory = build.consistency_model(tmp_path / "cm", CMStochasticIterativeScheduler())
+    model = sz.load(directory)
+    assert (model.prediction, model.num_classes, model.sample_shape) == ("consistency", 10, (3, 8, 8))
+    pipe = ConsistencyModelPipeline.from_pretrained(directory)
+    pipe.set_progress_bar_config(disable=True)
+    latents, labels = start((2, *model.sample_shape)), [3, 7]
+    theirs = pipe(batch_size=2, class_labels=labels, num_inference_steps=3, latents=latents, output_type="pt",
+                  generator=torch.Generator().manual_seed(3)).images
+    draws = torch.Generator().manual_seed(3)
+    sigmas = torch.cat([pipe.scheduler.sigmas[:-1].double(), torch.zeros(1, dtype=torch.float64)])  # D at the end
+    with torch.no_grad():
+        ours = sz.get_sampler("cm_multistep").fn(model.condition(range(2), labels=labels), latents * 80.0, sigmas,
+                                                 clip_denoised=True,
+                                                 noise=lambda sigma, sigma_next: torch.randn(latents.shape,
+                                                                                             generator=draws))
+    torch.testing.assert_close((ours / 2 + 0.5).clamp(0, 1), torch.as_tensor(theirs),
+                               rtol=0, atol=1e-5)
+
+
 def test_guided_text_sampling_counts_two_forwards_per_call(tmp_path: Path) -> None:
     directory = build.stable_diffusion(tmp_path / "sd", EulerDiscreteScheduler(**build.SD_BETAS, **LEADING))
     model = sz.load(directory)

@@ -15,7 +15,7 @@ from ..adapters import NetworkDenoiser, parameterization
 from ..errors import CheckpointError, UnknownNameError
 from ..files import read_json_object
 from ..flow import FLOW_SCHEDULERS, TRIGFLOW_SCHEDULERS, flow_match_from_config, trigflow_from_config
-from ..noise_schedules import EDM, DiscreteVP, NoiseSchedule, SigmaToT
+from ..noise_schedules import EDM, ConsistencyEDM, DiscreteVP, NoiseSchedule, SigmaToT
 from .betas import alphas_cumprod
 from .weights import load_state_dict
 
@@ -76,6 +76,9 @@ def noise_schedule(config: dict[str, Any], source: str, sigma_to_t: SigmaToT,
         return flow_match_from_config(config, source, image_seq_len), "flow"
     if config.get("_class_name") in TRIGFLOW_SCHEDULERS:
         return trigflow_from_config(config, source), "trigflow"
+    if config.get("_class_name") == "CMStochasticIterativeScheduler":  # consistency models (Song et al. 2023)
+        return ConsistencyEDM(float(config.get("sigma_min", 0.002)), float(config.get("sigma_max", 80.0)),
+                              float(config.get("sigma_data", 0.5))), "consistency"
     if config.get("_class_name") in EDM_SCHEDULERS:
         # diffusers' EDM schedulers call EDM's raw F "epsilon" (c_out = +sigma*sd/sqrt(sigma^2+sd^2)).
         prediction = {"epsilon": "edm", "v_prediction": "v"}.get(config.get("prediction_type", "epsilon"), "?")

@@ -1,5 +1,6 @@
 """Denoiser wrappers behind sampler options that change what a sampler takes as D, written once for every sampler
-that offers them: AMED's analytical first step (``afs``) and Imagen's dynamic thresholding (``thresholding``).
+that offers them: AMED's analytical first step (``afs``), Imagen's dynamic thresholding (``thresholding``) and
+static clipping of D (``clip_denoised``).
 
 A sampler wraps its model at the start (:func:`with_options`); each wrapper calls the model at most once per call,
 so the NFE counter outside sees exactly the network calls made.
@@ -72,6 +73,14 @@ class DynamicThresholding(Wrapped):
 
     def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         return dynamic_threshold(self.model(x, sigma, **cond), self.ratio, self.max_value)
+
+
+class Clipped(Wrapped):
+    """D clipped to [-1, 1] on every call: static thresholding (Saharia et al. 2022, Sec. 2.3; diffusers'
+    ``clip_denoised`` of CMStochasticIterativeScheduler, ``clip_sample`` of DDPM / DDIM)."""
+
+    def __call__(self, x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        return self.model(x, sigma, **cond).clamp(-1, 1)
 
 
 def check_thresholding(ratio: float, max_value: float) -> None:

@@ -1,4 +1,4 @@
-"""Pixel-space UNet2DModel pipelines (DDPM, DDIM, PNDM): no decoder, optional class labels."""
+"""Pixel-space UNet2DModel pipelines (DDPM, DDIM, PNDM; consistency models): no decoder, optional class labels."""
 
 from __future__ import annotations
 
@@ -13,5 +13,5 @@ def build(directory: Path) -> Checkpoint:
     return load_unet_denoiser(directory / "unet", directory / "scheduler" / "scheduler_config.json")
 
 
-FAMILY = Family("unet2d", ("DDPMPipeline", "DDIMPipeline", "PNDMPipeline"), ("unet", "scheduler"), build,
-                "pixel-space UNet2DModel, unconditional or class-conditional")
+FAMILY = Family("unet2d", ("DDPMPipeline", "DDIMPipeline", "PNDMPipeline", "ConsistencyModelPipeline"),
+                ("unet", "scheduler"), build, "pixel-space UNet2DModel, unconditional or class-conditional")
