@@ -19,7 +19,7 @@ from torch import Tensor
 
 import samplerzoo as sz
 from samplerzoo.adapters import NetworkDenoiser
-from samplerzoo.noise_schedules import EDM, VE, ContinuousVP, DiscreteVP
+from samplerzoo.noise_schedules import EDM, VE, ConsistencyEDM, ContinuousVP, DiscreteVP
 
 MIXTURE = sz.GaussianMixture(torch.tensor([[1.0, -0.5, 0.2], [-1.2, 0.4, 0.9]], dtype=torch.float64),
                              torch.tensor([0.3, 0.6], dtype=torch.float64), torch.tensor([0.35, 0.65]))
@@ -51,6 +51,8 @@ def decode(schedule: object, c_noise: Tensor) -> tuple[float, float]:
         sigma = math.sqrt(math.exp(19.9 * u**2 / 2 + 0.1 * u) - 1)
     elif isinstance(schedule, VE):
         sigma = 2 * math.exp(t)
+    elif isinstance(schedule, ConsistencyEDM):  # diffusers' CMStochasticIterativeScheduler.sigma_to_t
+        sigma = math.exp(t / 250)
     else:
         sigma = math.exp(4 * t)
     vp = isinstance(schedule, DiscreteVP | ContinuousVP)
@@ -74,7 +76,11 @@ def analytic_network(schedule: object, prediction: str) -> Callable[[Tensor, Ten
         if prediction == "v":  # v = alpha * eps - sigma_vp * x0 with alpha = 1/sqrt(1+s^2), sigma_vp = s*alpha
             alpha = 1 / math.sqrt(1 + sigma**2)
             return alpha * eps - sigma * alpha * x0
-        sd = 0.5  # EDM's F = (x0 - c_skip x) / c_out, Eq. 7
+        sd = 0.5
+        if prediction == "consistency":  # Song et al. 2023, App. C: F = (x0 - c_skip x) / c_out around sigma_min
+            offset = sigma - 0.002
+            return (x0 - sd**2 / (offset**2 + sd**2) * x) / (offset * sd / math.sqrt(sigma**2 + sd**2))
+        # EDM's F = (x0 - c_skip x) / c_out, Eq. 7
         return (x0 - sd**2 / (sigma**2 + sd**2) * x) / (sigma * sd / math.sqrt(sigma**2 + sd**2))
     return net
 
@@ -83,6 +89,7 @@ VP_SCHEDULES = [DiscreteVP.linear_betas(sigma_to_t=m) for m in ("log", "linear",
 VP_SCHEDULES += [ContinuousVP()]
 CASES = [(s, p) for s in VP_SCHEDULES for p in ("epsilon", "v", "x0", "score")]
 CASES += [(VE(), p) for p in ("epsilon", "x0", "score")] + [(EDM(), p) for p in ("edm", "epsilon", "x0")]
+CASES += [(ConsistencyEDM(), "consistency")]
 
 
 def sigmas_to_test(schedule: object) -> list[float]:
@@ -132,3 +139,10 @@ def test_diffusers_prediction_type_names_are_accepted() -> None:
         assert NetworkDenoiser(lambda x, t: x, name, EDM()).prediction == canonical
     with pytest.raises(sz.UnknownNameError, match="unknown parameterization 'flux'"):
         NetworkDenoiser(lambda x, t: x, "flux", EDM())
+
+
+def test_a_consistency_model_is_the_identity_at_sigma_min() -> None:
+    """The boundary condition f(x, epsilon) = x (Song et al. 2023, Eq. 5) holds whatever the network says."""
+    denoiser = NetworkDenoiser(lambda x_in, c_noise: torch.full_like(x_in, 7.0), "consistency", ConsistencyEDM())
+    x = torch.randn(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(denoiser(x, torch.full((4,), 0.002, dtype=torch.float64)), x, rtol=0, atol=1e-15)
