@@ -89,7 +89,8 @@ def test_a_plugin_family_is_asked_through_the_hook(tmp_path: Path) -> None:
     finally:
         unregister_plugin("fake-family")
     with pytest.raises(sz.CheckpointError, match="'FakePipeline' is not supported; supported families: "
-                                                 "unet2d: DDPMPipeline, DDIMPipeline, PNDMPipeline; sd: "):
+                                                 "unet2d: DDPMPipeline, DDIMPipeline, PNDMPipeline, "
+                                                 "ConsistencyModelPipeline; sd: "):
         sz.load(tmp_path)
 
 
