@@ -31,17 +31,25 @@ class HunyuanDiTNetwork(nn.Module):
         super().__init__()
         self.transformer: Any = transformer
         self.vae_scale_factor = vae_scale_factor
+        self.rotary: dict[tuple[int, int, torch.device], Any] = {}  # per latent size and device: built once
 
-    def fixed_inputs(self, x: Tensor) -> dict[str, Any]:
+    def rotary_embedding(self, height: int, width: int, device: torch.device) -> Any:
+        """The pipeline's 2-D rotary embedding for an image of height x width pixels."""
         from diffusers.models.embeddings import get_2d_rotary_pos_embed
         from diffusers.pipelines.hunyuandit.pipeline_hunyuandit import get_resize_crop_region_for_grid
 
-        patch = self.transformer.config.patch_size
+        key = (height, width, device)
+        if key not in self.rotary:
+            patch = self.transformer.config.patch_size
+            grid = (height // 8 // patch, width // 8 // patch)
+            crops = get_resize_crop_region_for_grid(grid, 512 // 8 // patch)
+            self.rotary[key] = get_2d_rotary_pos_embed(self.transformer.inner_dim // self.transformer.num_heads,
+                                                       crops, grid, device=device, output_type="pt")
+        return self.rotary[key]
+
+    def fixed_inputs(self, x: Tensor) -> dict[str, Any]:
         height, width = x.shape[2] * self.vae_scale_factor, x.shape[3] * self.vae_scale_factor
-        grid = (height // 8 // patch, width // 8 // patch)
-        crops = get_resize_crop_region_for_grid(grid, 512 // 8 // patch)
-        rotary = get_2d_rotary_pos_embed(self.transformer.inner_dim // self.transformer.num_heads, crops, grid,
-                                         device=x.device, output_type="pt")
+        rotary = self.rotary_embedding(height, width, x.device)
         meta = x.new_tensor([[*ORIGINAL_SIZE, height, width, 0, 0]]).repeat(len(x), 1)
         return {"image_rotary_emb": rotary, "image_meta_size": meta,
                 "style": torch.zeros(len(x), dtype=torch.long, device=x.device)}
