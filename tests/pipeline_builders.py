@@ -339,3 +339,18 @@ def deepfloyd_if(directory: Path, scheduler: Any) -> Path:
                safety_checker=None, feature_extractor=None, watermarker=None,
                requires_safety_checker=False).save_pretrained(directory)
     return directory
+
+
+def chroma(directory: Path, scheduler: Any) -> Path:
+    """A Chroma pipeline: ChromaTransformer2DModel (Flux's packing, an approximator for its modulations) and T5."""
+    from diffusers import ChromaPipeline, ChromaTransformer2DModel
+
+    torch.manual_seed(0)
+    t5 = t5_tokenizer()
+    transformer = ChromaTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+                                           attention_head_dim=8, num_attention_heads=2, joint_attention_dim=T5_HIDDEN,
+                                           axes_dims_rope=(2, 2, 4), approximator_num_channels=8,
+                                           approximator_hidden_dim=16, approximator_layers=1).eval()
+    ChromaPipeline(transformer=transformer, scheduler=scheduler, vae=shifted_vae(), text_encoder=t5_encoder(len(t5)),
+                   tokenizer=t5).save_pretrained(directory)
+    return directory

@@ -62,6 +62,7 @@ FAMILIES = {  # builder, its scheduler, extra zoo sample flags, decoded image si
     "hunyuandit": (build.hunyuan_dit, "dpm", ["--guidance-scale", "2"], 64, 2),
     "lcm": (build.latent_consistency, "lcm", ["--distilled-guidance", "6"], 16, 1),
     "aura_flow": (build.aura_flow, "flow", ["--guidance-scale", "2"], 1024, 2),
+    "chroma": (build.chroma, "flow", ["--guidance-scale", "2"], 256, 2),
     "sana": (build.sana, "flow", [], 32, 1),
     "deepfloyd_if": (build.deepfloyd_if, "dpm", ["--guidance-scale", "2"], 8, 2),
 }

@@ -1,5 +1,5 @@
-"""The rectified-flow families agree with diffusers: a tiny random SD3, Flux, AuraFlow and Sana pipeline are
-saved, loaded through ``sz.load``, and sampled by our Euler and by diffusers' own pipeline with
+"""The rectified-flow families agree with diffusers: a tiny random SD3, Flux, Chroma, AuraFlow and Sana pipeline
+are saved, loaded through ``sz.load``, and sampled by our Euler and by diffusers' own pipeline with
 FlowMatchEulerDiscreteScheduler, with the same prompts, negative prompts, guidance and timesteps, from the same
 latents. Final latents agree to 1e-4 (float32) and our decode equals the pipeline's
 ``vae.decode(x / scaling_factor + shift_factor)`` (no shift where the VAE has none).
@@ -163,3 +163,21 @@ def test_sana_default_scheduler_is_dpmpp_2m_on_flow_sigmas(tmp_path: Path) -> No
     with torch.no_grad():
         ours_x = sz.get_sampler("dpmpp_2m").fn(denoiser, latents / (1 - float(times[0])), flow_sigma(times))
     assert_agrees("sana dpmpp_2m (flow sigmas) cfg 4.5", ours_x.float(), theirs, model, pipe.vae)
+
+
+def test_chroma_agrees_with_diffusers(tmp_path: Path) -> None:
+    """Chroma's text mask (all but the first padding token masked, extended over the image tokens) and true CFG, which
+    the pipeline runs as two forwards and we batch."""
+    from diffusers import ChromaPipeline
+
+    directory = build.chroma(tmp_path / "chroma", FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER))
+    model = sz.load(directory)
+    assert (model.prediction, model.sample_shape) == ("flow", (4, 128, 128))
+    pipe = ChromaPipeline.from_pretrained(directory)
+    pipe.set_progress_bar_config(disable=True)
+    latents = start((2, *model.sample_shape))
+    theirs = pipe(PROMPTS, negative_prompt=NEGATIVE, guidance_scale=3.0, num_inference_steps=3,
+                  latents=ChromaPipeline._pack_latents(latents, *latents.shape), output_type="latent").images
+    theirs = ChromaPipeline._unpack_latents(theirs, 128, 128, 1)
+    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=NEGATIVE, guidance_scale=3.0)
+    assert_agrees("chroma euler cfg 3", ours(denoiser, pipe.scheduler, latents, 2), theirs, model, pipe.vae)

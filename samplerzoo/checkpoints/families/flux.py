@@ -29,17 +29,19 @@ class FluxNetwork(nn.Module):
         self.transformer: Any = transformer
         self.pipeline_class = pipeline_class
 
-    def forward(self, x: Tensor, c_noise: Tensor, encoder_hidden_states: Tensor, pooled_projections: Tensor,
-                guidance: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, c_noise: Tensor, encoder_hidden_states: Tensor, **cond: Tensor) -> Tensor:
         b, c, h, w = x.shape
         flux = self.pipeline_class
         image_ids = flux._prepare_latent_image_ids(b, h // 2, w // 2, x.device, x.dtype)
         text_ids = torch.zeros(encoder_hidden_states.shape[1], 3, device=x.device, dtype=x.dtype)
         velocity = self.transformer(hidden_states=flux._pack_latents(x, b, c, h, w), timestep=c_noise / 1000,
-                                    guidance=guidance, pooled_projections=pooled_projections,
                                     encoder_hidden_states=encoder_hidden_states, txt_ids=text_ids,
-                                    img_ids=image_ids, return_dict=False)[0]
+                                    img_ids=image_ids, return_dict=False, **self.inputs(cond, (h // 2) * (w // 2)))[0]
         return flux._unpack_latents(velocity, h, w, 1)
+
+    def inputs(self, cond: dict[str, Tensor], image_tokens: int) -> dict[str, Tensor | None]:
+        """The transformer's other inputs: Flux's pooled CLIP projection and, guidance-distilled, its scale."""
+        return {"pooled_projections": cond["pooled_projections"], "guidance": cond.get("guidance")}
 
 
 class FluxPrompts(Prompts):

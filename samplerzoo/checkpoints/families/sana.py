@@ -53,10 +53,8 @@ class SanaPrompts(Prompts):
         embeds, mask, negative_embeds, negative_mask = self.pipe.encode_prompt(
             prompts, cfg, negative_prompt="" if negatives is None else negatives, device=self.pipe.device,
             max_sequence_length=MAX_SEQUENCE_LENGTH, complex_human_instruction=self.instruction)
-        cond = {"encoder_hidden_states": embeds, "encoder_attention_mask": mask}
-        if not cfg:
-            return cond, cond
-        return cond, {"encoder_hidden_states": negative_embeds, "encoder_attention_mask": negative_mask}
+        return ({"encoder_hidden_states": embeds, "encoder_attention_mask": mask},
+                {"encoder_hidden_states": negative_embeds, "encoder_attention_mask": negative_mask})
 
 
 def build(directory: Path) -> NetworkDenoiser:
