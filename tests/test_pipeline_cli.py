@@ -86,6 +86,28 @@ def test_zoo_sample_reaches_every_text_family(family: str, tmp_path: Path, monke
     assert Image.open(out).size == (2 * (side + 1), side + 1)  # two decoded images and their borders
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_text_family_samples_in_bfloat16_without_float32(family: str, tmp_path: Path) -> None:
+    import torch
+    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, LCMScheduler
+
+    import samplerzoo as sz
+    from samplerzoo.precision import in_dtype
+
+    builder, kind, flags, _, _ = FAMILIES[family]
+    scheduler = {"dpm": lambda: DPMSolverMultistepScheduler(**build.SD_BETAS), "lcm": lambda: LCMScheduler(
+        **build.SD_BETAS), "flow": lambda: FlowMatchEulerDiscreteScheduler(shift=3.0)}[kind]()
+    model, precision = in_dtype(sz.load(builder(tmp_path / family, scheduler)), torch.bfloat16, prompts=["a cat"])
+    floats = {p.dtype for p in model.parameters() if p.is_floating_point()}  # network, text encoders, VAE
+    assert precision == "native" and floats == {torch.bfloat16}
+    knobs = {"--guidance-scale": "guidance_scale", "--distilled-guidance": "distilled_guidance"}
+    options = {knobs[flag]: float(value) for flag, value in zip(flags[::2], flags[1::2], strict=True)}
+    run = sz.generate(model.condition(range(2), prompts=["a cat"], **options), "euler", 2, range(2),
+                      model.sample_shape, dtype=torch.bfloat16)
+    images = model.decode(run.samples)
+    assert run.samples.dtype == images.dtype == torch.bfloat16 and bool(torch.isfinite(images).all())
+
+
 def test_a_pipeline_samples_and_decodes_in_half_precision_without_float32(sd_dir: Path) -> None:
     import torch
 
