@@ -141,6 +141,21 @@ def schedule_table(schedules: list[ScheduleSpec]) -> tuple[list[str], list[str],
     return lines, comfy_missing, diffusers_missing + diff_missing
 
 
+def family_table() -> list[str]:
+    """The diffusers pipeline families sz.load takes, and the test files that name each pipeline class."""
+    from samplerzoo.checkpoints.families import builtin_families
+
+    files = sorted(ROOT.glob("tests/test_*.py"))
+    texts = {path.stem.removeprefix("test_"): path.read_text() for path in files}
+    lines = ["| family | diffusers pipelines | what it is | tests naming its pipelines |", "|---|---|---|---|"]
+    for family in builtin_families():
+        tests = [name for name, text in texts.items()
+                 if any(re.search(rf"\b{re.escape(pipeline)}\b", text) for pipeline in family.pipelines)]
+        lines.append(f"| `{family.name}` | {cell(family.pipelines)} | {family.description} | "
+                     f"{', '.join(tests) or '-'} |")
+    return lines
+
+
 def render() -> str:
     samplers = sorted(sz.get_samplers().values(), key=lambda s: s.name)
     schedules = sorted(sz.get_schedules().values(), key=lambda s: s.name)
@@ -157,6 +172,13 @@ def render() -> str:
         "Gaussian and mixture problems); `k-diffusion agreement` is tests/test_reference_agreement.py's step-by-step "
         "comparison with the k-diffusion function named.", "", *sampler_lines, "",
         f"## {len(schedules)} schedules", "", *schedule_lines, "",
+        "## Pipeline families", "",
+        "A diffusers pipeline directory (or hub id) loads through the family its `model_index.json` names "
+        "(samplerzoo/checkpoints/families/). The tests named build a tiny random pipeline of the family and sample it "
+        "with ours and with diffusers' own pipeline, except unet2d's DDPM / DDIM / PNDM layouts, whose denoiser is "
+        "checked directly (tests/test_checkpoints.py) and whose schedulers' steps are "
+        "tests/test_diffusers_agreement.py's.",
+        "", *family_table(), "",
         "## Peers' names without a samplerzoo entry", "",
         f"- ComfyUI samplers: {cell(comfy_samplers)}",
         f"- diff-sampler solvers: {cell(diff_solvers)}",
