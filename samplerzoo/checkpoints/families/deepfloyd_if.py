@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ...adapters import NetworkDenoiser
 from .family import Family
-from .pipeline import from_pretrained, latent_shape, scheduler_schedule
+from .pipeline import captions_cleanable, from_pretrained, latent_shape, scheduler_schedule
 from .sd import Prompts
 
 
@@ -32,10 +32,8 @@ class IFPrompts(Prompts):
     bs4 and ftfy are installed, as its default ``clean_caption=True`` does (lower-cased without them)."""
 
     def __init__(self, pipe: Any) -> None:
-        from diffusers.utils import is_bs4_available, is_ftfy_available
-
         super().__init__(pipe, [pipe.text_encoder])
-        self.clean_caption = is_bs4_available() and is_ftfy_available()
+        self.clean_caption = captions_cleanable()
 
     def encode(self, prompts: list[str], negatives: list[str] | None, cfg: bool
                ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:

@@ -56,6 +56,14 @@ def from_pretrained(pipeline_class: Any, directory: Path, text: bool = False, **
     return pipe
 
 
+def captions_cleanable() -> bool:
+    """Whether diffusers' ``clean_caption=True`` cleans captions here (it needs bs4 and ftfy; without them the T5
+    pipelines warn and only lower-case), so a conditioner can ask for exactly what the pipeline's default does."""
+    from diffusers.utils import is_bs4_available, is_ftfy_available
+
+    return bool(is_bs4_available() and is_ftfy_available())
+
+
 def scheduler_schedule(directory: Path, image_seq_len: int | None = None) -> tuple[NoiseSchedule, str]:
     """The noise schedule and parameterization the pipeline's scheduler config describes (``image_seq_len``, the
     network's token count, sets a flow scheduler's dynamic shift)."""

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ...adapters import NetworkDenoiser
 from ..diffusers_format import read_json
 from .family import Family
-from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_schedule
+from .pipeline import VAEDecoder, captions_cleanable, from_pretrained, latent_shape, scheduler_schedule
 from .sd import Prompts
 
 MAX_SEQUENCE_LENGTH = {"PixArtAlphaPipeline": 120, "PixArtSigmaPipeline": 300}
@@ -51,11 +51,9 @@ class PixArtPrompts(Prompts):
     lower-casing, with a warning, without them); negative prompts default to "", as there."""
 
     def __init__(self, pipe: Any, max_sequence_length: int) -> None:
-        from diffusers.utils import is_bs4_available, is_ftfy_available
-
         super().__init__(pipe, [pipe.text_encoder])
         self.max_sequence_length = max_sequence_length
-        self.clean_caption = is_bs4_available() and is_ftfy_available()
+        self.clean_caption = captions_cleanable()
 
     def encode(self, prompts: list[str], negatives: list[str] | None, cfg: bool
                ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -74,9 +72,9 @@ def build(directory: Path) -> NetworkDenoiser:
     config = pipe.transformer.config
     shape = latent_shape(config)
     # PixArt-alpha conditions its 1024-pixel model (sample_size 128) on the image size; PixArt-sigma never does.
-    scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
     micro = name == "PixArtAlphaPipeline" and config.sample_size == 128
     schedule, prediction = scheduler_schedule(directory)
+    scale = pipe.vae_scale_factor
     network = PixArtNetwork(pipe.transformer, (shape[1] * scale, shape[2] * scale) if micro else None)
     return NetworkDenoiser(network, prediction, schedule, sample_shape=shape, decoder=VAEDecoder(pipe.vae),
                            conditioner=PixArtPrompts(pipe, MAX_SEQUENCE_LENGTH[name]))
