@@ -142,7 +142,7 @@ def test_diffusers_prediction_type_names_are_accepted() -> None:
 
 
 def test_a_consistency_model_is_the_identity_at_sigma_min() -> None:
-    """The boundary condition f(x, epsilon) = x (Song et al. 2023, Eq. 5) holds whatever the network says."""
+    """The boundary condition f(x, epsilon) = x (Song et al. 2023, Sec. 3) holds whatever the network says."""
     denoiser = NetworkDenoiser(lambda x_in, c_noise: torch.full_like(x_in, 7.0), "consistency", ConsistencyEDM())
     x = torch.randn(4, 3, dtype=torch.float64)
     torch.testing.assert_close(denoiser(x, torch.full((4,), 0.002, dtype=torch.float64)), x, rtol=0, atol=1e-15)

@@ -1,5 +1,5 @@
 """Latent Consistency Models: a Stable Diffusion UNet distilled with guidance, which embeds the guidance scale w as
-a time condition (``time_cond_proj_dim``) instead of taking two forwards (Luo et al. 2023, LCM, Eq. 9; diffusers'
+a time condition (``time_cond_proj_dim``) instead of taking two forwards (Luo et al. 2023, LCM, Sec. 4.2; diffusers'
 LatentConsistencyModelPipeline)."""
 
 from __future__ import annotations
