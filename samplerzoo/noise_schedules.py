@@ -50,14 +50,18 @@ def interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
     return f0 + w * (f1 - f0)
 
 
-def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
+def zero_terminal_snr(alpha_bar: Tensor) -> Tensor:
     """Shift and scale sqrt(alpha_bar) so that it ends at 0 and keeps its first value (Lin et al. 2024, Common
-    Diffusion Noise Schedules and Sample Steps are Flawed, Alg. 1; diffusers' ``rescale_betas_zero_snr``); the last
-    beta becomes 1, alpha_bar_T = 0 exactly (sigma_T = inf)."""
-    root = torch.cumprod(1 - betas, 0).sqrt()
+    Diffusion Noise Schedules and Sample Steps are Flawed, Alg. 1): alpha_bar_T = 0 exactly (sigma_T = inf)."""
+    root = alpha_bar.sqrt()
     first, last = root[0].clone(), root[-1].clone()
     root = (root - last) * (first / (first - last))
-    alpha_bar = root**2
+    return root**2
+
+
+def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
+    """The betas of :func:`zero_terminal_snr` (diffusers' ``rescale_betas_zero_snr``): the last beta becomes 1."""
+    alpha_bar = zero_terminal_snr(torch.cumprod(1 - betas, 0))
     alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])
     return 1 - alphas
 

@@ -92,6 +92,21 @@ def test_beta_schedules_match_diffusers(config: dict[str, object]) -> None:
                                atol=2e-7, rtol=1e-5)
 
 
+@pytest.mark.parametrize("scheduler", ["CogVideoXDDIMScheduler", "CogVideoXDPMScheduler"])
+@pytest.mark.parametrize("config", [{}, {"snr_shift_scale": 1.0},
+                                    {"snr_shift_scale": 4.0, "rescale_betas_zero_snr": True}])
+def test_cogvideox_snr_shift_matches_diffusers(scheduler: str, config: dict[str, object]) -> None:
+    """alpha_bar / (s + (1 - s) alpha_bar), then the zero-SNR rescale (the CogVideoX / CogView3 schedulers' order),
+    read from the config diffusers saves; where it lacks snr_shift_scale, diffusers' default s = 3."""
+    import diffusers
+
+    made = getattr(diffusers, scheduler)(**config)
+    saved = {"_class_name": scheduler, **made.config}
+    if not config:
+        del saved["snr_shift_scale"]
+    torch.testing.assert_close(alphas_cumprod(saved, "cfg"), made.alphas_cumprod.double(), atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize(("prediction_type", "canonical"), [("epsilon", "epsilon"), ("v_prediction", "v"),
                                                             ("sample", "x0")])
 def test_prediction_type_is_read(tmp_path: Path, prediction_type: str, canonical: str) -> None:

@@ -1,5 +1,5 @@
 """diffusers' ``beta_schedule`` names turned into ``alphas_cumprod`` (Ho et al. 2020; Nichol & Dhariwal 2021), with
-the optional zero-terminal-SNR rescale (Lin et al. 2024)."""
+the optional zero-terminal-SNR rescale (Lin et al. 2024) and the CogVideoX schedulers' SNR shift."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError
-from ..noise_schedules import rescale_zero_terminal_snr
+from ..noise_schedules import rescale_zero_terminal_snr, zero_terminal_snr
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+SNR_SHIFTED = {"CogVideoXDDIMScheduler": 3.0, "CogVideoXDPMScheduler": 3.0}
+"""Schedulers that divide the SNR by ``snr_shift_scale`` (their default here) before any zero-SNR rescale."""
 
 
 def cosine_betas(steps: int, max_beta: float = 0.999) -> Tensor:
@@ -43,7 +45,15 @@ def alphas_cumprod(config: Mapping[str, Any], source: str) -> Tensor:
                               "or trained_betas")
     if not ((betas > 0) & (betas < 1)).all():
         raise CheckpointError(f"{source}: betas must lie in (0, 1)")
-    if config.get("rescale_betas_zero_snr", False):
+    rescale = bool(config.get("rescale_betas_zero_snr", False))
+    if config.get("_class_name") in SNR_SHIFTED:
+        shift = float(config.get("snr_shift_scale", SNR_SHIFTED[config["_class_name"]]))
+        if not shift > 0:
+            raise CheckpointError(f"{source}: snr_shift_scale must be > 0, got {shift}")
+        alpha_bar = torch.cumprod(1 - betas, 0)
+        alpha_bar = alpha_bar / (shift + (1 - shift) * alpha_bar)  # SNR / shift, as SD3's resolution shift
+        return zero_terminal_snr(alpha_bar) if rescale else alpha_bar
+    if rescale:
         betas = rescale_zero_terminal_snr(betas)
     return torch.cumprod(1 - betas, 0)
 
