@@ -354,3 +354,18 @@ def chroma(directory: Path, scheduler: Any) -> Path:
     ChromaPipeline(transformer=transformer, scheduler=scheduler, vae=shifted_vae(), text_encoder=t5_encoder(len(t5)),
                    tokenizer=t5).save_pretrained(directory)
     return directory
+
+
+def cogview3(directory: Path, scheduler: Any) -> Path:
+    """A CogView3-Plus pipeline: CogView3PlusTransformer2DModel (size and crop micro-conditions) and T5."""
+    from diffusers import CogView3PlusPipeline, CogView3PlusTransformer2DModel
+
+    torch.manual_seed(0)
+    t5 = t5_tokenizer()
+    transformer = CogView3PlusTransformer2DModel(patch_size=2, in_channels=4, num_layers=1, attention_head_dim=4,
+                                                 num_attention_heads=2, out_channels=4, text_embed_dim=T5_HIDDEN,
+                                                 time_embed_dim=8, condition_dim=2, pos_embed_max_size=8,
+                                                 sample_size=8).eval()
+    CogView3PlusPipeline(tokenizer=t5, text_encoder=t5_encoder(len(t5)), vae=vae(), transformer=transformer,
+                         scheduler=scheduler).save_pretrained(directory)
+    return directory

@@ -8,6 +8,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pipeline_builders as build
 import pytest
@@ -65,19 +66,32 @@ FAMILIES = {  # builder, its scheduler, extra zoo sample flags, decoded image si
     "chroma": (build.chroma, "flow", ["--guidance-scale", "2"], 256, 2),
     "sana": (build.sana, "flow", [], 32, 1),
     "deepfloyd_if": (build.deepfloyd_if, "dpm", ["--guidance-scale", "2"], 8, 2),
+    "cogview3": (build.cogview3, "cogvideox", ["--guidance-scale", "2"], 16, 2),
 }
+
+
+def scheduler_of(kind: str) -> Any:
+    from diffusers import (
+        CogVideoXDDIMScheduler,
+        DPMSolverMultistepScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        LCMScheduler,
+    )
+
+    return {"dpm": lambda: DPMSolverMultistepScheduler(**build.SD_BETAS),
+            "lcm": lambda: LCMScheduler(**build.SD_BETAS),
+            "flow": lambda: FlowMatchEulerDiscreteScheduler(shift=3.0),
+            "cogvideox": lambda: CogVideoXDDIMScheduler(**build.SD_BETAS, prediction_type="v_prediction",
+                                                        rescale_betas_zero_snr=True, snr_shift_scale=4.0)}[kind]()
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_zoo_sample_reaches_every_text_family(family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, LCMScheduler
     from PIL import Image
 
     builder, kind, flags, side, forwards = FAMILIES[family]
-    scheduler = {"dpm": lambda: DPMSolverMultistepScheduler(**build.SD_BETAS), "lcm": lambda: LCMScheduler(
-        **build.SD_BETAS), "flow": lambda: FlowMatchEulerDiscreteScheduler(shift=3.0)}[kind]()
-    directory = builder(tmp_path / family, scheduler)
+    directory = builder(tmp_path / family, scheduler_of(kind))
     out = tmp_path / "grid.png"
     code = zoo(monkeypatch, "sample", "--checkpoint", str(directory), "--sampler", "euler", "--nfe", "2", "-n", "2",
                "--prompt", "a photo of a cat", "--scale", "1", "--out", str(out), *flags)
@@ -89,15 +103,13 @@ def test_zoo_sample_reaches_every_text_family(family: str, tmp_path: Path, monke
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_text_family_samples_in_bfloat16_without_float32(family: str, tmp_path: Path) -> None:
     import torch
-    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, LCMScheduler
 
     import samplerzoo as sz
     from samplerzoo.precision import in_dtype
 
     builder, kind, flags, _, _ = FAMILIES[family]
-    scheduler = {"dpm": lambda: DPMSolverMultistepScheduler(**build.SD_BETAS), "lcm": lambda: LCMScheduler(
-        **build.SD_BETAS), "flow": lambda: FlowMatchEulerDiscreteScheduler(shift=3.0)}[kind]()
-    model, precision = in_dtype(sz.load(builder(tmp_path / family, scheduler)), torch.bfloat16, prompts=["a cat"])
+    model, precision = in_dtype(sz.load(builder(tmp_path / family, scheduler_of(kind))), torch.bfloat16,
+                                prompts=["a cat"])
     floats = {p.dtype for p in model.parameters() if p.is_floating_point()}  # network, text encoders, VAE
     assert precision == "native" and floats == {torch.bfloat16}
     knobs = {"--guidance-scale": "guidance_scale", "--distilled-guidance": "distilled_guidance"}

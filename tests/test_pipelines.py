@@ -27,6 +27,7 @@ from torch import Tensor
 
 import samplerzoo as sz
 from samplerzoo.noise import NoiseSampler
+from samplerzoo.sampling import run_sampler
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 ATOL = 1e-4
@@ -222,6 +223,29 @@ def test_consistency_model_agrees_with_diffusers(tmp_path: Path) -> None:
                                                                                              generator=draws))
     torch.testing.assert_close((ours / 2 + 0.5).clamp(0, 1), torch.as_tensor(theirs),
                                rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("negative", [NEGATIVE, None], ids=["negative-prompts", "zero-embeddings"])
+def test_cogview3_agrees_with_diffusers(tmp_path: Path, negative: list[str] | None) -> None:
+    """v on CogVideoX's SNR-shifted zero-terminal-SNR schedule, the size micro-conditions, and CFG against the
+    negative prompts or, without them, against zero embeddings as the pipeline does."""
+    from diffusers import CogVideoXDDIMScheduler, CogView3PlusPipeline
+
+    scheduler = CogVideoXDDIMScheduler(**build.SD_BETAS, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                                       snr_shift_scale=4.0, timestep_spacing="trailing")
+    model = sz.load(build.cogview3(tmp_path / "cogview3", scheduler))
+    assert (model.prediction, model.sample_shape) == ("v", (4, 8, 8))
+    pipe = CogView3PlusPipeline.from_pretrained(tmp_path / "cogview3")
+    pipe.set_progress_bar_config(disable=True)
+    latents = start((2, *model.sample_shape))
+    theirs = pipe(PROMPTS, negative_prompt=negative, guidance_scale=GUIDANCE, num_inference_steps=STEPS,
+                  latents=latents, output_type="latent").images
+    denoiser = model.condition(range(2), prompts=PROMPTS, negative_prompts=negative, guidance_scale=GUIDANCE)
+    sigmas = table_sigmas(model, pipe.scheduler.timesteps)
+    assert sigmas[0] == float("inf")  # zero terminal SNR: the unit latents are the start itself (run_sampler)
+    with torch.no_grad():
+        ours = run_sampler(sz.get_sampler("ddim"), denoiser, latents, sigmas)
+    assert_agrees("cogview3 ddim", ours, theirs, model, pipe.vae)
 
 
 def test_guided_text_sampling_counts_two_forwards_per_call(tmp_path: Path) -> None:

@@ -13,13 +13,13 @@ from ...errors import CheckpointError
 from ...noise_schedules import SigmaToT
 from ...plugins import plugin_manager
 from ..diffusers_format import load_unet_denoiser, read_json
-from . import aura_flow, chroma, deepfloyd_if, dit, flux, hunyuandit, lcm, pixart, sana, sd, sd3, sdxl, unet2d
+from . import aura_flow, chroma, cogview3, deepfloyd_if, dit, flux, hunyuandit, lcm, pixart, sana, sd, sd3, sdxl, unet2d
 from .family import Family
 
 
 def builtin_families() -> tuple[Family, ...]:
-    return (unet2d.FAMILY, sd.FAMILY, lcm.FAMILY, sdxl.FAMILY, dit.FAMILY, pixart.FAMILY, hunyuandit.FAMILY, sd3.FAMILY,
-            flux.FAMILY, chroma.FAMILY, aura_flow.FAMILY, sana.FAMILY, deepfloyd_if.FAMILY)
+    return (unet2d.FAMILY, sd.FAMILY, lcm.FAMILY, sdxl.FAMILY, dit.FAMILY, pixart.FAMILY, hunyuandit.FAMILY,
+            cogview3.FAMILY, sd3.FAMILY, flux.FAMILY, chroma.FAMILY, aura_flow.FAMILY, sana.FAMILY, deepfloyd_if.FAMILY)
 
 
 def supported() -> str:
