@@ -11,8 +11,8 @@ from torch import Tensor
 
 from ...adapters import NetworkDenoiser
 from .family import Family
-from .flux import FluxNetwork
-from .pipeline import VAEDecoder, flow_schedule, from_pretrained
+from .flux import FluxNetwork, packed_layout
+from .pipeline import VAEDecoder, from_pretrained
 from .sd import Prompts
 
 
@@ -41,12 +41,9 @@ def build(directory: Path) -> NetworkDenoiser:
     from diffusers import ChromaPipeline
 
     pipe = from_pretrained(ChromaPipeline, directory, text=True)
-    side = 2 * (pipe.default_sample_size // 2)  # the pipeline's default size, as Flux's
-    schedule, prediction = flow_schedule(directory, "ChromaPipeline", (side // 2) ** 2)
-    channels = int(pipe.transformer.config.in_channels) // 4
-    return NetworkDenoiser(ChromaNetwork(pipe.transformer, ChromaPipeline), prediction, schedule,
-                           sample_shape=(channels, side, side), decoder=VAEDecoder(pipe.vae),
-                           conditioner=ChromaPrompts(pipe, [pipe.text_encoder]))
+    schedule, prediction, shape = packed_layout(pipe, directory, "ChromaPipeline")
+    return NetworkDenoiser(ChromaNetwork(pipe.transformer, ChromaPipeline), prediction, schedule, sample_shape=shape,
+                           decoder=VAEDecoder(pipe.vae), conditioner=ChromaPrompts(pipe, [pipe.text_encoder]))
 
 
 FAMILY = Family("chroma", ("ChromaPipeline",), ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"),

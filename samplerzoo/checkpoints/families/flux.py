@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ...adapters import NetworkDenoiser
+from ...noise_schedules import NoiseSchedule
 from .family import Family
 from .pipeline import VAEDecoder, flow_schedule, from_pretrained
 from .sd import Prompts
@@ -66,17 +67,22 @@ class FluxPrompts(Prompts):
         return {"guidance": torch.full((samples,), float(value), device=self.pipe.device)}
 
 
+def packed_layout(pipe: Any, directory: Path, pipeline: str) -> tuple[NoiseSchedule, str, tuple[int, int, int]]:
+    """The flow schedule and sample shape of a Flux-style pipeline at its default size: default_sample_size *
+    vae_scale_factor pixels, 2 * (size // (2 vae_scale_factor)) latents a side, of in_channels / 4 channels (4
+    channels a 2x2 token); the scheduler's dynamic shift reads the packed length."""
+    side = 2 * (pipe.default_sample_size // 2)
+    schedule, prediction = flow_schedule(directory, pipeline, (side // 2) ** 2)
+    return schedule, prediction, (int(pipe.transformer.config.in_channels) // 4, side, side)
+
+
 def build(directory: Path) -> NetworkDenoiser:
     from diffusers import FluxPipeline
 
     pipe = from_pretrained(FluxPipeline, directory, text=True)
-    # FluxPipeline's default size: default_sample_size * vae_scale_factor pixels, 2 * (size // (2 vae_scale_factor))
-    # latents a side; the scheduler's dynamic shift reads the packed length.
-    side = 2 * (pipe.default_sample_size // 2)
-    channels = int(pipe.transformer.config.in_channels) // 4
-    schedule, prediction = flow_schedule(directory, "FluxPipeline", (side // 2) ** 2)
-    return NetworkDenoiser(FluxNetwork(pipe.transformer, FluxPipeline), prediction, schedule,
-                           sample_shape=(channels, side, side), decoder=VAEDecoder(pipe.vae),
+    schedule, prediction, shape = packed_layout(pipe, directory, "FluxPipeline")
+    return NetworkDenoiser(FluxNetwork(pipe.transformer, FluxPipeline), prediction, schedule, sample_shape=shape,
+                           decoder=VAEDecoder(pipe.vae),
                            conditioner=FluxPrompts(pipe, [pipe.text_encoder, pipe.text_encoder_2]))
 
 
