@@ -42,7 +42,7 @@ class PixArtNetwork(nn.Module):
                                encoder_attention_mask=encoder_attention_mask, timestep=c_noise,
                                added_cond_kwargs=self.micro_conditions(len(x), encoder_hidden_states),
                                return_dict=False)[0]
-        return out[:, : self.channels] if out.shape[1] == 2 * self.channels else out
+        return out[:, : self.channels]  # the whole output, or its epsilon half of 2C
 
 
 class PixArtPrompts(Prompts):

@@ -35,7 +35,7 @@ class SanaNetwork(nn.Module):
         out = self.transformer(x, encoder_hidden_states=encoder_hidden_states,
                                encoder_attention_mask=encoder_attention_mask, timestep=c_noise * self.timestep_scale,
                                return_dict=False)[0]
-        return out[:, : self.channels] if out.shape[1] == 2 * self.channels else out
+        return out[:, : self.channels]  # the whole output, or its epsilon half of 2C
 
 
 class SanaPrompts(Prompts):
