@@ -6,25 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...adapters import NetworkDenoiser
 from .family import Family
 from .pipeline import captions_cleanable, from_pretrained, latent_shape, scheduler_schedule
-from .sd import Prompts
-
-
-class IFNetwork(nn.Module):
-    """IF's UNet as ``net(x_in, c_noise, encoder_hidden_states)``: its first C output channels, the epsilon half
-    (the pipeline passes the learned variance only to a scheduler that samples with it)."""
-
-    def __init__(self, unet: Any) -> None:
-        super().__init__()
-        self.unet: Any = unet
-        self.channels = int(unet.config.in_channels)
-
-    def forward(self, x: Tensor, c_noise: Tensor, encoder_hidden_states: Tensor) -> Tensor:
-        return self.unet(x, c_noise, encoder_hidden_states=encoder_hidden_states).sample[:, : self.channels]
+from .sd import ConditionalUNet, Prompts
 
 
 class IFPrompts(Prompts):
@@ -48,8 +35,8 @@ def build(directory: Path) -> NetworkDenoiser:
     pipe = from_pretrained(IFPipeline, directory, text=True, safety_checker=None, feature_extractor=None,
                            watermarker=None, requires_safety_checker=False)
     schedule, prediction = scheduler_schedule(directory)
-    return NetworkDenoiser(IFNetwork(pipe.unet), prediction, schedule, sample_shape=latent_shape(pipe.unet.config),
-                           conditioner=IFPrompts(pipe))
+    return NetworkDenoiser(ConditionalUNet(pipe.unet), prediction, schedule,
+                           sample_shape=latent_shape(pipe.unet.config), conditioner=IFPrompts(pipe))
 
 
 FAMILY = Family("deepfloyd_if", ("IFPipeline",), ("unet", "text_encoder", "tokenizer", "scheduler"), build,

@@ -18,17 +18,19 @@ from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_sched
 
 class ConditionalUNet(nn.Module):
     """A diffusers UNet2DConditionModel as ``net(x_in, c_noise, encoder_hidden_states, timestep_cond, **added_cond)``
-    (``timestep_cond``: an LCM's guidance-scale embedding; ``added_cond``: SDXL's ``text_embeds`` and ``time_ids``)."""
+    (``timestep_cond``: an LCM's guidance-scale embedding; ``added_cond``: SDXL's ``text_embeds`` and ``time_ids``);
+    a learned-variance half (2C output channels for C input channels: DeepFloyd IF) is dropped."""
 
     def __init__(self, unet: Any) -> None:
         super().__init__()
         self.unet: Any = unet
+        self.channels = int(unet.config.in_channels)
 
     def forward(self, x: Tensor, c_noise: Tensor, encoder_hidden_states: Tensor, timestep_cond: Tensor | None = None,
                 **added_cond: Tensor) -> Tensor:
         return self.unet(x, c_noise, encoder_hidden_states=encoder_hidden_states,
                          timestep_cond=None if timestep_cond is None else timestep_cond.to(x.dtype),
-                         added_cond_kwargs=added_cond or None).sample
+                         added_cond_kwargs=added_cond or None).sample[:, : self.channels]
 
 
 class Prompts(nn.Module):
