@@ -20,7 +20,7 @@ from ..noise import NoiseSampler
 from ..registry import SamplerSpec
 from ..steps import Callback
 from .ancestral import ancestral_sampling
-from .wrappers import Clipped
+from .wrappers import with_options
 
 
 def consistency_split(sigma_next: Tensor, epsilon: float) -> tuple[Tensor, Tensor]:
@@ -34,7 +34,7 @@ def sample_cm_multistep(model: Denoiser, x: Tensor, sigmas: Tensor, *, noise: No
     """Multistep consistency sampling, x = f(x, tau_n) + sqrt(tau_{n+1}^2 - epsilon^2) z with epsilon the model's
     sigma_min (Song et al. 2023, Consistency Models, Alg. 1; diffusers' CMStochasticIterativeScheduler, its noise scaled
     by ``s_noise``; ``clip_denoised``: f clipped to [-1, 1], as that scheduler's default)."""
-    f = Clipped(model) if clip_denoised else model
+    f = with_options(model, clip_denoised=clip_denoised)
     return ancestral_sampling(f, x, sigmas, lambda i: consistency_split(sigmas[i + 1], model.sigma_min), noise,
                               callback, s_noise)
 

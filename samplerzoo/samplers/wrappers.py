@@ -92,13 +92,16 @@ def check_thresholding(ratio: float, max_value: float) -> None:
 
 
 def with_options(model: Denoiser, afs: bool = False, thresholding: bool = False,
-                 dynamic_thresholding_ratio: float = 0.995, sample_max_value: float = 1.0) -> Denoiser:
+                 dynamic_thresholding_ratio: float = 0.995, sample_max_value: float = 1.0,
+                 clip_denoised: bool = False) -> Denoiser:
     """``model`` with the analytical first step and/or dynamic thresholding (applied to the analytical D too, as in
-    diff-sampler), after checking the thresholding values (one line for a bad one)."""
+    diff-sampler) or static clipping, after checking the thresholding values (one line for a bad one)."""
     if thresholding:
         check_thresholding(dynamic_thresholding_ratio, sample_max_value)
     if afs:
         model = AnalyticFirstStep(model)
     if thresholding:
         model = DynamicThresholding(model, dynamic_thresholding_ratio, sample_max_value)
+    if clip_denoised:
+        model = Clipped(model)
     return model
