@@ -17,8 +17,16 @@ if TYPE_CHECKING:
     from .errors import CheckpointError, NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
     from .hookspecs import hookimpl
     from .noise import CounterNoise, SeededNoise
-    from .plugins import get_sampler, get_samplers, get_schedule, get_schedules
-    from .registry import SamplerSpec, ScheduleSpec
+    from .plugins import (
+        get_guidance,
+        get_guidances,
+        get_sampler,
+        get_samplers,
+        get_schedule,
+        get_schedules,
+        guidance_method,
+    )
+    from .registry import GuidanceSpec, SamplerSpec, ScheduleSpec
     from .sampling import Generation, generate
 
 MODULES = {
@@ -29,18 +37,19 @@ MODULES = {
     "errors": ["CheckpointError", "NonFiniteError", "SamplerzooError", "UnknownNameError", "UnreachableNFEError"],
     "hookspecs": ["hookimpl"],
     "noise": ["CounterNoise", "SeededNoise"],
-    "plugins": ["get_sampler", "get_samplers", "get_schedule", "get_schedules"],
-    "registry": ["SamplerSpec", "ScheduleSpec"],
+    "plugins": ["get_guidance", "get_guidances", "get_sampler", "get_samplers", "get_schedule", "get_schedules",
+                "guidance_method"],
+    "registry": ["GuidanceSpec", "SamplerSpec", "ScheduleSpec"],
     "sampling": ["Generation", "generate"],
 }
 """Where each public name lives."""
 HOME = {name: module for module, names in MODULES.items() for name in names}
 __all__ = [
     "Checkpoint", "CheckpointError", "CheckpointSpec", "CounterNoise", "CountingDenoiser", "Denoiser", "Gaussian",
-    "GaussianMixture", "Generation", "NetworkDenoiser", "NonFiniteError", "SamplerSpec", "SamplerzooError",
-    "ScheduleSpec", "SeededNoise", "UnknownNameError", "UnreachableNFEError", "finite_dataset", "generate",
-    "get_checkpoint", "get_checkpoints", "get_sampler", "get_samplers", "get_schedule", "get_schedules", "hookimpl",
-    "load",
+    "GaussianMixture", "Generation", "GuidanceSpec", "NetworkDenoiser", "NonFiniteError", "SamplerSpec",
+    "SamplerzooError", "ScheduleSpec", "SeededNoise", "UnknownNameError", "UnreachableNFEError", "finite_dataset",
+    "generate", "get_checkpoint", "get_checkpoints", "get_guidance", "get_guidances", "get_sampler", "get_samplers",
+    "get_schedule", "get_schedules", "guidance_method", "hookimpl", "load",
 ]
 __version__ = "0.1.0"
 

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import gits_schedules, published_schedules, schedule_files, schedules, time_schedules
+from . import gits_schedules, guidance_rules, published_schedules, schedule_files, schedules, time_schedules
 from .analytic import GaussianMixture, finite_dataset
 from .checkpoints import CheckpointSpec
 from .checkpoints.diffusers_format import noise_schedule
@@ -16,7 +16,7 @@ from .checkpoints.families import load_builtin, load_diffusers
 from .data import digits
 from .denoiser import Checkpoint
 from .hookspecs import hookimpl
-from .registry import SamplerSpec, ScheduleSpec
+from .registry import GuidanceSpec, SamplerSpec, ScheduleSpec
 from .samplers import (
     ablation,
     amed,
@@ -129,6 +129,12 @@ def register_published_schedules(register: Callable[[ScheduleSpec], None]) -> No
                           "the sigmas of a schedule file (zoo tune writes them): file:PATH",
                           paper="zoo tune (GITS, OptimalSteps, Analytic-DPM trajectories)",
                           argument=schedule_files.bind_file, argument_help="PATH"))
+
+
+@hookimpl
+def register_guidance(register: Callable[[GuidanceSpec], None]) -> None:
+    for spec in guidance_rules.SPECS:
+        register(spec)
 
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from .guidance_rules import GuidanceMethod
 
 
 class NoiseLevels(Protocol):
@@ -55,10 +58,12 @@ class Checkpoint(Denoiser, Protocol):
 
     def condition(self, samples: Sequence[int], *, labels: Sequence[int] | None = None,
                   prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
-                  guidance_scale: float | None = None, distilled_guidance: float | None = None) -> Denoiser:
+                  guidance_scale: float | None = None, distilled_guidance: float | None = None,
+                  guidance: GuidanceMethod | None = None) -> Denoiser:
         """This model with the conditioning of ``samples`` (sample indices) bound and, for a guidance scale
-        other than 1, classifier-free guidance around it; ``distilled_guidance`` is the scale a guidance-distilled
-        network embeds (Flux dev), an input of every call, not CFG."""
+        other than 1, classifier-free guidance around it (combined by ``guidance``, default CFG);
+        ``distilled_guidance`` is the scale a guidance-distilled network embeds (Flux dev), an input of every call,
+        not CFG."""
         ...
 
 

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .denoiser import Denoiser, forwards_per_call, per_sample
 from .errors import SamplerzooError
+from .guidance_rules import GuidanceMethod
 
 Classifier = Callable[[Tensor, Tensor], Tensor]
 """``classifier(x, sigma) -> logits`` over classes, for the noisy x at level sigma."""
@@ -74,15 +75,20 @@ class ClassifierFreeGuidance(_Wrapper):
     a dict (``unconditional``: negative-prompt embeddings) that replaces those keys of ``cond``. ``scale`` is
     diffusers' ``guidance_scale``: 1 is plain conditional sampling, 0 unconditional. With ``batched`` both halves
     go through the network as one forward of twice the batch, otherwise as two; either way each call costs two
-    network forwards per sample (``forwards_per_call``).
+    network forwards per sample (``forwards_per_call``). ``method`` combines the two predictions another way
+    (samplerzoo.guidance_rules: APG, CFG-Zero*, TCFG, Lin et al.'s rescale); None is Eq. 6 itself.
     """
 
     def __init__(self, model: Denoiser, scale: float, null_label: int | None = None, batched: bool = True, *,
-                 unconditional: Mapping[str, Any] | None = None) -> None:
+                 unconditional: Mapping[str, Any] | None = None, method: GuidanceMethod | None = None) -> None:
         super().__init__(model)
         if (null_label is None) == (unconditional is None):
             raise ValueError("classifier-free guidance needs exactly one of null_label and unconditional")
         self.scale, self.null_label, self.batched = scale, null_label, batched
+        self.method = None if method is None or method.plain else method
+        if self.method is not None:
+            self.method.check_model(model)
+        self.rule = None if self.method is None else self.method.rule()
         self.unconditional = dict(unconditional or {})
         self.forwards_per_call = 2 * forwards_per_call(model)
 
@@ -106,7 +112,10 @@ class ClassifierFreeGuidance(_Wrapper):
         else:
             conditional = self.model(x, sigma, **cond)
             unconditional = self.model(x, sigma, **null)
-        return unconditional + self.scale * (conditional - unconditional), unconditional
+        if self.method is None or self.rule is None:
+            return unconditional + self.scale * (conditional - unconditional), unconditional
+        guided = self.method.combine(self.rule, self.model, x, sigma, conditional, unconditional, self.scale)
+        return guided, unconditional
 
 
 class ClassifierGuidance(_Wrapper):
@@ -160,7 +169,8 @@ class Conditioner(Protocol):
 
     def __call__(self, model: Denoiser, samples: Sequence[int], *, labels: Sequence[int] | None = None,
                  prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
-                 guidance_scale: float | None = None, distilled_guidance: float | None = None) -> Denoiser: ...
+                 guidance_scale: float | None = None, distilled_guidance: float | None = None,
+                 guidance: GuidanceMethod | None = None) -> Denoiser: ...
 
 
 def cycle(values: Sequence[T], samples: Sequence[int]) -> list[T]:
@@ -173,19 +183,30 @@ def guided(scale: float | None) -> bool:
     return scale is not None and scale != 1
 
 
-def bind(model: Denoiser, cond: dict[str, Any], unconditional: dict[str, Any], scale: float | None) -> Denoiser:
-    """``model`` with ``cond`` bound, guided against ``unconditional`` when ``scale`` asks for it."""
+def check_guidance(guidance: GuidanceMethod | None, scale: float | None) -> None:
+    """A guidance rule other than plain CFG is an error without a scale that asks for guidance."""
+    if guidance is not None and guidance.name != "cfg" and not guided(scale):
+        raise SamplerzooError(f"guidance {guidance.name!r} combines the conditional and unconditional predictions: "
+                              "give a guidance scale other than 1")
+
+
+def bind(model: Denoiser, cond: dict[str, Any], unconditional: dict[str, Any], scale: float | None,
+         guidance: GuidanceMethod | None = None) -> Denoiser:
+    """``model`` with ``cond`` bound, guided against ``unconditional`` by ``guidance`` (default: CFG) when
+    ``scale`` asks for it."""
+    check_guidance(guidance, scale)
     if not guided(scale):
         return Conditioned(model, **cond)
     assert scale is not None
-    return Conditioned(ClassifierFreeGuidance(model, scale, unconditional=unconditional), **cond)
+    return Conditioned(ClassifierFreeGuidance(model, scale, unconditional=unconditional, method=guidance), **cond)
 
 
 def condition_on_labels(model: Denoiser, samples: Sequence[int], *, labels: Sequence[int] | None = None,
                         prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
-                        guidance_scale: float | None = None, distilled_guidance: float | None = None) -> Denoiser:
+                        guidance_scale: float | None = None, distilled_guidance: float | None = None,
+                        guidance: GuidanceMethod | None = None) -> Denoiser:
     """An unconditional model as it is, or a class-conditional one with labels ``labels[i % L]`` (default
-    ``i % num_classes``), guided against its ``null_label``; bad requests fail before any work."""
+    ``i % num_classes``), guided against its ``null_label`` by ``guidance``; bad requests fail before any work."""
     num_classes = int(getattr(model, "num_classes", 0))
     kind = f"class-conditional (labels 0..{num_classes - 1})" if num_classes else "unconditional"
     if prompts or negative_prompts:
@@ -204,13 +225,15 @@ def condition_on_labels(model: Denoiser, samples: Sequence[int], *, labels: Sequ
     if bad:
         raise SamplerzooError(f"label {bad[0]} is out of range; this checkpoint has labels 0..{num_classes - 1}")
     chosen = torch.tensor(cycle(list(labels or range(num_classes)), samples), dtype=torch.long)
+    check_guidance(guidance, guidance_scale)
     if not guided(guidance_scale):
         return Conditioned(model, class_labels=chosen)
     null_label = getattr(model, "null_label", None)
     if null_label is None:
         raise SamplerzooError("classifier-free guidance needs a model trained with a null label (samplerzoo.json "
                               "'null_label'); this one has none")
-    return bind(model, {"class_labels": chosen}, {"class_labels": torch.full_like(chosen, null_label)}, guidance_scale)
+    return bind(model, {"class_labels": chosen}, {"class_labels": torch.full_like(chosen, null_label)}, guidance_scale,
+                guidance)
 
 
 def no_distilled_guidance(scale: float | None, kind: str) -> None:

@@ -15,7 +15,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .denoiser import Checkpoint
-    from .registry import CheckpointSpec, SamplerSpec, ScheduleSpec
+    from .registry import CheckpointSpec, GuidanceSpec, SamplerSpec, ScheduleSpec
 
 PROJECT = "samplerzoo"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -30,6 +30,11 @@ def register_samplers(register: Callable[[SamplerSpec], None]) -> None:
 @hookspec
 def register_schedules(register: Callable[[ScheduleSpec], None]) -> None:
     """Register sampling schedules: call ``register(ScheduleSpec(...))`` once per schedule."""
+
+
+@hookspec
+def register_guidance(register: Callable[[GuidanceSpec], None]) -> None:
+    """Register classifier-free guidance rules: call ``register(GuidanceSpec(...))`` once per rule."""
 
 
 @hookspec

@@ -10,14 +10,15 @@ import importlib.metadata
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .errors import RegistrationError
-from .registry import Catalogue, CheckpointSpec, SamplerSpec, ScheduleSpec
+from .errors import RegistrationError, SamplerzooError
+from .guidance_rules import SPACES, GuidanceMethod
+from .registry import Catalogue, CheckpointSpec, GuidanceSpec, SamplerSpec, ScheduleSpec
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 ONLY_PLUGINS_ENV = "SAMPLERZOO_PLUGINS"
@@ -33,6 +34,7 @@ class PluginInfo:
     version: str = ""
     samplers: list[str] = field(default_factory=list)
     schedules: list[str] = field(default_factory=list)
+    guidance: list[str] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -43,6 +45,7 @@ class Registry:
     samplers: Catalogue[SamplerSpec]
     schedules: Catalogue[ScheduleSpec]
     checkpoints: Catalogue[CheckpointSpec]
+    guidance: Catalogue[GuidanceSpec]
     plugins: dict[str, PluginInfo]
 
 
@@ -113,7 +116,8 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, spec_type: type[Any], cat
 def registry() -> Registry:
     """The process-wide registry, built on first use from the plugin manager's current plugins."""
     pm, found = plugin_manager()
-    infos = {name: replace(info, errors=list(info.errors), samplers=[], schedules=[], checkpoints=[])
+    infos = {name: replace(info, errors=list(info.errors), samplers=[], schedules=[], guidance=[],
+                         checkpoints=[])
              for name, info in found.items()}
     samplers: Catalogue[SamplerSpec] = Catalogue("sampler")
     schedules: Catalogue[ScheduleSpec] = Catalogue("schedule")
@@ -121,7 +125,9 @@ def registry() -> Registry:
     _collect(pm, "register_samplers", SamplerSpec, samplers, infos, lambda info: info.samplers)
     _collect(pm, "register_schedules", ScheduleSpec, schedules, infos, lambda info: info.schedules)
     _collect(pm, "register_checkpoints", CheckpointSpec, checkpoints, infos, lambda info: info.checkpoints)
-    return Registry(pm, samplers, schedules, checkpoints, infos)
+    guidance: Catalogue[GuidanceSpec] = Catalogue("guidance")
+    _collect(pm, "register_guidance", GuidanceSpec, guidance, infos, lambda info: info.guidance)
+    return Registry(pm, samplers, schedules, checkpoints, guidance, infos)
 
 
 def register_plugin(plugin: object, name: str) -> None:
@@ -162,10 +168,42 @@ def get_schedule(name: str) -> ScheduleSpec:
     return spec.with_argument(argument) if colon else spec
 
 
+def get_guidances() -> Mapping[str, GuidanceSpec]:
+    return registry().guidance.as_dict()
+
+
+def get_guidance(name: str) -> GuidanceSpec:
+    return registry().guidance.get(name)
+
+
+GUIDANCE_COMMON_OPTIONS = ("space", "rescale")
+"""Options every guidance rule takes: the space it acts in and Lin et al. 2024's rescale phi."""
+
+
+def guidance_method(name: str = "cfg", options: Mapping[str, Any] | None = None) -> GuidanceMethod:
+    """The registered rule ``name`` with its options checked and bound (``space`` and ``rescale`` taken by every
+    rule); a bad name, option or value is one line, before any work."""
+    spec = get_guidance(name)
+    rest = dict(options or {})
+    space, rescale = rest.pop("space", spec.space), rest.pop("rescale", 0.0)
+    if space not in SPACES:
+        raise SamplerzooError(f"guidance {spec.name!r}: option space={space!r} is not a space; accepted: "
+                              f"{', '.join(SPACES)}")
+    if isinstance(rescale, bool) or not isinstance(rescale, int | float) or not 0 <= rescale <= 1:
+        raise SamplerzooError(f"guidance {spec.name!r}: option rescale={rescale!r} is not a number in [0, 1] "
+                              "(Lin et al. 2024's phi; 0 is off)")
+    try:
+        spec.check_options(rest)
+    except SamplerzooError as exc:
+        raise SamplerzooError(f"{exc} (and, for every rule, {', '.join(GUIDANCE_COMMON_OPTIONS)})") from None
+    return GuidanceMethod(spec.name, partial(spec.build, **rest), space, float(rescale), dict(options or {}))
+
+
 def provenance(kind: str, name: str) -> dict[str, str]:
-    """Which plugin registered the sampler, schedule or checkpoint ``name`` (``kind``), and its distribution's name
-    and version: recorded with every results row."""
-    field_name = {"sampler": "samplers", "schedule": "schedules", "checkpoint": "checkpoints"}[kind]
+    """Which plugin registered the sampler, schedule, guidance rule or checkpoint ``name`` (``kind``), and its
+    distribution's name and version: recorded with every results row."""
+    field_name = {"sampler": "samplers", "schedule": "schedules", "checkpoint": "checkpoints",
+                  "guidance": "guidance"}[kind]
     catalogue: Catalogue[Any] = getattr(registry(), field_name)
     canonical = catalogue.get(name.partition(":")[0] if kind == "schedule" else name).name
     info = next(info for info in registry().plugins.values() if canonical in getattr(info, field_name))

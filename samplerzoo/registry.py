@@ -1,4 +1,5 @@
-"""What a plugin registers: samplers, schedules and checkpoints, with the metadata the harness relies on."""
+"""What a plugin registers: samplers, schedules, guidance rules and checkpoints, with the metadata the harness relies
+on."""
 
 from __future__ import annotations
 
@@ -227,6 +228,31 @@ class ScheduleSpec:
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Refuse an option the schedule does not take (naming the ones it does), or a value of the wrong type."""
         check_options(self.fn, options, f"schedule {self.name!r}", SCHEDULE_ARGUMENTS)
+
+
+@dataclass(frozen=True)
+class GuidanceSpec:
+    """A classifier-free guidance rule: ``build(**options)`` returns a fresh ``rule(cond, uncond, scale, sigma)``
+    (samplerzoo.guidance_rules); ``space`` is where it acts unless asked otherwise (``denoised``, ``noise`` or
+    ``prediction``). Every rule also takes the options ``space`` and ``rescale`` (Lin et al. 2024's phi)."""
+
+    name: str
+    build: Callable[..., Callable[..., Tensor]]
+    description: str = ""
+    space: str = "denoised"
+    aliases: tuple[str, ...] = ()
+    paper: str = ""
+    reference: str = ""
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("guidance", self.name, self.aliases)
+        if not callable(self.build):
+            raise RegistrationError(f"guidance {self.name!r}: build is not callable")
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse an option the rule does not take (naming the ones it does), or a value of the wrong type."""
+        check_options(self.build, options, f"guidance {self.name!r}")
 
 
 @dataclass(frozen=True)

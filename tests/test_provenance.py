@@ -29,7 +29,7 @@ def test_rows_record_which_distribution_provided_each_part(tmp_path: Path, monke
                            metric_names=("fid",))
     builtin = {"plugin": "builtin", "distribution": "samplerzoo", "version": "0.1.0"}
     assert row["provenance"] == {"sampler": {"plugin": "rk4", "distribution": "samplerzoo-rk4", "version": "0.1.0"},
-                                 "schedule": builtin, "checkpoint": builtin}
+                                 "schedule": builtin, "checkpoint": builtin, "guidance": builtin}
 
 
 @pytest.fixture

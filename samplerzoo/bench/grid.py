@@ -10,8 +10,9 @@ from typing import Any
 
 from ..checks import positive, unique
 from ..errors import SamplerzooError, UnknownNameError
+from ..guidance import check_guidance
 from ..noise import NOISE_SOURCES
-from ..plugins import get_sampler, get_schedule, schedule_name
+from ..plugins import get_sampler, get_schedule, guidance_method, schedule_name
 from ..sampling import FINAL_STEPS
 from .extractors import check_extractor
 from .metrics import DIGITS_EXTRACTOR, ISC_SPLITS, METRICS, PRC_NEIGHBOURS
@@ -20,7 +21,8 @@ from .references import resolve
 __all__ = ["KEY_DEFAULTS", "Point", "option_sets", "points"]
 
 KEY_DEFAULTS: dict[str, Any] = {"extractor_weights": None, "schedule_options": {}, "reference_id": "", "labels": None,
-                                "prompts": None, "distilled_guidance": None}
+                                "prompts": None, "distilled_guidance": None, "guidance": "cfg",
+                                "guidance_options": {}}
 """Fields a point's key leaves out at these values, so results files written before the fields existed resume."""
 
 
@@ -54,6 +56,9 @@ class Point:
     """The identity (``PromptSet.identity``, a hash) of the sweep's prompts and negative prompts; None: no prompts."""
     distilled_guidance: float | None = None
     """The guidance scale a guidance-distilled network embeds (Flux dev; None: its default), not CFG."""
+    guidance: str = "cfg"
+    """How classifier-free guidance combines its two predictions: a registered rule (samplerzoo.guidance_rules)."""
+    guidance_options: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
         fields = {k: v for k, v in asdict(self).items() if k not in KEY_DEFAULTS or v != KEY_DEFAULTS[k]}
@@ -78,6 +83,12 @@ def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: lis
     budgets = unique("NFE", [positive("NFE", nfe, "network evaluations") for nfe in nfes])
     sampler_sets, schedule_sets = option_sets(common.pop("options", None)), option_sets(
         common.pop("schedule_options", None))
+    guidance_names = unique("guidance", common.pop("guidance", None) or ["cfg"],
+                            lambda name: guidance_method(name).name)
+    guidance_sets = option_sets(common.pop("guidance_options", None))
+    guidances = [(name, options) for name in guidance_names for options in guidance_sets]
+    for name, options in guidances:
+        check_guidance(guidance_method(name, options), common.get("guidance_scale"))
     for name in sampler_names:
         for options in sampler_sets:
             get_sampler(name).check_options(options)
@@ -105,5 +116,7 @@ def points(checkpoint: str, samplers: list[str], schedules: list[str], nfes: lis
             for schedule in schedule_names:
                 for schedule_options in schedule_sets:
                     for nfe in budgets:
-                        yield Point(checkpoint, sampler, schedule, nfe, samples, seed, options=options,
-                                    schedule_options=schedule_options, reference_id=identity, **common)
+                        for guidance, guidance_options in guidances:
+                            yield Point(checkpoint, sampler, schedule, nfe, samples, seed, options=options,
+                                        schedule_options=schedule_options, reference_id=identity, guidance=guidance,
+                                        guidance_options=guidance_options, **common)

@@ -8,6 +8,7 @@ Sweeps sharing a results file split its points: each point is claimed while it i
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ from ..denoiser import Checkpoint, Denoiser, decode
 from ..errors import NonFiniteError, SamplerzooError, UnknownNameError, UnreachableNFEError
 from ..finite import count_nonfinite
 from ..guidance import condition, require_unconditional
-from ..plugins import get_sampler, provenance
+from ..plugins import get_sampler, guidance_method, provenance
 from ..precision import DTYPES, dtype_named, in_dtype
 from ..sampling import generate, nonfinite_reason, sampler_levels, sampling_plan
 from ..schedule_files import schedule_record
@@ -44,10 +45,11 @@ __all__ = ["DTYPES", "Progress", "base_row", "reference_images", "run_point", "s
 
 
 def conditioned(model: Checkpoint, point: Point, seeds: Sequence[int], prompts: PromptSet | None) -> Denoiser:
-    """The model conditioned as the point asks: its labels or the sweep's prompts, and its guidance scale."""
+    """The model conditioned as the point asks: its labels or the sweep's prompts, its guidance scale and rule."""
     return condition(model, seeds, labels=point.labels, prompts=prompts.prompts if prompts else None,
                      negative_prompts=prompts.negative_prompts if prompts else None,
-                     guidance_scale=point.guidance_scale, distilled_guidance=point.distilled_guidance)
+                     guidance_scale=point.guidance_scale, distilled_guidance=point.distilled_guidance,
+                     guidance=guidance_method(point.guidance, point.guidance_options))
 
 
 def versions() -> dict[str, str]:
@@ -203,14 +205,14 @@ def prompt_fields(prompts: PromptSet | None) -> dict[str, Any]:
 
 
 def point_provenance(point: Point) -> dict[str, dict[str, str]]:
-    """The plugin (and its distribution's name and version) that provided the point's sampler, schedule and
-    checkpoint; a checkpoint given as a path records the path."""
+    """The plugin (and its distribution's name and version) that provided the point's sampler, schedule, guidance
+    rule and checkpoint; a checkpoint given as a path records the path."""
     try:
         checkpoint = provenance("checkpoint", point.checkpoint)
     except UnknownNameError:
         checkpoint = {"path": point.checkpoint}
     return {"sampler": provenance("sampler", point.sampler), "schedule": provenance("schedule", point.schedule),
-            "checkpoint": checkpoint}
+            "checkpoint": checkpoint, "guidance": provenance("guidance", point.guidance)}
 
 
 def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prompts: PromptSet | None = None,
@@ -237,7 +239,8 @@ def prepare(checkpoint: str, pending: list[Point], batch: int, device: str, prom
                                 prompts=prompts.prompts if prompts else None,
                                 negative_prompts=prompts.negative_prompts if prompts else None,
                                 guidance_scale=first.guidance_scale, distilled_guidance=first.distilled_guidance)
-    for point in {(p.labels, p.guidance_scale, p.distilled_guidance): p for p in pending}.values():
+    for point in {(p.labels, p.guidance_scale, p.distilled_guidance, p.guidance, json.dumps(p.guidance_options)): p
+                  for p in pending}.values():
         conditioned(model, point, [0], prompts)  # labels, prompts or a guidance scale the model cannot take fail here
     for point in pending:
         spec = get_sampler(point.sampler)

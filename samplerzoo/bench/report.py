@@ -29,8 +29,8 @@ METRIC_KEYS = {"prc": ("precision", "recall")}
 SETTINGS = ("checkpoint", "reference", "extractor", "samples", "seed", "final_step", "dtype", "guidance_scale",
             "labels", "prompts", "distilled_guidance")
 """What a section's rows share: all of a point's config but sampler, options, schedule and NFE."""
-CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "schedule_options", "stochastic", "requested_nfe",
-               "counted_nfe", "forwards", "status")
+CSV_COLUMNS = ("checkpoint", "schedule", "sampler", "options", "schedule_options", "guidance", "guidance_options",
+               "stochastic", "requested_nfe", "counted_nfe", "forwards", "status")
 CSV_TRAILING = ("samples", "samples_scored", "seed", "final_step", "final_step_used", "dtype", "guidance_scale",
                 "labels", "prompts", "prompts_file", "distilled_guidance", "reference", "reference_samples",
                 "reference_kind", "reference_id", "extractor",
@@ -82,9 +82,11 @@ def stochastic(sampler: str) -> bool | None:
 
 
 def label(row: dict[str, Any]) -> str:
-    """A table row's name: the sampler, with its options if it has any."""
+    """A table row's name: the sampler, with its options if it has any, and its guidance rule if not plain CFG."""
     options = {**(row.get("options") or {}),
-               **{f"schedule.{k}": v for k, v in (row.get("schedule_options") or {}).items()}}
+               **{f"schedule.{k}": v for k, v in (row.get("schedule_options") or {}).items()},
+               **({"guidance": row["guidance"]} if row.get("guidance", "cfg") != "cfg" else {}),
+               **{f"guidance.{k}": v for k, v in (row.get("guidance_options") or {}).items()}}
     return " ".join([row["sampler"], *(f"{k}={v}" for k, v in sorted(options.items()))])
 
 
@@ -227,7 +229,10 @@ def bench_commands(section: Section, results: str) -> list[str]:
     for row in section.rows:
         options = " ".join([*(f"--option {k}={json.dumps(v)}" for k, v in sorted((row.get("options") or {}).items())),
                             *(f"--schedule-option {k}={json.dumps(v)}"
-                              for k, v in sorted((row.get("schedule_options") or {}).items()))])
+                              for k, v in sorted((row.get("schedule_options") or {}).items())),
+                            *([f"--guidance {row['guidance']}"] if row.get("guidance", "cfg") != "cfg" else []),
+                            *(f"--guidance-option {k}={json.dumps(v)}"
+                              for k, v in sorted((row.get("guidance_options") or {}).items()))])
         schedules, nfes = plans.setdefault((row["sampler"], options), (set(), set()))
         schedules.add(row["schedule"])
         nfes.add(row["requested_nfe"])
@@ -349,6 +354,8 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
         line |= {f"floor_{name}": row.get("floor", {}).get(name, "") for name in floors}
         line |= {"options": json.dumps(row.get("options") or {}, sort_keys=True),
                  "schedule_options": json.dumps(row.get("schedule_options") or {}, sort_keys=True),
+                 "guidance": row.get("guidance", "cfg"),
+                 "guidance_options": json.dumps(row.get("guidance_options") or {}, sort_keys=True),
                  "stochastic": stochastic(row["sampler"])}
         writer.writerow({key: "" if v is None else v for key, v in line.items()})
     return out.getvalue()

@@ -120,6 +120,13 @@ def bench(
     = None,
     guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale (conditional "
                                                               "checkpoints; 1 or unset: none).")] = None,
+    guidance: Annotated[str, typer.Option(help="Comma-separated guidance rules combining CFG's two predictions (zoo "
+                                               "guidance): cfg, apg, cfg_zero_star, tcfg, ...; needs "
+                                               "--guidance-scale.")] = "cfg",
+    guidance_option: Annotated[list[str] | None, typer.Option(help="A guidance option NAME=VALUE for every rule of "
+                                                                   "the sweep (repeatable), e.g. eta=0, rescale=0.7, "
+                                                                   "space=prediction; NAME=V1,V2,... is a sweep "
+                                                                   "axis.")] = None,
     labels: Annotated[str | None, typer.Option(help="Comma-separated class labels; the sample with seed s takes "
                                                     "label s mod L (default: s mod classes).")] = None,
     prompts: Annotated[Path | None, typer.Option(help="Text file, one prompt a line, for text-conditioned "
@@ -164,6 +171,7 @@ def bench(
     nfes = split_ints(nfe, "--nfe")
     options = option_sets(parse_option_grid(option))
     schedule_options = option_sets(parse_option_grid(schedule_option, "--schedule-option"))
+    guidance_options = option_sets(parse_option_grid(guidance_option, "--guidance-option"))
     from ..bench.shards import parse_shard
 
     shard_of = parse_shard(shard)
@@ -193,7 +201,8 @@ def bench(
                      device=device, progress=Callbacks(tally.start_point, tally.sampled, tally.point_finished,
                                                        tally.start_sweep),
                      metric_names=tuple(split_names(metrics)), final_step=final_step, dtype=dtype,
-                     guidance_scale=guidance_scale, options=options, schedule_options=schedule_options, noise=noise,
+                     guidance_scale=guidance_scale, guidance=split_names(guidance),
+                     guidance_options=guidance_options, options=options, schedule_options=schedule_options, noise=noise,
                      reference=reference, extractor=extractor,
                      extractor_weights=str(extractor_weights) if extractor_weights else None, labels=label_list,
                      prompts=prompt_set, distilled_guidance=distilled_guidance, compile=compile,

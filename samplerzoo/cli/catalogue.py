@@ -1,4 +1,4 @@
-"""``zoo list``, ``zoo schedules``, ``zoo plugins``, ``zoo info``: what the registry holds.
+"""``zoo list``, ``zoo schedules``, ``zoo guidance``, ``zoo plugins``, ``zoo info``: what the registry holds.
 
 The registry is imported when a command runs, not when the CLI starts, so ``zoo --help`` stays fast."""
 
@@ -55,6 +55,25 @@ def list_schedules(as_json: JsonOption = False) -> None:
           [(s.name, ", ".join(s.aliases), s.description, "yes" if s.needs_table else "", s.plugin) for s in specs])
 
 
+def list_guidance(as_json: JsonOption = False) -> None:
+    """List the registered guidance rules (``--guidance``): how classifier-free guidance combines its two
+    predictions, the space each acts in by default, and its options (every rule also takes space and rescale)."""
+    from ..plugins import get_guidances
+    from ..signatures import keyword_names
+
+    specs = sorted(get_guidances().values(), key=lambda s: s.name)
+    rows: list[dict[str, Any]] = [{"name": s.name, "aliases": list(s.aliases), "description": s.description,
+                                   "space": s.space,
+                                   "options": list(keyword_names(s.build, ()) or ()), "paper": s.paper,
+                                   "reference": s.reference, "plugin": s.plugin} for s in specs]
+    if as_json:
+        print_json(rows)
+        return
+    table(f"{len(specs)} guidance rules", ("name", "aliases", "description", "space", "options", "plugin"),
+          [(r["name"], ", ".join(r["aliases"]), r["description"], r["space"], ", ".join(r["options"]), r["plugin"])
+           for r in rows])
+
+
 def list_plugins(as_json: JsonOption = False) -> None:
     """List the loaded plugins, what each registered, and any errors (a broken plugin, a clashing name, two
     distributions registering the same entry-point name)."""
@@ -96,5 +115,6 @@ def info(name: Annotated[str, typer.Argument(help="Sampler name or alias.")], as
 def add_commands(app: typer.Typer) -> None:
     app.command("list")(list_samplers)
     app.command("schedules")(list_schedules)
+    app.command("guidance")(list_guidance)
     app.command("plugins")(list_plugins)
     app.command("info")(info)

@@ -112,6 +112,11 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name, path o
            distilled_guidance: Annotated[float | None, typer.Option(help="The guidance scale a guidance-distilled "
                                                                     "checkpoint embeds (Flux dev; default 3.5), not "
                                                                     "CFG.")] = None,
+           guidance: Annotated[str, typer.Option(help="The guidance rule combining CFG's two predictions (zoo "
+                                                      "guidance): cfg, apg, cfg_zero_star, tcfg, ...")] = "cfg",
+           guidance_option: Annotated[list[str] | None, typer.Option(help="A guidance option NAME=VALUE "
+                                                                     "(repeatable), e.g. eta=0, rescale=0.7.")
+                                      ] = None,
            device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
            dtype: Annotated[str, typer.Option(help="float32, float64, bfloat16 or float16.")] = "float32",
            batch: Annotated[int, typer.Option(help="Samples sampled and decoded at a time (does not change the "
@@ -135,22 +140,24 @@ def sample(checkpoint: Annotated[str, typer.Option(help="Checkpoint name, path o
         raise SamplerzooError(f"--out {out}: accepted: a .png file path")
     options = parse_options(option)
     schedule_options = parse_options(schedule_option, "--schedule-option")
+    guidance_options = parse_options(guidance_option, "--guidance-option")
 
     from PIL import Image
 
     from ..acceleration import accelerate
     from ..checkpoints import load
     from ..files import atomic_write, check_writable
-    from ..plugins import get_sampler, get_schedule
+    from ..plugins import get_sampler, get_schedule, guidance_method
     from ..precision import dtype_named, in_dtype
 
     get_sampler(sampler).check_options(options)
     check_device(device)
     # an unknown name, a bad schedule file or option fails before the checkpoint loads
     get_schedule(schedule).check_options(schedule_options)
+    method = guidance_method(guidance, guidance_options)
     check_writable(out, "--out")
     request = {"labels": label, "prompts": prompt, "negative_prompts": negative_prompt,
-               "guidance_scale": guidance_scale, "distilled_guidance": distilled_guidance}
+               "guidance_scale": guidance_scale, "distilled_guidance": distilled_guidance, "guidance": method}
     model, _ = in_dtype(load(checkpoint), dtype_named(dtype), device, **request)  # a bad request fails here
     model = accelerate(model, compile=compile, channels_last=channels_last, device=device, dtype=dtype_named(dtype),
                        batch=min(batch, n), **request)

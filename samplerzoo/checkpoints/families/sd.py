@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from ...adapters import NetworkDenoiser
 from ...denoiser import Denoiser
-from ...guidance import bind, guided, no_distilled_guidance, prompts_for
+from ...guidance import bind, check_guidance, guided, no_distilled_guidance, prompts_for
+from ...guidance_rules import GuidanceMethod
 from .family import Family
 from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_schedule
 
@@ -44,12 +45,14 @@ class Prompts(nn.Module):
 
     def forward(self, model: Denoiser, samples: Sequence[int], *, labels: Sequence[int] | None = None,
                 prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
-                guidance_scale: float | None = None, distilled_guidance: float | None = None) -> Denoiser:
+                guidance_scale: float | None = None, distilled_guidance: float | None = None,
+                guidance: GuidanceMethod | None = None) -> Denoiser:
         batch, negatives = prompts_for(samples, labels, prompts, negative_prompts, guidance_scale)
+        check_guidance(guidance, guidance_scale)
         extra = self.distilled(len(batch), distilled_guidance)  # checked before the text encoders run
         with torch.no_grad():
             cond, null = self.encode(batch, negatives, guided(guidance_scale))
-        return bind(model, {**cond, **extra}, {**null, **extra}, guidance_scale)
+        return bind(model, {**cond, **extra}, {**null, **extra}, guidance_scale, guidance)
 
     def distilled(self, samples: int, scale: float | None) -> dict[str, Tensor]:
         """The cond tensors of the scale a guidance-distilled network embeds: none for a model without one."""
