@@ -156,6 +156,14 @@ def family_table() -> list[str]:
     return lines
 
 
+def guidance_table() -> list[str]:
+    """The registered guidance rules, the space each acts in by default, and its references."""
+    lines = ["| rule | aliases | paper | space | checked against |", "|---|---|---|---|---|"]
+    for spec in sorted(sz.get_guidances().values(), key=lambda s: s.name):
+        lines.append(f"| `{spec.name}` | {cell(spec.aliases)} | {spec.paper} | {spec.space} | {spec.reference} |")
+    return lines
+
+
 def render() -> str:
     samplers = sorted(sz.get_samplers().values(), key=lambda s: s.name)
     schedules = sorted(sz.get_schedules().values(), key=lambda s: s.name)
@@ -179,6 +187,11 @@ def render() -> str:
         "checked directly (tests/test_checkpoints.py) and whose schedulers' steps are "
         "tests/test_diffusers_agreement.py's.",
         "", *family_table(), "",
+        "## Guidance rules", "",
+        "How classifier-free guidance combines its two predictions (`--guidance`, samplerzoo/guidance_rules.py); "
+        "every rule also takes `rescale` (Lin et al. 2024) and `space`. tests/test_guidance_rules.py compares each "
+        "with the diffusers guider named, and `cfg` with rescale with StableDiffusionPipeline's guidance_rescale.",
+        "", *guidance_table(), "",
         "## Peers' names without a samplerzoo entry", "",
         f"- ComfyUI samplers: {cell(comfy_samplers)}",
         f"- diff-sampler solvers: {cell(diff_solvers)}",
