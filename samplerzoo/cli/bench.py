@@ -34,6 +34,12 @@ def options_text(row: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(both.items())) or "-"
 
 
+def guidance_text(row: dict[str, Any]) -> str:
+    """The point's guidance rule and its options (``cfg`` for rows written before rules existed)."""
+    options = " ".join(f"{k}={v}" for k, v in sorted((row.get("guidance_options") or {}).items()))
+    return " ".join([row.get("guidance", "cfg"), *([options] if options else [])])
+
+
 def floor_line(rows: list[dict[str, Any]]) -> str:
     """The resampled floor, said for what it is; nothing when it was not measured (an .npz reference)."""
     row = next((row for row in rows if row.get("floor") and row.get("floor_samples") == row.get("samples")), None)
@@ -45,13 +51,15 @@ def floor_line(rows: list[dict[str, Any]]) -> str:
 
 
 def render(rows: list[dict[str, Any]], title: str) -> None:
-    """The sweep's table; an options column only when some point has options."""
+    """The sweep's table; an options (guidance) column only when some point has options (a rule other than cfg)."""
     metric_names = sorted({m for row in rows for m in row.get("metrics", {}) if not m.endswith("_std")})
     with_options = any(options_text(row) != "-" for row in rows)
-    columns = ("sampler", *(["options"] if with_options else []), "schedule", "NFE", "calls", "forwards", "ends at",
-               *metric_names, "seconds", "status")
+    with_guidance = any(guidance_text(row) != "cfg" for row in rows)
+    columns = ("sampler", *(["options"] if with_options else []), *(["guidance"] if with_guidance else []),
+               "schedule", "NFE", "calls", "forwards", "ends at", *metric_names, "seconds", "status")
     table(title, columns, [
-        (row["sampler"], *([options_text(row)] if with_options else []), row["schedule"], str(row["requested_nfe"]),
+        (row["sampler"], *([options_text(row)] if with_options else []),
+         *([guidance_text(row)] if with_guidance else []), row["schedule"], str(row["requested_nfe"]),
          str(row.get("counted_nfe", "-")), str(row.get("forwards", "-")), ENDS.get(row.get("final_step_used", ""), "-"),
          *[f"{row['metrics'][m]:.4g}" if m in row.get("metrics", {}) else "-" for m in metric_names],
          f"{row['wall_seconds']:.1f}" if "wall_seconds" in row else "-", status_text(row)) for row in rows],
