@@ -238,6 +238,9 @@ def test_zoo_bench_sweeps_guidance_rules_and_reports_them(tmp_path: Path, monkey
     assert all(r["status"] == "ok" and r["forwards"] == 8 for r in rows)
     fids = {(r["guidance"], r["guidance_options"]["rescale"]): r["metrics"]["fid"] for r in rows}
     assert len(set(fids.values())) == len(fids)  # every rule and rescale changes the samples
+    table = CliRunner().invoke(app, [*base, "--guidance-scale", "3", "--guidance", "cfg,apg,tcfg",
+                                     "--guidance-option", "rescale=0,0.5"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "guidance" in table.stdout and "tcfg rescale=0.5" in table.stdout  # resumed
     report = markdown([json.loads(line) for line in results.read_text().splitlines()], str(results), "zoo report")
     assert "euler guidance=apg guidance.rescale=0.5" in report
     assert "--guidance tcfg --guidance-option rescale=0" in report
