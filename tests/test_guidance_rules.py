@@ -244,3 +244,29 @@ def test_zoo_bench_sweeps_guidance_rules_and_reports_them(tmp_path: Path, monkey
     report = markdown([json.loads(line) for line in results.read_text().splitlines()], str(results), "zoo report")
     assert "euler guidance=apg guidance.rescale=0.5" in report
     assert "--guidance tcfg --guidance-option rescale=0" in report
+
+
+def test_a_plugin_registers_a_guidance_rule() -> None:
+    """A third party's rule arrives through the same hook as the built-ins and is attributed to its plugin."""
+    from samplerzoo import hookimpl
+    from samplerzoo.plugins import get_guidance, register_plugin, unregister_plugin
+    from samplerzoo.registry import GuidanceSpec
+
+    def half_cfg(cond: Tensor, uncond: Tensor, scale: float, sigma: Tensor) -> Tensor:
+        return rules.cfg(cond, uncond, (1 + scale) / 2, sigma)
+
+    class Plugin:
+        @hookimpl
+        def register_guidance(self, register: Any) -> None:
+            register(GuidanceSpec("half_cfg", rules.stateless(half_cfg), "CFG at the mean of 1 and the scale"))
+
+    register_plugin(Plugin(), "half")
+    try:
+        assert get_guidance("half_cfg").plugin == "half"
+        cond, uncond = predictions()
+        torch.testing.assert_close(guidance_method("half_cfg").rule()(cond, uncond, 3.0, levels(3, 1.0)),
+                                   rules.cfg(cond, uncond, 2.0, levels(3, 1.0)))
+    finally:
+        unregister_plugin("half")
+    with pytest.raises(SamplerzooError, match="unknown guidance 'half_cfg'"):
+        get_guidance("half_cfg")
