@@ -85,10 +85,7 @@ class ClassifierFreeGuidance(_Wrapper):
         if (null_label is None) == (unconditional is None):
             raise ValueError("classifier-free guidance needs exactly one of null_label and unconditional")
         self.scale, self.null_label, self.batched = scale, null_label, batched
-        self.method = None if method is None or method.plain else method
-        if self.method is not None:
-            self.method.check_model(model)
-        self.rule = None if self.method is None else self.method.rule()
+        self.combine = None if method is None or method.plain else method.combiner(model)
         self.unconditional = dict(unconditional or {})
         self.forwards_per_call = 2 * forwards_per_call(model)
 
@@ -112,10 +109,9 @@ class ClassifierFreeGuidance(_Wrapper):
         else:
             conditional = self.model(x, sigma, **cond)
             unconditional = self.model(x, sigma, **null)
-        if self.method is None or self.rule is None:
+        if self.combine is None:
             return unconditional + self.scale * (conditional - unconditional), unconditional
-        guided = self.method.combine(self.rule, self.model, x, sigma, conditional, unconditional, self.scale)
-        return guided, unconditional
+        return self.combine(x, sigma, conditional, unconditional, self.scale), unconditional
 
 
 class ClassifierGuidance(_Wrapper):

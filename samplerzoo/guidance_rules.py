@@ -15,9 +15,8 @@ Rules that keep state across calls (APG's momentum) are built fresh for every co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -28,7 +27,8 @@ from .registry import GuidanceSpec
 
 GuidanceRule = Callable[[Tensor, Tensor, float, Tensor], Tensor]
 """``rule(cond, uncond, scale, sigma) -> guided``, each tensor batched along dim 0, sigma of shape (batch,)."""
-Space = Literal["denoised", "noise", "prediction"]
+Combine = Callable[[Tensor, Tensor, Tensor, Tensor, float], Tensor]
+"""``combine(x, sigma, cond, uncond, scale) -> guided D`` (:meth:`GuidanceMethod.combiner`)."""
 SPACES: tuple[str, ...] = ("denoised", "noise", "prediction")
 EPS = 1e-8
 
@@ -41,6 +41,11 @@ def sample_dims(x: Tensor) -> tuple[int, ...]:
 def dot(a: Tensor, b: Tensor) -> Tensor:
     """Per-sample inner product <a, b>, kept broadcastable over a."""
     return (a * b).sum(sample_dims(a), keepdim=True)
+
+
+def norm(a: Tensor) -> Tensor:
+    """Per-sample Euclidean norm |a|, kept broadcastable over a."""
+    return dot(a, a).sqrt()
 
 
 def cfg(cond: Tensor, uncond: Tensor, scale: float, sigma: Tensor) -> Tensor:
@@ -57,7 +62,7 @@ def rescaled(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
 
 def parallel_part(v: Tensor, onto: Tensor) -> Tensor:
     """The component of v along ``onto``, per sample: <v, u> u with u = onto / |onto|."""
-    unit = onto / onto.flatten(1).norm(dim=1).clamp_min(EPS).reshape(-1, *[1] * (onto.ndim - 1))
+    unit = onto / norm(onto).clamp_min(EPS)
     return dot(v, unit) * unit
 
 
@@ -80,8 +85,7 @@ class AdaptiveProjected:
             delta = delta + self.momentum * self.previous(delta, sigma)
             self.running = delta
         if self.norm_threshold > 0:
-            norm = delta.flatten(1).norm(dim=1).reshape(-1, *[1] * (delta.ndim - 1))
-            delta = delta * torch.clamp(self.norm_threshold / norm, max=1.0)
+            delta = delta * torch.clamp(self.norm_threshold / norm(delta), max=1.0)
         parallel = parallel_part(delta, cond)
         return cond + (scale - 1) * (delta - parallel + self.eta * parallel)
 
@@ -125,7 +129,6 @@ class GuidanceMethod:
     build: Callable[[], GuidanceRule]
     space: str = "denoised"
     rescale: float = 0.0
-    options: Mapping[str, Any] = field(default_factory=dict)
 
     def rule(self) -> GuidanceRule:
         """The rule for one conditioned batch (state, if it keeps any, starts empty)."""
@@ -136,21 +139,24 @@ class GuidanceMethod:
         """Plain CFG, unrescaled: the same D in any space, so no conversion is needed."""
         return self.name == "cfg" and not self.rescale
 
-    def check_model(self, model: Denoiser) -> None:
-        """Refuse, in one line, a model this method cannot guide in its space."""
+    def combiner(self, model: Denoiser) -> Combine:
+        """``combine(x, sigma, cond, uncond, scale)``: the guided D of ``model`` from its conditional and
+        unconditional D, a fresh rule applied in this method's space; a model this method cannot guide in its space
+        is refused in one line."""
         if self.space == "prediction" and not hasattr(model, "coefficients"):
             raise SamplerzooError(f"guidance {self.name!r} in space 'prediction' needs a network checkpoint (its "
                                   "c_skip and c_out); this model has none: use space=denoised or space=noise")
+        rule = self.rule()
 
-    def combine(self, rule: GuidanceRule, model: Denoiser, x: Tensor, sigma: Tensor, cond: Tensor, uncond: Tensor,
-                scale: float) -> Tensor:
-        """The guided D from the conditional and unconditional D, the rule applied in this method's space."""
-        to_space, from_space = space_maps(self.space, model, x, sigma)
-        c, u = to_space(cond), to_space(uncond)
-        guided = rule(c, u, scale, sigma)
-        if self.rescale:
-            guided = rescaled(guided, c, self.rescale)
-        return from_space(guided).to(cond.dtype)
+        def combine(x: Tensor, sigma: Tensor, cond: Tensor, uncond: Tensor, scale: float) -> Tensor:
+            to_space, from_space = space_maps(self.space, model, x, sigma)
+            c, u = to_space(cond), to_space(uncond)
+            guided = rule(c, u, scale, sigma)
+            if self.rescale:
+                guided = rescaled(guided, c, self.rescale)
+            return from_space(guided).to(cond.dtype)
+
+        return combine
 
 
 Map = Callable[[Tensor], Tensor]

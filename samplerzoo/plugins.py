@@ -196,7 +196,7 @@ def guidance_method(name: str = "cfg", options: Mapping[str, Any] | None = None)
         spec.check_options(rest)
     except SamplerzooError as exc:
         raise SamplerzooError(f"{exc} (and, for every rule, {', '.join(GUIDANCE_COMMON_OPTIONS)})") from None
-    return GuidanceMethod(spec.name, partial(spec.build, **rest), space, float(rescale), dict(options or {}))
+    return GuidanceMethod(spec.name, partial(spec.build, **rest), space, float(rescale))
 
 
 def provenance(kind: str, name: str) -> dict[str, str]:
