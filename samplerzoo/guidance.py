@@ -189,8 +189,7 @@ def check_guidance(guidance: GuidanceMethod | None, scale: float | None) -> None
 def bind(model: Denoiser, cond: dict[str, Any], unconditional: dict[str, Any], scale: float | None,
          guidance: GuidanceMethod | None = None) -> Denoiser:
     """``model`` with ``cond`` bound, guided against ``unconditional`` by ``guidance`` (default: CFG) when
-    ``scale`` asks for it."""
-    check_guidance(guidance, scale)
+    ``scale`` asks for it (the request checked first: :func:`check_guidance`)."""
     if not guided(scale):
         return Conditioned(model, **cond)
     assert scale is not None
@@ -240,8 +239,8 @@ def no_distilled_guidance(scale: float | None, kind: str) -> None:
 
 
 def prompts_for(samples: Sequence[int], labels: Sequence[int] | None, prompts: Sequence[str] | None,
-                negative_prompts: Sequence[str] | None, guidance_scale: float | None
-                ) -> tuple[list[str], list[str] | None]:
+                negative_prompts: Sequence[str] | None, guidance_scale: float | None,
+                guidance: GuidanceMethod | None = None) -> tuple[list[str], list[str] | None]:
     """Each sample's prompt and negative prompt for a text-conditioned model, the request checked first."""
     if labels is not None:
         raise SamplerzooError("labels need a class-conditional checkpoint; this one is text-conditioned: give prompts")
@@ -250,6 +249,7 @@ def prompts_for(samples: Sequence[int], labels: Sequence[int] | None, prompts: S
     if negative_prompts and not guided(guidance_scale):
         raise SamplerzooError("negative prompts act only through classifier-free guidance: give a guidance scale "
                               "other than 1")
+    check_guidance(guidance, guidance_scale)
     return cycle(list(prompts), samples), cycle(list(negative_prompts), samples) if negative_prompts else None
 
 

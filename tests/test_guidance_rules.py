@@ -168,6 +168,8 @@ def test_rescale_agrees_with_stable_diffusion_guidance_rescale(tmp_path: Path, p
     sigmas = torch.cat([table[pipe.scheduler.timesteps.round().long()], torch.zeros(1, dtype=table.dtype)])
     vp = float(pipe.scheduler.init_noise_sigma) == 1.0
     start = latents * (float((1 + sigmas[0] ** 2).sqrt()) if vp else float(pipe.scheduler.init_noise_sigma))
+    with pytest.raises(SamplerzooError, match=r"guidance 'apg' combines .* give a guidance scale other than 1"):
+        model.condition(range(2), prompts=prompts, guidance=guidance_method("apg"))  # text conditioners check too
     results = {}
     for phi in (0.7, 0.0):
         denoiser = model.condition(range(2), prompts=prompts, guidance_scale=7.5,

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ...adapters import NetworkDenoiser
 from ...denoiser import Denoiser
-from ...guidance import bind, check_guidance, guided, no_distilled_guidance, prompts_for
+from ...guidance import bind, guided, no_distilled_guidance, prompts_for
 from ...guidance_rules import GuidanceMethod
 from .family import Family
 from .pipeline import VAEDecoder, from_pretrained, latent_shape, scheduler_schedule
@@ -47,8 +47,7 @@ class Prompts(nn.Module):
                 prompts: Sequence[str] | None = None, negative_prompts: Sequence[str] | None = None,
                 guidance_scale: float | None = None, distilled_guidance: float | None = None,
                 guidance: GuidanceMethod | None = None) -> Denoiser:
-        batch, negatives = prompts_for(samples, labels, prompts, negative_prompts, guidance_scale)
-        check_guidance(guidance, guidance_scale)
+        batch, negatives = prompts_for(samples, labels, prompts, negative_prompts, guidance_scale, guidance)
         extra = self.distilled(len(batch), distilled_guidance)  # checked before the text encoders run
         with torch.no_grad():
             cond, null = self.encode(batch, negatives, guided(guidance_scale))
